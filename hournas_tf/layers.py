@@ -1,0 +1,270 @@
+"""Candidate ops as Keras 3 layers.
+
+Every layer here is registered for Keras saving (package `hournas_tf`) and
+round-trips `get_config`. Sublayers are created in `__init__` with derived
+names; the first call (or `build`) creates their weights.
+"""
+
+import keras
+from keras import layers
+from keras import ops
+
+from hournas_tf import spaces
+
+PACKAGE = 'hournas_tf'
+
+
+def activation_layer(name, activation):
+    """ReLU, ReLU6 or swish as a Keras layer."""
+    if activation == 'relu':
+        return layers.ReLU(name=name)
+    if activation == 'relu6':
+        return layers.ReLU(max_value=6.0, name=name)
+    if activation == 'swish':
+        return layers.Activation('swish', name=name)
+    raise ValueError(f'unknown activation {activation!r}')
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ChannelShuffle(layers.Layer):
+    """ShuffleNet channel shuffle: interleaves the channels of `groups`."""
+
+    def __init__(self, groups, **kwargs):
+        super().__init__(**kwargs)
+        self.groups = groups
+
+    def call(self, inputs):
+        if self.groups == 1:
+            return inputs
+        shape = ops.shape(inputs)
+        c = inputs.shape[-1]
+        x = ops.reshape(inputs, (-1, shape[1], shape[2], self.groups,
+                                 c // self.groups))
+        x = ops.transpose(x, (0, 1, 2, 4, 3))
+        return ops.reshape(x, (-1, shape[1], shape[2], c))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), 'groups': self.groups}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SqueezeExcite(layers.Layer):
+    """Squeeze-excite: pooled 1x1 conv down to `reduced`, up, sigmoid gate."""
+
+    def __init__(self, filters, reduced, activation='relu', **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.reduced = reduced
+        self.activation = activation
+        self.reduce = layers.Conv2D(reduced, 1, name='reduce')
+        self.act = activation_layer('act', activation)
+        self.expand = layers.Conv2D(filters, 1, activation='sigmoid',
+                                    name='expand')
+
+    def build(self, input_shape):
+        pooled = (input_shape[0], 1, 1, input_shape[-1])
+        self.reduce.build(pooled)
+        self.expand.build(pooled[:-1] + (self.reduced,))
+
+    def call(self, inputs):
+        x = ops.mean(inputs, axis=(1, 2), keepdims=True)
+        x = self.expand(self.act(self.reduce(x)))
+        return inputs * x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), 'filters': self.filters,
+                'reduced': self.reduced, 'activation': self.activation}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ConvBNAct(layers.Layer):
+    """Bias-free conv, batch norm, activation (stem and head)."""
+
+    def __init__(self, filters, kernel_size, strides=1, activation='relu',
+                 bn_momentum=0.99, bn_epsilon=1e-3, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.strides = strides
+        self.activation = activation
+        self.bn_momentum = bn_momentum
+        self.bn_epsilon = bn_epsilon
+        self.conv = layers.Conv2D(filters, kernel_size, strides=strides,
+                                  padding='same', use_bias=False, name='conv')
+        self.bn = layers.BatchNormalization(
+            momentum=bn_momentum, epsilon=bn_epsilon, name='bn')
+        self.act = activation_layer('act', activation)
+
+    def build(self, input_shape):
+        self.conv.build(input_shape)
+        self.bn.build(self.conv.compute_output_shape(input_shape))
+
+    def call(self, inputs, training=None):
+        return self.act(self.bn(self.conv(inputs), training=training))
+
+    def compute_output_shape(self, input_shape):
+        return self.conv.compute_output_shape(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), 'filters': self.filters,
+                'kernel_size': self.kernel_size, 'strides': self.strides,
+                'activation': self.activation,
+                'bn_momentum': self.bn_momentum,
+                'bn_epsilon': self.bn_epsilon}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class InvertedResidual(layers.Layer):
+    """FBNet IRF / MobileNetV2-MnasNet-EfficientNet MBConv block.
+
+    1x1 conv (groups, BN, act; left out when `expansion` is 1 unless
+    `always_pw`) -> channel shuffle (groups > 1) -> k x k depthwise conv with
+    the stride (BN, act; twice when `cascade`) -> optional squeeze-excite ->
+    1x1 conv (groups, BN, no activation) -> residual add when the stride is 1
+    and the channel count is unchanged.
+    """
+
+    def __init__(self, c_in, c_out, kernel_size, expansion, strides=1,
+                 groups=1, se_ratio=0.0, cascade=False, always_pw=False,
+                 activation='relu', bn_momentum=0.99, bn_epsilon=1e-3,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.c_in = c_in
+        self.c_out = c_out
+        self.kernel_size = kernel_size
+        self.expansion = expansion
+        self.strides = strides
+        self.groups = groups
+        self.se_ratio = se_ratio
+        self.cascade = cascade
+        self.always_pw = always_pw
+        self.activation = activation
+        self.bn_momentum = bn_momentum
+        self.bn_epsilon = bn_epsilon
+        self.mid = c_in * expansion
+        self.residual = strides == 1 and c_in == c_out
+        bn = dict(momentum=bn_momentum, epsilon=bn_epsilon)
+        self.pw = None
+        if always_pw or expansion != 1:
+            self.pw = layers.Conv2D(self.mid, 1, groups=groups,
+                                    use_bias=False, name='pw')
+            self.pw_bn = layers.BatchNormalization(name='pw_bn', **bn)
+            self.pw_act = activation_layer('pw_act', activation)
+        self.shuffle = ChannelShuffle(groups, name='shuffle')
+        self.dw_convs, self.dw_bns, self.dw_acts = [], [], []
+        for i in range(2 if cascade else 1):
+            suffix = str(i + 1) if cascade else ''
+            self.dw_convs.append(layers.DepthwiseConv2D(
+                kernel_size, strides=strides if i == 0 else 1,
+                padding='same', use_bias=False, name=f'dw{suffix}'))
+            self.dw_bns.append(
+                layers.BatchNormalization(name=f'dw{suffix}_bn', **bn))
+            self.dw_acts.append(
+                activation_layer(f'dw{suffix}_act', activation))
+        self.se = None
+        if se_ratio:
+            from hournas_tf.counting import se_channels
+
+            self.se = SqueezeExcite(self.mid, se_channels(c_in, se_ratio),
+                                    activation, name='se')
+        self.pwl = layers.Conv2D(c_out, 1, groups=groups, use_bias=False,
+                                 name='pwl')
+        self.pwl_bn = layers.BatchNormalization(name='pwl_bn', **bn)
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        if self.pw is not None:
+            self.pw.build(shape)
+            shape = self.pw.compute_output_shape(shape)
+            self.pw_bn.build(shape)
+        for dw, dw_bn in zip(self.dw_convs, self.dw_bns):
+            dw.build(shape)
+            shape = dw.compute_output_shape(shape)
+            dw_bn.build(shape)
+        if self.se is not None:
+            self.se.build(shape)
+        self.pwl.build(shape)
+        self.pwl_bn.build(self.pwl.compute_output_shape(shape))
+
+    def call(self, inputs, training=None):
+        x = inputs
+        if self.pw is not None:
+            x = self.pw_act(self.pw_bn(self.pw(x), training=training))
+        x = self.shuffle(x)
+        for dw, dw_bn, act in zip(self.dw_convs, self.dw_bns, self.dw_acts):
+            x = act(dw_bn(dw(x), training=training))
+        if self.se is not None:
+            x = self.se(x)
+        x = self.pwl_bn(self.pwl(x), training=training)
+        if self.residual:
+            x = x + inputs
+        return x
+
+    def compute_output_shape(self, input_shape):
+        size = [None if d is None else -(-d // self.strides)
+                for d in input_shape[1:3]]
+        return (input_shape[0], *size, self.c_out)
+
+    def get_config(self):
+        return {**super().get_config(), 'c_in': self.c_in,
+                'c_out': self.c_out, 'kernel_size': self.kernel_size,
+                'expansion': self.expansion, 'strides': self.strides,
+                'groups': self.groups, 'se_ratio': self.se_ratio,
+                'cascade': self.cascade, 'always_pw': self.always_pw,
+                'activation': self.activation,
+                'bn_momentum': self.bn_momentum,
+                'bn_epsilon': self.bn_epsilon}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Skip(layers.Layer):
+    """The `skip` op: identity."""
+
+    def call(self, inputs):
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def make_op(space, layer_index, op_name, name=None):
+    """The Keras layer for op `op_name` at searchable layer `layer_index`."""
+    layer = space.layers[layer_index]
+    op = spaces.parse_op(op_name)
+    name = name or f'layer{layer_index + 1:02d}'
+    if op.is_skip:
+        return Skip(name=name)
+    style = space.style
+    return InvertedResidual(
+        layer.c_in, layer.c_out, op.kernel, op.expansion,
+        strides=layer.stride, groups=op.groups, se_ratio=op.se_ratio,
+        cascade=op.cascade, always_pw=style.always_pw,
+        activation=style.activation, bn_momentum=style.bn_momentum,
+        bn_epsilon=style.bn_epsilon, name=name)
+
+
+def make_stem(space, name='stem'):
+    style = space.style
+    return ConvBNAct(space.stem.c_out, space.stem.kernel, space.stem.stride,
+                     style.activation, style.bn_momentum, style.bn_epsilon,
+                     name=name)
+
+
+def make_head(space, name='head'):
+    style = space.style
+    return ConvBNAct(space.head_channels, 1, 1, style.activation,
+                     style.bn_momentum, style.bn_epsilon, name=name)
+
+
+def make_classifier(space, x, name='classifier'):
+    """Global pooling, dropout and the dense classifier (logits) on `x`."""
+    x = layers.GlobalAveragePooling2D(name='pool')(x)
+    if space.dropout:
+        x = layers.Dropout(space.dropout, name='dropout')(x)
+    return layers.Dense(space.num_classes, name=name)(x)
