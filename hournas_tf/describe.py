@@ -1,0 +1,215 @@
+"""Describes an architecture or a search space: layers, vital blocks, costs.
+
+    python -m hournas_tf.describe --arch=fbnet_b
+    python -m hournas_tf.describe --arch_file=runs/demo/arch.json
+    python -m hournas_tf.describe --space=fbnet --image_size=32 --json
+"""
+
+import json
+import sys
+
+from absl import flags
+
+from hournas_tf import arch as arch_lib
+from hournas_tf import counting
+from hournas_tf import errors
+from hournas_tf import spaces
+from hournas_tf.errors import UserError
+
+
+def define_flags():
+    flags.DEFINE_string('arch', None, 'Name of a reference architecture ('
+                        + ', '.join(arch_lib.REFERENCE_NAMES)
+                        + ') or a compact architecture string.')
+    flags.DEFINE_string('arch_file', None,
+                        'Path of an architecture JSON file (e.g. the '
+                        'arch.json a search wrote).')
+    flags.DEFINE_string('space', None, 'Name of a search space ('
+                        + ', '.join(spaces.SPACE_NAMES) + ').')
+    flags.DEFINE_integer('image_size', None, 'Input size (default 224, or '
+                         'the size stored in --arch_file/--arch string).')
+    flags.DEFINE_integer('num_classes', None, 'Classifier outputs (default '
+                         '1000, or the value stored in the architecture).')
+    flags.DEFINE_float('width_multiplier', None, 'Channel multiplier '
+                       '(default 1.0, or the value stored in the '
+                       'architecture).')
+    flags.DEFINE_bool('json', False, 'Print one JSON object instead of the '
+                      'table.')
+
+
+def _overrides(values):
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def resolve_arch(name_or_string, arch_file, overrides):
+    """Loads an architecture from a reference name, a string or a file."""
+    if arch_file:
+        arch = arch_lib.load_architecture(arch_file)
+    elif ':' in name_or_string:
+        arch = arch_lib.Architecture.from_string(name_or_string)
+    else:
+        return arch_lib.get_reference(name_or_string, **{
+            k: v for k, v in overrides.items() if k != 'head_channels'})
+    if overrides:
+        params = {**arch.space_params(), **overrides}
+        arch = arch_lib.Architecture(arch.space, arch.ops, name=arch.name,
+                                     **params)
+    return arch
+
+
+def _m(value):
+    return f'{value / 1e6:.2f}M'
+
+
+def describe_arch(arch):
+    """A JSON-ready dict: per-layer rows and totals."""
+    space = arch.search_space()
+    cost = counting.arch_cost(arch)
+    vital = set(space.vital_layers)
+    rows = [{'layer': 'stem', 'resolution': space.stem.in_size,
+             'c_in': 3, 'c_out': space.stem.c_out,
+             'stride': space.stem.stride, 'op': 'conv3x3', 'vital': True,
+             'macs': cost.stem.macs, 'params': cost.stem.params}]
+    for layer, op, c in zip(space.layers, arch.ops, cost.layers):
+        rows.append({'layer': layer.index + 1, 'resolution': layer.in_size,
+                     'c_in': layer.c_in, 'c_out': layer.c_out,
+                     'stride': layer.stride, 'op': op,
+                     'vital': layer.index in vital, 'macs': c.macs,
+                     'params': c.params})
+    rows.append({'layer': 'head', 'resolution': space.head_size,
+                 'c_in': space.layers[-1].c_out,
+                 'c_out': space.head_channels, 'stride': 1,
+                 'op': 'conv1x1', 'vital': True, 'macs': cost.head.macs,
+                 'params': cost.head.params})
+    rows.append({'layer': 'classifier', 'resolution': 1,
+                 'c_in': space.head_channels, 'c_out': space.num_classes,
+                 'stride': 1, 'op': 'dense', 'vital': True,
+                 'macs': cost.classifier.macs,
+                 'params': cost.classifier.params})
+    total = cost.total
+    return {
+        'architecture': arch.to_string(),
+        'name': arch.name,
+        'space': arch.space,
+        'image_size': space.image_size,
+        'num_classes': space.num_classes,
+        'width_multiplier': space.width_multiplier,
+        'macs': total.macs,
+        'backbone_macs': cost.backbone.macs,
+        'se_macs': total.se_macs,
+        'params': total.params,
+        'weights': total.weights,
+        'keras_params': total.keras_params,
+        'vital_layers': [i + 1 for i in space.vital_layers],
+        'layers': rows,
+    }
+
+
+def describe_space(space):
+    """A JSON-ready dict: size of the space, cost range, vital layers."""
+    table = counting.resource_table(space, objectives=counting.OBJECTIVES)
+    vital = set(space.vital_layers)
+    out = {
+        'space': space.name,
+        'description': space.description,
+        'image_size': space.image_size,
+        'num_classes': space.num_classes,
+        'width_multiplier': space.width_multiplier,
+        'num_layers': len(space.layers),
+        'num_architectures': space.num_architectures(),
+        'ops': list(space.op_names),
+        'vital_layers': [i + 1 for i in space.vital_layers],
+        'layers': [],
+    }
+    for obj in counting.OBJECTIVES:
+        values = table.values[obj]
+        lo = table.fixed[obj] + sum(
+            min(v for v, m in zip(row, mrow) if m)
+            for row, mrow in zip(values, table.mask))
+        hi = table.fixed[obj] + values.max(axis=1).sum()
+        out[f'min_{obj}'] = int(lo)
+        out[f'max_{obj}'] = int(hi)
+    for layer in space.layers:
+        macs = [counting.op_cost(space, layer.index, op).macs
+                for op in layer.candidates]
+        out['layers'].append({
+            'layer': layer.index + 1, 'resolution': layer.in_size,
+            'c_in': layer.c_in, 'c_out': layer.c_out,
+            'stride': layer.stride, 'vital': layer.index in vital,
+            'candidates': list(layer.candidates),
+            'min_macs': min(macs), 'max_macs': max(macs)})
+    return out
+
+
+def format_arch(info):
+    lines = [f'{info["name"] or info["space"]}: {info["architecture"]}',
+             f'{"layer":>10} {"res":>4} {"c_in -> c_out":>13} {"s":>2} '
+             f'{"op":<14} {"vital":<5} {"MACs":>13} {"params":>10}']
+    for r in info['layers']:
+        lines.append(
+            f'{r["layer"]!s:>10} {r["resolution"]:>4} '
+            f'{r["c_in"]:>5} -> {r["c_out"]:<5} {r["stride"]:>2} '
+            f'{r["op"]:<14} {"yes" if r["vital"] else "":<5} '
+            f'{r["macs"]:>13,} {r["params"]:>10,}')
+    lines += [
+        f'MACs: {info["macs"]:,} ({_m(info["macs"])}; backbone '
+        f'{_m(info["backbone_macs"])}, squeeze-excite {info["se_macs"]:,})',
+        f'params (trainable): {info["params"]:,} ({_m(info["params"])})',
+        f'weights (conv + dense kernels): {info["weights"]:,}',
+        f'Keras count_params: {info["keras_params"]:,}',
+        f'vital layers: {info["vital_layers"]}',
+    ]
+    return '\n'.join(lines)
+
+
+def format_space(info):
+    lines = [f'space {info["space"]}: {info["description"]}',
+             f'{info["num_layers"]} searchable layers, ops: '
+             f'{", ".join(info["ops"])}',
+             f'{"layer":>5} {"res":>4} {"c_in -> c_out":>13} {"s":>2} '
+             f'{"vital":<5} {"#ops":>4} {"MACs range":>25}']
+    for r in info['layers']:
+        lines.append(
+            f'{r["layer"]:>5} {r["resolution"]:>4} {r["c_in"]:>5} -> '
+            f'{r["c_out"]:<5} {r["stride"]:>2} '
+            f'{"yes" if r["vital"] else "":<5} {len(r["candidates"]):>4} '
+            f'{r["min_macs"]:>12,} - {r["max_macs"]:<12,}')
+    lines += [
+        f'architectures: {info["num_architectures"]:,} '
+        f'({info["num_architectures"]:.2e})',
+        f'MACs: {_m(info["min_macs"])} .. {_m(info["max_macs"])}',
+        f'params (trainable): {_m(info["min_params"])} .. '
+        f'{_m(info["max_params"])}',
+        f'vital layers: stem, {info["vital_layers"]}, head, classifier',
+    ]
+    return '\n'.join(lines)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UserError(f'unexpected arguments {argv[1:]}; use --flags')
+    f = flags.FLAGS
+    given = [n for n in ('arch', 'arch_file', 'space') if f[n].value]
+    if len(given) != 1:
+        raise UserError('give exactly one of --arch, --arch_file, --space '
+                        f'(got {len(given)})')
+    overrides = _overrides({'image_size': f.image_size,
+                            'num_classes': f.num_classes,
+                            'width_multiplier': f.width_multiplier})
+    if f.space:
+        info = describe_space(spaces.get_space(f.space, **overrides))
+        text = format_space(info)
+    else:
+        arch = resolve_arch(f.arch, f.arch_file, overrides)
+        info = describe_arch(arch)
+        text = format_arch(info)
+    if f.json:
+        json.dump(info, sys.stdout, indent=2)
+        sys.stdout.write('\n')
+    else:
+        print(text)
+
+
+if __name__ == '__main__':
+    define_flags()
+    errors.run(main)

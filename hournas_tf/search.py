@@ -1,0 +1,150 @@
+"""HourNAS search command.
+
+    python -m hournas_tf.search                      # embedded demo (digits)
+    python -m hournas_tf.search --flagfile=configs/fbnet.flags --dry_run
+    python -m hournas_tf.search --flagfile=configs/fbnet.flags \\
+        --data_dir=~/tensorflow_datasets
+
+With no flags the search runs the embedded default (the same values as
+configs/demo.flags): FBNet space at 32x32 and width 0.25 on scikit-learn's
+digits, targets scaled from FBNet-B, a few minutes on a laptop CPU.
+"""
+
+import datetime
+import os
+
+from absl import flags
+
+from hournas_tf import errors
+from hournas_tf import searcher
+from hournas_tf import spaces
+from hournas_tf.errors import UserError
+
+# The embedded default (keep configs/demo.flags identical; a test checks).
+DEMO = {
+    'space': 'fbnet',
+    'dataset': 'digits',
+    'image_size': 32,
+    'width_multiplier': 0.25,
+    'target_macs': 9.2e6,
+    'target_params': 0.23e6,
+    'num_proposals': 8,
+    'proposal_iters': 1000,
+    'vital_epochs': 2,
+    'nonvital_epochs': 4,
+    'batch_size': 64,
+}
+
+
+def define_flags():
+    """Defines the command's flags (absl; `--flagfile` reads them from a file)."""
+    from hournas_tf import sampling
+
+    # Space and data.
+    flags.DEFINE_enum('space', DEMO['space'], spaces.SPACE_NAMES,
+                      'Search space.')
+    flags.DEFINE_string('dataset', DEMO['dataset'],
+                        'digits, cifar10, imagenet2012 or image_folder:PATH '
+                        '(one subfolder of images per class).')
+    flags.DEFINE_string('data_dir', None, 'tensorflow-datasets data dir.')
+    flags.DEFINE_integer('image_size', DEMO['image_size'],
+                         'Input size; <= 64 uses the CIFAR layout.',
+                         lower_bound=8)
+    flags.DEFINE_integer('num_classes', None, 'Classes (default: the '
+                         "dataset's).", lower_bound=2)
+    flags.DEFINE_float('width_multiplier', DEMO['width_multiplier'],
+                       'Scales every channel count (rounded to 8).',
+                       lower_bound=0.01)
+    # Targets.
+    flags.DEFINE_float('target_macs', DEMO['target_macs'],
+                       'Whole-network MACs target (e.g. 295e6).')
+    flags.DEFINE_float('target_params', DEMO['target_params'],
+                       'Whole-network trainable-parameter target (e.g. '
+                       '4.8e6).')
+    flags.DEFINE_float('tolerance', 0.03, 'Relative tolerance of "what you '
+                       'set is what you get".')
+    # Algorithm.
+    flags.DEFINE_integer('num_proposals', DEMO['num_proposals'],
+                         'Number of space proposals m.', lower_bound=1)
+    flags.DEFINE_integer('proposal_iters', DEMO['proposal_iters'],
+                         'Iterations of the proposal optimization.',
+                         lower_bound=1)
+    flags.DEFINE_integer('vital_epochs', DEMO['vital_epochs'],
+                         'Epochs of stage 1 (vital layers).', lower_bound=0)
+    flags.DEFINE_integer('nonvital_epochs', DEMO['nonvital_epochs'],
+                         'Epochs of stage 2 (non-vital layers).',
+                         lower_bound=0)
+    flags.DEFINE_integer('max_steps_per_epoch', None,
+                         'Cap on steps per epoch (default: one pass over '
+                         'the 80% weight split).', lower_bound=1)
+    flags.DEFINE_integer('batch_size', DEMO['batch_size'],
+                         'Global batch size (split over replicas).',
+                         lower_bound=1)
+    flags.DEFINE_enum('sampler', 'gumbel_max', sampling.SAMPLERS,
+                      'gumbel_max: one op per layer per step (HourNAS); '
+                      'gumbel_softmax: all ops weighted (FBNet); softmax: '
+                      'DARTS.')
+    flags.DEFINE_bool('vital_first', True, 'Search the vital layers first '
+                      '(false: one stage, all layers through proposals; '
+                      'paper table 4).')
+    flags.DEFINE_list('vital_ops', None, 'Skip stage 1 with these vital '
+                      'ops (one per vital layer, or "max").')
+    flags.DEFINE_float('alpha', 5.0, 'Slope of the resource loss.')
+    flags.DEFINE_float('beta', 1e-2, 'Weight of the proposal '
+                       'orthogonality term.')
+    flags.DEFINE_float('tau_init', 5.0, 'Initial Gumbel temperature.')
+    flags.DEFINE_float('tau_decay', 0.9999, 'Temperature decay per step.')
+    flags.DEFINE_float('weight_lr', 0.1, 'SGD learning rate of the weights.')
+    flags.DEFINE_float('arch_lr', 0.01, 'Adam learning rate of the '
+                       'architecture parameters.')
+    flags.DEFINE_integer('seed', 0, 'Random seed.')
+    # Run.
+    flags.DEFINE_string('output_dir', None, 'Where to write the results '
+                        '(default: runs/<space>-<time>; must not exist or '
+                        'be empty).')
+    flags.DEFINE_enum('strategy', 'default', searcher.STRATEGIES,
+                      'tf.distribute strategy: default (one device) or '
+                      'mirrored (all local GPUs).')
+    flags.DEFINE_bool('dry_run', False, 'Everything but training: spaces, '
+                      'vital analysis, feasibility, proposals, 10,000 '
+                      'samples.')
+    flags.DEFINE_integer('verbose', 1, 'Keras fit verbosity (0, 1, 2).')
+
+
+def config_from_flags(f):
+    """A `SearchConfig` from parsed flags."""
+    targets = {}
+    if f.target_macs:
+        targets['macs'] = float(f.target_macs)
+    if f.target_params:
+        targets['params'] = float(f.target_params)
+    output_dir = f.output_dir or os.path.join(
+        'runs', f'{f.space}-{datetime.datetime.now():%Y%m%d-%H%M%S}')
+    return searcher.SearchConfig(
+        space=f.space, dataset=f.dataset, data_dir=f.data_dir,
+        image_size=f.image_size, num_classes=f.num_classes,
+        width_multiplier=f.width_multiplier, targets=targets,
+        num_proposals=f.num_proposals, proposal_iters=f.proposal_iters,
+        vital_epochs=f.vital_epochs, nonvital_epochs=f.nonvital_epochs,
+        max_steps_per_epoch=f.max_steps_per_epoch, batch_size=f.batch_size,
+        sampler=f.sampler, vital_first=f.vital_first,
+        vital_ops=tuple(f.vital_ops) if f.vital_ops else None,
+        alpha=f.alpha, beta=f.beta, tau_init=f.tau_init,
+        tau_decay=f.tau_decay, weight_lr=f.weight_lr, arch_lr=f.arch_lr,
+        tolerance=f.tolerance, seed=f.seed, output_dir=output_dir,
+        strategy=f.strategy, verbose=f.verbose)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UserError(f'unexpected arguments {argv[1:]}; use --flags')
+    config = config_from_flags(flags.FLAGS)
+    if flags.FLAGS.dry_run:
+        searcher.run_dry(config)
+    else:
+        searcher.run_search(config)
+
+
+if __name__ == '__main__':
+    define_flags()
+    errors.run(main)

@@ -1,0 +1,582 @@
+"""The HourNAS search (Algorithm 1) as a library: `run_search(config)`.
+
+1. Vital-layer analysis of the space (`vital.py`) and a feasibility check of
+   the targets against the whole space, before anything trains.
+2. Stage 1: the minimal supernet of the vital layers only (non-vital layers
+   removed), searched for `vital_epochs`; each vital layer is fixed to its
+   most probable op.
+3. Space proposals: m logits over the non-vital layers optimized so that the
+   architectures sampled from them hit the targets (`proposals.py`).
+4. Stage 2: vital ops fixed, non-vital layers sampled through the proposal
+   sampler Pi and the proposals, for `nonvital_epochs`.
+5. Derivation: the most probable proposal, then each layer's most probable
+   op; a greedy repair moves it within `tolerance` of every target if it is
+   not already. One architecture per proposal forms the model family.
+
+`dry_run(config)` runs 1 and 3 only (vital ops set by `vital_ops`) and
+samples 10,000 architectures from the proposals at several temperatures.
+"""
+
+import dataclasses
+import json
+import os
+import time
+
+import numpy as np
+
+from hournas_tf import arch as arch_lib
+from hournas_tf import counting
+from hournas_tf import proposals as proposals_lib
+from hournas_tf import spaces
+from hournas_tf.errors import UserError
+from hournas_tf.errors import choices
+
+SAMPLE_TEMPERATURES = (5.0, 1.0, 0.5, 0.1)
+NUM_SAMPLES = 10_000
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig:
+    """Everything a search needs (the command fills it from flags)."""
+
+    space: str = 'fbnet'
+    dataset: str = 'digits'
+    data_dir: str = None
+    image_size: int = None
+    num_classes: int = None
+    width_multiplier: float = 1.0
+    targets: dict = dataclasses.field(default_factory=dict)
+    num_proposals: int = 8
+    proposal_iters: int = 1000
+    vital_epochs: int = 1
+    nonvital_epochs: int = 1
+    max_steps_per_epoch: int = None
+    batch_size: int = 64
+    sampler: str = 'gumbel_max'
+    vital_first: bool = True
+    vital_ops: tuple = None  # skip stage 1: ops of the vital layers, 'max'
+    alpha: float = 5.0
+    beta: float = 1e-2
+    tau_init: float = 5.0
+    tau_decay: float = 0.9999
+    weight_lr: float = 0.1
+    arch_lr: float = 0.01
+    tolerance: float = 0.03
+    seed: int = 0
+    output_dir: str = 'runs/search'
+    strategy: str = 'default'
+    verbose: int = 1
+
+
+def log(message):
+    print(f'[hournas] {message}', flush=True)
+
+
+def _h(value):
+    return proposals_lib.human(value)
+
+
+def prepare_output_dir(path):
+    """Creates `path`; refuses to reuse a non-empty folder."""
+    if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
+        raise UserError(f'output_dir {path!r} already exists and is not '
+                        'empty; choose a new --output_dir (nothing was '
+                        'overwritten)')
+    os.makedirs(path, exist_ok=True)
+
+
+def _write_json(path, data):
+    with open(path, 'w') as f:
+        json.dump(data, f, indent=2, default=_jsonable)
+        f.write('\n')
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f'not JSON serializable: {type(value).__name__}')
+
+
+def check_config(config):
+    """Raises UserError for settings outside their valid range."""
+    from hournas_tf import sampling
+
+    sampling.check_sampler(config.sampler)
+    if not config.targets:
+        raise UserError('no resource target: give --target_macs and/or '
+                        '--target_params')
+    for obj, value in config.targets.items():
+        if obj not in counting.OBJECTIVES:
+            raise UserError(f'unknown objective {obj!r}; valid: '
+                            f'{choices(counting.OBJECTIVES)}')
+        if not value > 0:
+            raise UserError(f'target {obj}={value!r} must be > 0')
+    for name, low in (('num_proposals', 1), ('proposal_iters', 1),
+                      ('vital_epochs', 0), ('nonvital_epochs', 0),
+                      ('batch_size', 1)):
+        if getattr(config, name) < low:
+            raise UserError(f'{name}={getattr(config, name)!r} must be '
+                            f'>= {low}')
+    if config.max_steps_per_epoch is not None and \
+            config.max_steps_per_epoch < 1:
+        raise UserError(f'max_steps_per_epoch={config.max_steps_per_epoch!r}'
+                        ' must be >= 1')
+    if not 0 < config.tolerance < 1:
+        raise UserError(f'tolerance={config.tolerance!r} must be in (0, 1)')
+    if not 0 < config.tau_decay <= 1:
+        raise UserError(f'tau_decay={config.tau_decay!r} must be in (0, 1]')
+    for name in ('tau_init', 'weight_lr', 'arch_lr'):
+        if not getattr(config, name) > 0:
+            raise UserError(f'{name}={getattr(config, name)!r} must be > 0')
+    if config.strategy not in STRATEGIES:
+        raise UserError(f'unknown strategy {config.strategy!r}; valid: '
+                        f'{choices(STRATEGIES)}')
+
+
+STRATEGIES = ('default', 'mirrored')
+
+
+def make_strategy(name):
+    import tensorflow as tf
+
+    if name == 'mirrored':
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def whole_space_check(space, targets):
+    """Fails before training when a target is outside the space's range."""
+    table = counting.resource_table(space, objectives=tuple(targets))
+    try:
+        proposals_lib.check_targets(table, targets)
+    except UserError as e:
+        raise UserError(f'space {space.name!r} at image_size '
+                        f'{space.image_size}: {e}') from None
+
+
+def max_vital_ops(space):
+    """The most expensive candidate (by MACs) at every vital layer."""
+    ops = {}
+    for i in space.vital_layers:
+        cands = space.layers[i].candidates
+        ops[i] = max(cands, key=lambda op: counting.op_cost(space, i, op).macs)
+    return ops
+
+
+def resolve_vital_ops(space, spec):
+    """Vital ops from `--vital_ops`: 'max' or one op per vital layer."""
+    if spec in ('max', ('max',)):
+        return max_vital_ops(space)
+    spec = tuple(spec)
+    vital = space.vital_layers
+    if len(spec) != len(vital):
+        raise UserError(f'--vital_ops has {len(spec)} ops but space '
+                        f'{space.name!r} has {len(vital)} vital layers '
+                        f'({[i + 1 for i in vital]}); or use max')
+    for i, op in zip(vital, spec):
+        space.check_op(i, op)
+    return dict(zip(vital, spec))
+
+
+def fit_vital_ops(space, vital_ops, targets, probabilities=None):
+    """Keeps the targets reachable by the non-vital layers.
+
+    If the fixed vital ops make a target infeasible for the rest of the
+    network, the vital op change that most reduces the violation (ties: the
+    most probable op) is applied until every target is feasible. Returns the
+    (possibly changed) ops and the changed layer indices.
+    """
+    nonvital = [i for i in range(len(space.layers)) if i not in vital_ops]
+    ops = dict(vital_ops)
+
+    def violation(candidate_ops):
+        table = counting.resource_table(space, nonvital, candidate_ops,
+                                        tuple(targets))
+        total = 0.0
+        for obj, target in targets.items():
+            lo, hi = proposals_lib.feasible_range(table, obj)
+            total += max(0.0, lo - target, target - hi) / target
+        return total
+
+    changed = []
+    current = violation(ops)
+    while current > 0:
+        best = None
+        for i in vital_ops:
+            for op in space.layers[i].candidates:
+                if op == ops[i]:
+                    continue
+                v = violation({**ops, i: op})
+                p = 0.0 if probabilities is None else \
+                    probabilities.get(i, {}).get(op, 0.0)
+                key = (v, -p)
+                if best is None or key < best[0]:
+                    best = (key, i, op)
+        if best is None or best[0][0] >= current:
+            raise UserError('the targets cannot be reached with any choice '
+                            'of vital ops')
+        current, i, op = best[0][0], best[1], best[2]
+        ops[i] = op
+        changed.append(i)
+    return ops, sorted(set(changed))
+
+
+def evaluate(space, ops_by_layer, targets):
+    """Totals of a full architecture and relative errors to the targets."""
+    arch = arch_lib.Architecture(space.name, [ops_by_layer[i] for i in range(
+        len(space.layers))], **_space_params(space))
+    total = counting.arch_cost(arch).total
+    achieved = {obj: total.get(obj) for obj in targets}
+    errors = {obj: (achieved[obj] - t) / t for obj, t in targets.items()}
+    return arch, achieved, errors
+
+
+def _space_params(space):
+    return dict(image_size=space.image_size, num_classes=space.num_classes,
+                width_multiplier=space.width_multiplier)
+
+
+def sample_report(table, logits, targets, tolerance, seed, pi=None):
+    """Samples `NUM_SAMPLES` architectures at each temperature."""
+    report, scatter = {}, {}
+    for k, tau in enumerate(SAMPLE_TEMPERATURES):
+        cols = proposals_lib.sample_architectures(
+            logits, NUM_SAMPLES, tau, seed + k, pi=pi)
+        tot = proposals_lib.totals(table, cols)
+        ok = proposals_lib.within(tot, targets, tolerance)
+        report[f'{tau:g}'] = {
+            'share_within_tolerance': float(ok.mean()),
+            **{f'median_{obj}': float(np.median(tot[obj])) for obj in tot}}
+        scatter[tau] = (tot.get('params', np.zeros(NUM_SAMPLES)),
+                        tot.get('macs', np.zeros(NUM_SAMPLES)))
+    return report, scatter
+
+
+def optimize(space, searched, fixed_ops, config, output_dir, stage_name):
+    """Builds the table of `searched` layers and optimizes the proposals."""
+    from hournas_tf import plots
+
+    table = counting.resource_table(space, searched, fixed_ops,
+                                    tuple(config.targets))
+    proposals_lib.check_targets(table, config.targets)
+    pconfig = proposals_lib.ProposalConfig(
+        num_proposals=config.num_proposals, iters=config.proposal_iters,
+        beta=config.beta, seed=config.seed, tol=config.tolerance)
+    log(f'optimizing {config.num_proposals} space proposals over '
+        f'{len(searched)} layers for {config.proposal_iters} iterations')
+    result = proposals_lib.optimize_proposals(table, config.targets, pconfig)
+    log(f'proposals optimized in {result.seconds:.2f}s (final loss '
+        f'{result.loss_history[-1]:.4f}, orthogonality '
+        f'{result.orthogonality_history[-1]:.3f})')
+    rows = []
+    for j, cols in enumerate(result.columns):
+        tot = proposals_lib.totals(table, cols)
+        errs = {o: (tot[o] - t) / t for o, t in config.targets.items()}
+        rows.append({'proposal': j, **{o: float(tot[o]) for o in tot},
+                     **{f'{o}_error': e for o, e in errs.items()},
+                     'within_tolerance': bool(all(
+                         abs(e) <= config.tolerance for e in errs.values())),
+                     'repaired_layers': [searched[r] + 1
+                                         for r in result.repaired[j]]})
+        log(f'  proposal {j}: ' + ', '.join(
+            f'{o} {_h(tot[o])} ({errs[o]:+.2%})' for o in config.targets))
+    report, scatter = sample_report(table, result.logits, config.targets,
+                                    config.tolerance, config.seed)
+    for tau, r in report.items():
+        log(f'  {NUM_SAMPLES:,} samples at tau={tau}: '
+            f'{r["share_within_tolerance"]:.1%} within '
+            f'{config.tolerance:.0%} of every target')
+    plots.proposal_scatter(
+        scatter, config.targets, config.tolerance,
+        f'{space.name}: {NUM_SAMPLES:,} architectures from '
+        f'{config.num_proposals} proposals', os.path.join(
+            output_dir, f'proposals_{stage_name}.png'))
+    return table, result, {'proposals': rows, 'samples': report,
+                           'seconds': result.seconds}
+
+
+def run_dry(config):
+    """Everything but training (the command's `--dry_run`)."""
+    check_config(config)
+    prepare_output_dir(config.output_dir)
+    space = _space(config)
+    _log_space(space)
+    whole_space_check(space, config.targets)
+    if config.vital_first:
+        vital_ops = resolve_vital_ops(space, config.vital_ops or 'max')
+        vital_ops, changed = fit_vital_ops(space, vital_ops, config.targets)
+        log('vital ops (no training in a dry run): ' + ', '.join(
+            f'L{i + 1} {op}' for i, op in vital_ops.items())
+            + (f' (changed to stay feasible: {changed})' if changed else ''))
+        searched = _nonvital(space)
+    else:
+        vital_ops, searched = {}, list(range(len(space.layers)))
+    _, _, info = optimize(space, searched, vital_ops, config,
+                          config.output_dir, 'dry_run')
+    summary = {'space': space.name, 'image_size': space.image_size,
+               'targets': config.targets, 'tolerance': config.tolerance,
+               'vital_layers': [i + 1 for i in space.vital_layers],
+               'vital_ops': {i + 1: op for i, op in vital_ops.items()},
+               **info}
+    _write_json(os.path.join(config.output_dir, 'dry_run.json'), summary)
+    _write_json(os.path.join(config.output_dir, 'search_config.json'),
+                _config_json(config))
+    ok = sum(r['within_tolerance'] for r in info['proposals'])
+    log(f'{ok}/{len(info["proposals"])} proposals have their most probable '
+        f'architecture within {config.tolerance:.0%} of every target; '
+        f'wrote {config.output_dir}/dry_run.json')
+    return summary
+
+
+def _config_json(config):
+    data = dataclasses.asdict(config)
+    data['vital_ops'] = list(config.vital_ops) if config.vital_ops else None
+    return data
+
+
+def _space(config):
+    from hournas_tf import data as data_lib
+
+    image_size = config.image_size or data_lib.DEFAULT_IMAGE_SIZE.get(
+        data_lib.parse_dataset_name(config.dataset)[0], 224)
+    num_classes = config.num_classes
+    if num_classes is None:
+        num_classes = known_num_classes(config)
+    return spaces.get_space(config.space, image_size=image_size,
+                            num_classes=num_classes,
+                            width_multiplier=config.width_multiplier)
+
+
+def known_num_classes(config):
+    """Class count without loading data where it is known."""
+    from hournas_tf import data as data_lib
+
+    kind, _ = data_lib.parse_dataset_name(config.dataset)
+    known = {'digits': 10, 'cifar10': 10, 'imagenet2012': 1000}
+    if kind in known:
+        return known[kind]
+    return data_lib.dataset_info(_data_config(config)).num_classes
+
+
+def _data_config(config, image_size=None):
+    from hournas_tf import data as data_lib
+
+    return data_lib.DataConfig(dataset=config.dataset,
+                               data_dir=config.data_dir,
+                               image_size=image_size or config.image_size,
+                               batch_size=config.batch_size,
+                               seed=config.seed)
+
+
+def _nonvital(space):
+    vital = set(space.vital_layers)
+    return [i for i in range(len(space.layers)) if i not in vital]
+
+
+def _log_space(space):
+    log(f'space {space.name} at {space.image_size}x{space.image_size}, '
+        f'{space.num_classes} classes, width x{space.width_multiplier:g}: '
+        f'{len(space.layers)} layers, {space.num_architectures():.2e} '
+        f'architectures; vital layers (from the topology): '
+        f'{[i + 1 for i in space.vital_layers]}')
+
+
+def _probability_dict(space, rows, probs):
+    return {i: {op: float(probs[r, c]) for c, op in enumerate(space.op_names)
+                if space.op_names[c] in space.layers[i].candidates}
+            for r, i in enumerate(rows)}
+
+
+def _steps(config, search_data):
+    steps = search_data.weight_steps
+    if config.max_steps_per_epoch:
+        steps = min(steps, config.max_steps_per_epoch)
+    return max(1, steps)
+
+
+def train_stage(stage, supernet, search_data, epochs, config, space, rows,
+                table=None):
+    """Runs `model.fit` for one stage with history, TensorBoard and logs."""
+    import keras
+
+    from hournas_tf import callbacks
+
+    steps = _steps(config, search_data)
+    log(f'stage {stage}: {epochs} epoch(s) x {steps} steps, batch '
+        f'{search_data.global_batch_size}, sampler {config.sampler}')
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.zip((search_data.weights.repeat(),
+                                   search_data.arch.repeat()))
+    cbs = [
+        callbacks.ArchitectureLogger(
+            stage, space, rows, os.path.join(config.output_dir,
+                                             'history.jsonl'),
+            os.path.join(config.output_dir, 'tensorboard', stage), table),
+        keras.callbacks.TensorBoard(
+            os.path.join(config.output_dir, 'tensorboard', stage),
+            update_freq='epoch', write_graph=False),
+    ]
+    start = time.perf_counter()
+    supernet.fit(dataset, epochs=epochs, steps_per_epoch=steps,
+                 callbacks=cbs, verbose=config.verbose)
+    return time.perf_counter() - start
+
+
+def run_search(config):
+    """The whole search; returns the summary written into arch.json."""
+    import keras
+
+    from hournas_tf import data as data_lib
+    from hournas_tf import plots
+    from hournas_tf import supernet as supernet_lib
+
+    check_config(config)
+    prepare_output_dir(config.output_dir)
+    _write_json(os.path.join(config.output_dir, 'search_config.json'),
+                _config_json(config))
+    start = time.perf_counter()
+    keras.utils.set_random_seed(config.seed)
+    strategy = make_strategy(config.strategy)
+    data_config = _data_config(config)
+    info = data_lib.dataset_info(data_config)
+    if config.num_classes and config.num_classes != info.num_classes:
+        raise UserError(f'num_classes={config.num_classes} but dataset '
+                        f'{config.dataset!r} has {info.num_classes} classes')
+    space = spaces.get_space(config.space, image_size=info.image_size,
+                             num_classes=info.num_classes,
+                             width_multiplier=config.width_multiplier)
+    _log_space(space)
+    whole_space_check(space, config.targets)
+    search_data = data_lib.load_search_data(data_config, strategy)
+    log(f'data {config.dataset}: {search_data.num_weight_examples} images '
+        f'for weights, {search_data.num_arch_examples} for architecture '
+        'parameters')
+    total_steps = _steps(config, search_data) * (
+        config.vital_epochs + config.nonvital_epochs)
+    sconfig = supernet_lib.SupernetConfig(
+        sampler=config.sampler, tau_init=config.tau_init,
+        tau_decay=config.tau_decay, alpha=config.alpha,
+        weight_lr=config.weight_lr, arch_lr=config.arch_lr,
+        total_steps=max(1, total_steps), seed=config.seed)
+    timings, stage1 = {}, None
+    mask = np.array(space.candidate_mask())
+
+    # Stage 1: vital layers.
+    vital = list(space.vital_layers)
+    if config.vital_first and config.vital_ops is None:
+        with strategy.scope():
+            stage1 = supernet_lib.build_supernet(space, tuple(vital), {},
+                                                 sconfig)
+            stage1.compile()
+        timings['vital'] = train_stage('vital', stage1, search_data,
+                                       config.vital_epochs, config, space,
+                                       vital)
+        probs = stage1.op_probabilities()
+        plots.op_heatmap(probs, [f'L{i + 1}' for i in vital], space.op_names,
+                         mask[vital], 'stage 1: vital layers',
+                         os.path.join(config.output_dir, 'ops_vital.png'))
+        vital_ops = stage1.derive()
+        vital_probs = _probability_dict(space, vital, probs)
+    elif config.vital_first:
+        vital_ops = resolve_vital_ops(space, config.vital_ops)
+        vital_probs = None
+    else:
+        vital_ops, vital_probs = {}, None
+    changed_vital = []
+    if vital_ops:
+        vital_ops, changed_vital = fit_vital_ops(space, vital_ops,
+                                                 config.targets, vital_probs)
+        log('vital ops: ' + ', '.join(f'L{i + 1} {op}'
+                                      for i, op in vital_ops.items()))
+
+    # Space proposals and stage 2.
+    searched = _nonvital(space) if vital_ops else list(
+        range(len(space.layers)))
+    table, presult, pinfo = optimize(space, searched, vital_ops, config,
+                                     config.output_dir, 'stage2')
+    with strategy.scope():
+        stage2 = supernet_lib.build_supernet(
+            space, tuple(searched), vital_ops, sconfig, table=table,
+            targets=config.targets, proposals=presult.logits)
+        stage2.compile()
+        if stage1 is not None and hasattr(stage2, 'copy_weights_from'):
+            stage2.copy_weights_from(stage1)
+    timings['nonvital'] = train_stage('nonvital', stage2, search_data,
+                                      config.nonvital_epochs, config, space,
+                                      searched, table)
+    pi = stage2.proposal_probabilities()
+    per_proposal = stage2.proposal_op_probabilities()
+    best = int(np.argmax(pi))
+    plots.op_heatmap(per_proposal[best], [f'L{i + 1}' for i in searched],
+                     space.op_names, mask[searched],
+                     f'stage 2: proposal {best} (pi = {pi[best]:.2f})',
+                     os.path.join(config.output_dir, 'ops_nonvital.png'))
+    _, scatter = sample_report(table, np.log(np.maximum(per_proposal,
+                                                        1e-12)),
+                               config.targets, config.tolerance, config.seed,
+                               pi=pi)
+    plots.proposal_scatter(
+        scatter, config.targets, config.tolerance,
+        f'{space.name}: {NUM_SAMPLES:,} architectures after the search',
+        os.path.join(config.output_dir, 'proposals_searched.png'))
+
+    # Derivation, repair and the model family.
+    family = []
+    os.makedirs(os.path.join(config.output_dir, 'family'), exist_ok=True)
+    for j, derived in enumerate(stage2.derive_proposals()):
+        ops = {**vital_ops, **derived}
+        cols = table.columns_of([ops[i] for i in searched])
+        logits = np.log(np.maximum(per_proposal[j], 1e-12))
+        fixed_cols, changed = proposals_lib.repair(
+            table, cols, logits, config.targets, config.tolerance)
+        for r, c in zip(range(len(searched)), fixed_cols):
+            ops[searched[r]] = space.op_names[c]
+        arch, achieved, errs = evaluate(space, ops, config.targets)
+        arch = dataclasses.replace(arch, name=f'{space.name}_proposal{j}')
+        entry = {'proposal': j, 'probability': float(pi[j]),
+                 'architecture': arch.to_string(), 'achieved': achieved,
+                 'relative_error': errs,
+                 'within_tolerance': all(abs(e) <= config.tolerance
+                                         for e in errs.values()),
+                 'repaired_layers': [searched[r] + 1 for r in changed]}
+        arch.save(os.path.join(config.output_dir, 'family',
+                               f'proposal{j}.json'), {'search': entry})
+        family.append((arch, entry))
+    arch, entry = family[best]
+    arch = dataclasses.replace(arch, name=f'{space.name}_hournas')
+    summary = {
+        'targets': config.targets,
+        'achieved': entry['achieved'],
+        'relative_error': entry['relative_error'],
+        'tolerance': config.tolerance,
+        'within_tolerance': entry['within_tolerance'],
+        'proposal': best,
+        'proposal_probabilities': [float(p) for p in pi],
+        'repaired_layers': entry['repaired_layers'],
+        'vital_layers': [i + 1 for i in space.vital_layers],
+        'vital_ops': {i + 1: op for i, op in vital_ops.items()},
+        'vital_ops_changed_for_feasibility': [i + 1 for i in changed_vital],
+        'proposal_optimization': pinfo,
+        'family': [e for _, e in family],
+        'seconds': {**timings, 'total': time.perf_counter() - start},
+        'sampler': config.sampler,
+        'vital_first': config.vital_first,
+    }
+    arch.save(os.path.join(config.output_dir, 'arch.json'),
+              {'search': summary})
+    _write_json(os.path.join(config.output_dir, 'family', 'family.json'),
+                [e for _, e in family])
+    log(f'derived {arch.to_string()}')
+    log('achieved ' + ', '.join(
+        f'{o} {_h(entry["achieved"][o])} (target {_h(t)}, '
+        f'{entry["relative_error"][o]:+.2%})'
+        for o, t in config.targets.items())
+        + f'; wrote {config.output_dir}/arch.json in '
+        f'{summary["seconds"]["total"]:.0f}s')
+    if not entry['within_tolerance']:
+        log(f'WARNING: the derived architecture is not within '
+            f'{config.tolerance:.0%} of every target')
+    return summary

@@ -1,0 +1,52 @@
+import json
+
+from conftest import run_module
+
+
+def test_describe_fbnet_b_prints_published_macs():
+    out = run_module('hournas_tf.describe', '--arch=fbnet_b')
+    assert out.returncode == 0, out.stderr
+    assert '295.56M' in out.stdout
+    assert '4,777,296' in out.stdout
+    assert 'k3_sep_e6' in out.stdout
+
+
+def test_describe_json_has_the_totals():
+    out = run_module('hournas_tf.describe', '--arch=mnasnet_a1', '--json')
+    info = json.loads(out.stdout)
+    assert info['params'] == 3_887_038
+    assert info['keras_params'] == 3_920_526
+    assert {'macs', 'weights', 'vital_layers'} <= set(info)
+    assert len(info['layers']) == 16 + 3
+
+
+def test_describe_space_and_arch_file(tmp_path):
+    out = run_module('hournas_tf.describe', '--space=fbnet', '--json')
+    info = json.loads(out.stdout)
+    assert info['vital_layers'] == [2, 6, 10, 14, 18, 22]
+    assert info['num_architectures'] == 8 ** 6 * 9 ** 16
+    assert info['min_macs'] < 295_561_032 < info['max_macs']
+    out = run_module('hournas_tf.describe', '--arch=fbnet_c',
+                     '--image_size=32', '--num_classes=10', '--json')
+    small = json.loads(out.stdout)
+    path = tmp_path / 'a.json'
+    path.write_text(json.dumps({'space': 'fbnet',
+                                'ops': small['architecture'].split(':')[1]
+                                .split(','), 'image_size': 32,
+                                'num_classes': 10}))
+    out = run_module('hournas_tf.describe', f'--arch_file={path}', '--json')
+    assert json.loads(out.stdout)['macs'] == small['macs']
+
+
+def test_bad_input_exits_2_with_one_line():
+    cases = [('--arch=fbnet_q', 'unknown architecture'),
+             ('--space=resnet', "unknown space 'resnet'"),
+             ('--arch_file=/nonexistent.json', 'does not exist'),
+             ('--image_size=abc', '--image_size'),
+             ('--arch=fbnet:k3_e1', 'has 1 ops')]
+    for flag, message in cases:
+        out = run_module('hournas_tf.describe', flag)
+        assert out.returncode == 2, (flag, out.stderr)
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], (flag, out.stderr)
+        assert 'Traceback' not in out.stderr

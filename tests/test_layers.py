@@ -1,0 +1,84 @@
+import keras
+import numpy as np
+import pytest
+
+import hournas_tf
+from hournas_tf import layers as hl
+from hournas_tf import spaces
+
+LAYERS = [
+    (hl.ChannelShuffle, dict(groups=2)),
+    (hl.SqueezeExcite, dict(filters=8, reduced=2, activation='swish')),
+    (hl.ConvBNAct, dict(filters=8, kernel_size=3, strides=2,
+                        activation='relu6')),
+    (hl.InvertedResidual, dict(c_in=8, c_out=8, kernel_size=3, expansion=1,
+                               groups=2, always_pw=True)),
+    (hl.InvertedResidual, dict(c_in=8, c_out=16, kernel_size=5, expansion=3,
+                               strides=2, se_ratio=0.25, activation='swish')),
+    (hl.InvertedResidual, dict(c_in=8, c_out=8, kernel_size=3, expansion=6,
+                               cascade=True, always_pw=True)),
+    (hl.Skip, dict()),
+]
+
+
+@pytest.mark.parametrize('cls, kwargs', LAYERS)
+def test_layer_config_round_trip_and_call(cls, kwargs):
+    layer = cls(name='x', **kwargs)
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 8)).astype('float32')
+    y = layer(x)
+    config = layer.get_config()
+    again = cls.from_config(config)
+    assert again.get_config() == config
+    restored = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(layer))
+    assert type(restored) is cls
+    assert restored.get_config() == config
+    assert tuple(y.shape) == tuple(layer.compute_output_shape(x.shape))
+
+
+def test_channel_shuffle_interleaves_groups():
+    x = np.arange(6, dtype='float32').reshape(1, 1, 1, 6)
+    y = np.asarray(hl.ChannelShuffle(2)(x)).ravel()
+    assert y.tolist() == [0, 3, 1, 4, 2, 5]
+
+
+def test_inverted_residual_structure():
+    irf = hl.InvertedResidual(16, 16, 3, 1, always_pw=True)
+    mb = hl.InvertedResidual(16, 16, 3, 1, always_pw=False)
+    down = hl.InvertedResidual(16, 24, 3, 6, strides=2)
+    assert irf.pw is not None and mb.pw is None
+    assert irf.residual and not down.residual
+    x = np.ones((1, 8, 8, 16), 'float32')
+    assert down(x).shape == (1, 4, 4, 24)
+
+
+def test_make_op_follows_the_space_style():
+    space = spaces.get_space('efficientnet', image_size=32)
+    op = hl.make_op(space, 3, 'k5_e6_se0.25')
+    assert isinstance(op, hl.InvertedResidual)
+    assert op.activation == 'swish' and op.se is not None
+    assert isinstance(hl.make_op(space, 2, 'skip'), hl.Skip)
+
+
+def test_model_saves_and_loads_with_identical_outputs(tmp_path):
+    arch = hournas_tf.get_reference('fbnet_a', image_size=32, num_classes=5)
+    model = hournas_tf.build_model(arch)
+    x = np.random.default_rng(1).normal(size=(2, 32, 32, 3)).astype('float32')
+    path = str(tmp_path / 'm.keras')
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(model.predict(x, verbose=0),
+                               loaded.predict(x, verbose=0), atol=1e-5)
+    assert loaded.count_params() == model.count_params()
+
+
+def test_build_model_accepts_a_string_and_trains_a_step():
+    arch = hournas_tf.get_reference('mnasnet_a1', image_size=32,
+                                    num_classes=3, width_multiplier=0.25)
+    model = hournas_tf.build_model(arch.to_string())
+    model.compile('sgd', keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True))
+    x = np.random.default_rng(2).normal(size=(4, 32, 32, 3)).astype('float32')
+    hist = model.fit(x, np.array([0, 1, 2, 0]), epochs=1, verbose=0)
+    assert np.isfinite(hist.history['loss'][0])
+    assert model.output_shape == (None, 3)
