@@ -1,0 +1,145 @@
+import json
+import os
+
+import pytest
+
+from conftest import REPO
+from conftest import run_module
+from hournas_tf import arch as arch_lib
+from hournas_tf import counting
+from hournas_tf import search
+from hournas_tf import searcher
+from hournas_tf import spaces
+from hournas_tf.errors import UserError
+
+
+def _flagfile(name):
+    values = {}
+    with open(os.path.join(REPO, 'configs', name)) as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith('#'):
+                key, _, value = line[2:].partition('=')
+                values[key] = value
+    return values
+
+
+def test_demo_flagfile_equals_the_embedded_default():
+    values = _flagfile('demo.flags')
+    assert set(values) == set(search.DEMO)
+    for key, value in search.DEMO.items():
+        assert type(value)(values[key]) == value, key
+
+
+@pytest.mark.parametrize('name', ['fbnet.flags', 'fbnet_c.flags',
+                                  'efbnet.flags', 'mnasnet.flags',
+                                  'efficientnet.flags'])
+def test_flagfile_targets_are_feasible_for_their_space(name):
+    values = _flagfile(name)
+    space = spaces.get_space(values['space'])
+    targets = {'macs': float(values['target_macs']),
+               'params': float(values['target_params'])}
+    searcher.whole_space_check(space, targets)
+
+
+def test_dry_run_fbnet_lands_every_proposal_within_3_percent(tmp_path):
+    out = tmp_path / 'dry'
+    res = run_module('hournas_tf.search', '--flagfile=configs/fbnet.flags',
+                     '--dry_run', f'--output_dir={out}')
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = json.loads((out / 'dry_run.json').read_text())
+    assert len(report['proposals']) == 8
+    for p in report['proposals']:
+        assert abs(p['macs'] - 295e6) <= 0.03 * 295e6
+        assert abs(p['params'] - 4.8e6) <= 0.03 * 4.8e6
+        assert p['within_tolerance']
+    shares = [report['samples'][t]['share_within_tolerance']
+              for t in ('5', '1', '0.5', '0.1')]
+    assert shares[-1] > shares[0]
+    assert report['vital_layers'] == [2, 6, 10, 14, 18, 22]
+    assert (out / 'proposals_dry_run.png').stat().st_size > 10_000
+    assert 'within 3% of every target' in res.stdout
+
+
+def test_infeasible_target_fails_before_training_naming_the_range(tmp_path):
+    res = run_module('hournas_tf.search', '--target_macs=1e12',
+                     f'--output_dir={tmp_path / "x"}')
+    assert res.returncode == 2
+    line = res.stderr.strip().splitlines()
+    assert len(line) == 1 and 'feasible' in line[0] and '[' in line[0]
+    assert 'Traceback' not in res.stderr
+
+
+def test_existing_output_dir_is_never_overwritten(tmp_path):
+    keep = tmp_path / 'mine.txt'
+    keep.write_text('user data')
+    res = run_module('hournas_tf.search', '--dry_run',
+                     f'--output_dir={tmp_path}')
+    assert res.returncode == 2
+    assert 'already exists' in res.stderr
+    assert keep.read_text() == 'user data'
+    assert sorted(os.listdir(tmp_path)) == ['mine.txt']
+
+
+@pytest.mark.parametrize('flag, message', [
+    ('--space=resnet', '--space'),
+    ('--sampler=argmax', '--sampler'),
+    ('--dataset=mnist', "unknown dataset"),
+    ('--vital_ops=k3_e1', 'vital layers'),
+])
+def test_bad_flags_exit_2_with_one_line(flag, message, tmp_path):
+    res = run_module('hournas_tf.search', flag, '--dry_run',
+                     f'--output_dir={tmp_path / "x"}')
+    assert res.returncode == 2, res.stderr[-2000:]
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], res.stderr[-2000:]
+
+
+def test_fit_vital_ops_restores_feasibility():
+    space = spaces.get_space('fbnet')
+    big = searcher.max_vital_ops(space)
+    targets = {'macs': 120e6, 'params': 3.3e6}
+    with pytest.raises(UserError):
+        searcher.optimize(space, [i for i in range(22) if i not in big], big,
+                          searcher.SearchConfig(targets=targets), '/tmp',
+                          'x')
+    ops, changed = searcher.fit_vital_ops(space, big, targets)
+    assert changed
+    nonvital = [i for i in range(22) if i not in ops]
+    table = counting.resource_table(space, nonvital, ops, tuple(targets))
+    from hournas_tf import proposals
+    proposals.check_targets(table, targets)
+
+
+def test_search_end_to_end_on_digits(tmp_path):
+    out = tmp_path / 'run'
+    res = run_module(
+        'hournas_tf.search', f'--output_dir={out}', '--vital_epochs=1',
+        '--nonvital_epochs=1', '--max_steps_per_epoch=3',
+        '--proposal_iters=200', '--num_proposals=4', '--batch_size=32',
+        '--verbose=2')
+    assert res.returncode == 0, res.stderr[-4000:]
+    arch = arch_lib.load_architecture(str(out / 'arch.json'))
+    data = json.loads((out / 'arch.json').read_text())['search']
+    cost = counting.arch_cost(arch).total
+    for obj, target in (('macs', 9.2e6), ('params', 0.23e6)):
+        assert abs(cost.get(obj) - target) <= 0.03 * target
+        assert data['achieved'][obj] == cost.get(obj)
+    vital = arch.search_space().vital_layers
+    assert sorted(int(k) - 1 for k in data['vital_ops']) == list(vital)
+    for i in vital:
+        assert arch.ops[i] == data['vital_ops'][str(i + 1)]
+    assert len(data['family']) == 4
+    assert len(os.listdir(out / 'family')) == 5
+    lines = (out / 'history.jsonl').read_text().splitlines()
+    stages = [json.loads(line)['stage'] for line in lines]
+    assert stages == ['vital', 'nonvital']
+    record = json.loads(lines[-1])
+    assert 'proposal_probabilities' in record and 'tau' in record
+    for name in ('ops_vital.png', 'ops_nonvital.png', 'proposals_stage2.png',
+                 'proposals_searched.png', 'search_config.json'):
+        assert (out / name).exists(), name
+    assert os.listdir(out / 'tensorboard' / 'nonvital')
+    res = run_module('hournas_tf.describe', f'--arch_file={out / "arch.json"}',
+                     '--json')
+    assert json.loads(res.stdout)['macs'] == cost.macs
