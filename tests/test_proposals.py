@@ -1,0 +1,342 @@
+import dataclasses
+import itertools
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from hournas_tf import errors
+from hournas_tf import proposals
+
+TOL = 0.03
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """Synthetic stand-in with the attributes of counting.ResourceTable."""
+
+    objectives: tuple
+    layer_indices: tuple
+    op_names: tuple
+    values: dict
+    mask: np.ndarray
+    fixed: dict
+
+
+def tiny_table():
+    """3 rows x 3 ops, one op masked out, two objectives."""
+    mask = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], bool)
+    macs = np.array([[10., 30., 55.], [5., 0., 40.], [0., 12., 25.]])
+    params = np.array([[1., 4., 2.], [3., 0., 9.], [0., 7., 1.]])
+    return Table(('macs', 'params'), (1, 2, 4), ('a', 'b', 'c'),
+                 {'macs': macs * mask, 'params': params * mask}, mask,
+                 {'macs': 100.0, 'params': 10.0})
+
+
+# FBNet-like costs: (kernel, expansion, groups) of inverted residuals, skip.
+OPS = ((3, 1, 1), (3, 1, 2), (3, 3, 1), (3, 6, 1),
+       (5, 1, 1), (5, 1, 2), (5, 3, 1), (5, 6, 1), None)
+STAGES = ((16, 112, 1), (24, 56, 3), (32, 28, 3), (64, 14, 3),
+          (112, 14, 3), (184, 7, 3))
+
+
+def fbnet_like_table():
+    """16 stride-1 layers x 9 ops; skip is not allowed in the first row."""
+    rows = [(c, size) for c, size, n in STAGES for _ in range(n)]
+    params = np.zeros((len(rows), len(OPS)))
+    macs = np.zeros_like(params)
+    for r, (c, size) in enumerate(rows):
+        for o, op in enumerate(OPS):
+            if op is not None:
+                k, e, g = op
+                params[r, o] = 2 * c * c * e / g + k * k * c * e
+                macs[r, o] = size * size * params[r, o]
+    mask = np.ones(params.shape, bool)
+    mask[0, -1] = False
+    names = ('k3_e1', 'k3_e1_g2', 'k3_e3', 'k3_e6', 'k5_e1', 'k5_e1_g2',
+             'k5_e3', 'k5_e6', 'skip')
+    return Table(('macs', 'params'), tuple(range(len(rows))), names,
+                 {'macs': macs, 'params': params}, mask,
+                 {'macs': 160e6, 'params': 3.6e6})
+
+
+def reference_targets(table):
+    """Targets that some architecture meets exactly: a fixed op mix."""
+    columns = [(2, 3, 6, 8)[r % 4] for r in range(len(table.layer_indices))]
+    total = proposals.totals(table, columns)
+    return {obj: float(total[obj]) for obj in table.objectives}
+
+
+@pytest.fixture(scope='module')
+def optimized():
+    table = fbnet_like_table()
+    targets = reference_targets(table)
+    config = proposals.ProposalConfig(repair=False)
+    return table, targets, proposals.optimize_proposals(
+        table, targets, config)
+
+
+def brute_force_totals(table):
+    choices = [np.flatnonzero(row) for row in table.mask]
+    result = {obj: [] for obj in table.objectives}
+    for columns in itertools.product(*choices):
+        for obj in table.objectives:
+            total = table.fixed[obj]
+            for r, c in enumerate(columns):
+                total += table.values[obj][r, c]
+            result[obj].append(total)
+    return result
+
+
+def test_feasible_range_is_exact():
+    table = tiny_table()
+    brute = brute_force_totals(table)
+    assert len(brute['macs']) == 3 * 2 * 3
+    for obj in table.objectives:
+        low, high = proposals.feasible_range(table, obj)
+        assert low == min(brute[obj])
+        assert high == max(brute[obj])
+
+
+def test_totals_match_brute_force():
+    table = tiny_table()
+    choices = [np.flatnonzero(row) for row in table.mask]
+    columns = np.array(list(itertools.product(*choices)))
+    got = proposals.totals(table, columns)
+    brute = brute_force_totals(table)
+    for obj in table.objectives:
+        np.testing.assert_allclose(got[obj], brute[obj])
+
+
+def test_check_targets():
+    table = fbnet_like_table()
+    targets = reference_targets(table)
+    proposals.check_targets(table, targets)
+    low, high = proposals.feasible_range(table, 'macs')
+    with pytest.raises(errors.UserError) as info:
+        proposals.check_targets(table, {'macs': 2 * high})
+    message = str(info.value)
+    assert 'macs' in message and '\n' not in message
+    for value in (2 * high, low, high):
+        assert proposals.human(value) in message
+    with pytest.raises(errors.UserError, match='params'):
+        proposals.check_targets(table, {'params': 0.5 * table.fixed['params']})
+    with pytest.raises(errors.UserError, match='macs=0.0 must be > 0'):
+        proposals.check_targets(table, {'macs': 0.0})
+    with pytest.raises(errors.UserError, match='latency_ms.*macs, params'):
+        proposals.check_targets(table, {'latency_ms': 10.0})
+
+
+def test_human_numbers():
+    assert proposals.human(295e6) == '295M'
+    assert proposals.human(4.8e6) == '4.8M'
+    assert proposals.human(1.25e9) == '1.25G'
+    assert proposals.human(12.5) == '12.5'
+
+
+def test_normalizers_are_the_maximum():
+    table = tiny_table()
+    brute = brute_force_totals(table)
+    scale = proposals.normalizers(table, {'macs': 150.0})
+    assert scale == {'macs': max(brute['macs'])}
+
+
+def test_expected_totals_and_resource_loss():
+    table = tiny_table()
+    columns = np.array([[0, 2, 1], [2, 0, 0]])
+    weights = tf.Variable(np.eye(3)[columns])          # (2, rows, cols)
+    targets = {'macs': 150.0, 'params': 20.0}
+    with tf.GradientTape() as tape:
+        got = proposals.expected_totals(table, weights)
+        loss = proposals.resource_loss(table, targets, weights)
+    exact = proposals.totals(table, columns)
+    for obj in table.objectives:
+        np.testing.assert_allclose(got[obj].numpy(), exact[obj])
+    scale = proposals.normalizers(table, targets)
+    manual = np.mean([np.mean([abs(exact[o][k] - t) / scale[o]
+                               for o, t in targets.items()])
+                      for k in range(2)])
+    np.testing.assert_allclose(loss.numpy(), manual, rtol=1e-6)
+    assert np.abs(tape.gradient(loss, weights).numpy()).max() > 0
+
+
+def test_orthogonality_bounds():
+    same = np.zeros((4, 3, 5))
+    np.testing.assert_allclose(
+        proposals.orthogonality(same).numpy(), 4 * 3, rtol=1e-5)
+    disjoint = np.full((4, 3, 5), -50.0)
+    for j in range(4):
+        disjoint[j, :, j] = 50.0
+    np.testing.assert_allclose(
+        proposals.orthogonality(disjoint).numpy(), 0.0, atol=1e-5)
+
+
+def test_optimized_argmax_meets_targets(optimized):
+    table, targets, result = optimized
+    assert result.logits.shape == (8,) + table.mask.shape
+    assert (result.logits[:, ~table.mask] == proposals.MASKED_LOGIT).all()
+    np.testing.assert_array_equal(
+        result.columns, result.logits.argmax(axis=-1))
+    assert result.repaired == ((),) * 8
+    ok = proposals.within(proposals.totals(table, result.columns), targets)
+    assert ok.all(), proposals.totals(table, result.columns)
+    assert result.loss_history.shape == (1000,)
+    assert result.loss_history[-50:].mean() < result.loss_history[:50].mean()
+
+
+def test_low_temperature_samples_meet_targets(optimized):
+    """Fig. 3: the share of on-target samples grows as tau drops."""
+    table, targets, result = optimized
+    shares = []
+    for tau in (5.0, 1.0, 0.1):
+        columns = proposals.sample_architectures(
+            result.logits, 4000, tau, seed=1)
+        assert table.mask[np.arange(16), columns].all()
+        shares.append(proposals.within(
+            proposals.totals(table, columns), targets).mean())
+    assert shares[2] >= 0.9, shares
+    assert shares[0] < shares[1] <= shares[2] + 0.02, shares
+
+
+def test_orthogonality_term_pulls_proposals_apart(optimized):
+    table, targets, result = optimized
+    config = proposals.ProposalConfig(beta=0.0, repair=False)
+    plain = proposals.optimize_proposals(table, targets, config)
+    mask = table.mask
+    apart = proposals.orthogonality(result.logits, mask).numpy()
+    together = proposals.orthogonality(plain.logits, mask).numpy()
+    assert apart < together
+    assert len({tuple(c) for c in result.columns}) == 8
+
+
+def test_repair_fixes_an_off_architecture():
+    table = fbnet_like_table()
+    targets = reference_targets(table)
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal(table.mask.shape)
+    start = np.full(16, 7)                              # k5_e6 everywhere
+    assert not proposals.within(proposals.totals(table, start), targets)
+    fixed, rows = proposals.repair(table, start, logits, targets)
+    assert proposals.within(proposals.totals(table, fixed), targets)
+    assert table.mask[np.arange(16), fixed].all()
+    assert rows == tuple(np.flatnonzero(fixed != start))
+    again, _ = proposals.repair(table, start, logits, targets)
+    np.testing.assert_array_equal(fixed, again)
+    same, none = proposals.repair(table, fixed, logits, targets)
+    np.testing.assert_array_equal(same, fixed)
+    assert none == ()
+
+
+def test_repair_prefers_the_more_probable_change():
+    # Rows 0 and 1 offer the same fix (op 1); the logits favour row 1.
+    mask = np.ones((2, 2), bool)
+    values = {'macs': np.array([[10.0, 20.0], [10.0, 20.0]])}
+    table = Table(('macs',), (0, 1), ('a', 'b'), values, mask,
+                  {'macs': 0.0})
+    logits = np.array([[3.0, -3.0], [1.0, 0.5]])
+    fixed, rows = proposals.repair(table, [0, 0], logits, {'macs': 30.0})
+    assert rows == (1,)
+    fixed, rows = proposals.repair(table, [0, 0], logits[::-1],
+                                   {'macs': 30.0})
+    assert rows == (0,)
+
+
+def test_safety_net_repairs_short_optimizations():
+    table = fbnet_like_table()
+    targets = reference_targets(table)
+    config = proposals.ProposalConfig(iters=3, num_proposals=4)
+    result = proposals.optimize_proposals(table, targets, config)
+    assert any(result.repaired)
+    np.testing.assert_array_equal(
+        result.columns, result.logits.argmax(axis=-1))
+    assert proposals.within(
+        proposals.totals(table, result.columns), targets).all()
+
+
+def test_sample_architectures_uses_pi_and_seed():
+    table = fbnet_like_table()
+    rng = np.random.default_rng(3)
+    logits = rng.standard_normal((3,) + table.mask.shape)
+    logits[:, ~table.mask] = proposals.MASKED_LOGIT
+    only_second = proposals.sample_architectures(
+        logits, 50, 1e-3, seed=0, pi=[0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(
+        only_second, np.tile(logits[1].argmax(axis=-1), (50, 1)))
+    a = proposals.sample_architectures(logits, 200, 1.0, seed=5)
+    b = proposals.sample_architectures(logits, 200, 1.0, seed=5)
+    c = proposals.sample_architectures(logits, 200, 1.0, seed=6)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert table.mask[np.arange(16), a].all()
+    with pytest.raises(errors.UserError, match='pi'):
+        proposals.sample_architectures(logits, 5, 1.0, 0, pi=[1.0, 0.0])
+
+
+def test_ensemble_weights_gumbel_max():
+    rng = np.random.default_rng(4)
+    pi_logits = tf.Variable(np.zeros(3, np.float32))
+    theta = tf.Variable(rng.standard_normal((3, 4, 5)).astype(np.float32))
+    cost = tf.constant(rng.standard_normal((4, 5)).astype(np.float32))
+    seed = tf.constant([1, 2], tf.int64)
+    with tf.GradientTape() as tape:
+        weights, pi = proposals.ensemble_weights(
+            pi_logits, theta, 1.0, 'gumbel_max', seed)
+        loss = tf.reduce_sum(weights * cost)
+    pi_grad, theta_grad = tape.gradient(loss, [pi_logits, theta])
+    w = weights.numpy()
+    assert set(np.unique(pi.numpy())) == {0.0, 1.0}
+    assert set(np.unique(w)) == {0.0, 1.0}
+    np.testing.assert_array_equal(w.sum(axis=-1), np.ones(4))
+    assert np.abs(pi_grad.numpy()).max() > 0
+    chosen = int(pi.numpy().argmax())
+    assert np.abs(theta_grad.numpy()[chosen]).max() > 0
+
+
+def test_ensemble_weights_softmax_is_the_mixture():
+    rng = np.random.default_rng(5)
+    pi_logits = rng.standard_normal(3)
+    theta = rng.standard_normal((3, 4, 5))
+    weights, pi = proposals.ensemble_weights(
+        pi_logits, theta, 1.0, 'softmax', None)
+    soft_pi = np.exp(pi_logits) / np.exp(pi_logits).sum()
+    soft = np.exp(theta) / np.exp(theta).sum(axis=-1, keepdims=True)
+    np.testing.assert_allclose(pi.numpy(), soft_pi, rtol=1e-6)
+    np.testing.assert_allclose(
+        weights.numpy(), np.tensordot(soft_pi, soft, 1), rtol=1e-6)
+    with pytest.raises(errors.UserError, match='softmax'):
+        proposals.ensemble_weights(pi_logits, theta, 1.0, 'max', None)
+
+
+def test_bad_config():
+    table = tiny_table()
+    bad = proposals.ProposalConfig(num_proposals=0)
+    with pytest.raises(errors.UserError, match='num_proposals'):
+        proposals.optimize_proposals(table, {'macs': 150.0}, bad)
+    bad = proposals.ProposalConfig(tau_end=0.0)
+    with pytest.raises(errors.UserError, match='tau_end'):
+        proposals.optimize_proposals(table, {'macs': 150.0}, bad)
+
+
+def test_real_fbnet_table_hits_fbnet_b_targets():
+    counting = pytest.importorskip('hournas_tf.counting')
+    from hournas_tf import spaces
+
+    space = spaces.get_space('fbnet')
+    vital = space.vital_layers
+    rows = [i for i in range(len(space.layers)) if i not in vital]
+    table = counting.resource_table(
+        space, layer_indices=rows, fixed_ops={i: 'k3_e6' for i in vital},
+        objectives=('macs', 'params'))
+    targets = {'macs': 295e6, 'params': 4.8e6}
+    config = proposals.ProposalConfig(repair=False)
+    start = time.perf_counter()
+    result = proposals.optimize_proposals(table, targets, config)
+    seconds = time.perf_counter() - start
+    total = proposals.totals(table, result.columns)
+    macs = np.round(total['macs'] / 1e6, 1).tolist()
+    params = np.round(total['params'] / 1e6, 2).tolist()
+    print(f'fbnet 8 x 1000: {seconds:.2f} s (loop {result.seconds:.2f} s); '
+          f'argmax MACs {macs} M, params {params} M')
+    assert proposals.within(total, targets).all()
+    assert seconds < 60
