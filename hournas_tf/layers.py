@@ -26,12 +26,34 @@ def activation_layer(name, activation):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class GroupedConv2D(layers.Conv2D):
+    """Conv2D with `groups`, computed as one conv per group and a concat.
+
+    Same kernel layout and result as `keras.layers.Conv2D(groups=g)`, but
+    TensorFlow's grouped convolution is not implemented on CPU and Keras
+    falls back to an XLA-compiled op per call site, which makes tracing a
+    supernet with many grouped branches very slow. Per-group convs also
+    convert to plain TFLite convs.
+    """
+
+    def convolution_op(self, inputs, kernel):
+        if self.groups == 1:
+            return super().convolution_op(inputs, kernel)
+        xs = ops.split(inputs, self.groups, axis=-1)
+        ks = ops.split(kernel, self.groups, axis=-1)
+        return ops.concatenate(
+            [super(GroupedConv2D, self).convolution_op(x, k)
+             for x, k in zip(xs, ks)], axis=-1)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class ChannelShuffle(layers.Layer):
     """ShuffleNet channel shuffle: interleaves the channels of `groups`."""
 
     def __init__(self, groups, **kwargs):
         super().__init__(**kwargs)
         self.groups = groups
+        self.built = True  # no weights
 
     def call(self, inputs):
         if self.groups == 1:
@@ -152,30 +174,39 @@ class InvertedResidual(layers.Layer):
         bn = dict(momentum=bn_momentum, epsilon=bn_epsilon)
         self.pw = None
         if always_pw or expansion != 1:
-            self.pw = layers.Conv2D(self.mid, 1, groups=groups,
+            self.pw = GroupedConv2D(self.mid, 1, groups=groups,
                                     use_bias=False, name='pw')
             self.pw_bn = layers.BatchNormalization(name='pw_bn', **bn)
             self.pw_act = activation_layer('pw_act', activation)
         self.shuffle = ChannelShuffle(groups, name='shuffle')
-        self.dw_convs, self.dw_bns, self.dw_acts = [], [], []
-        for i in range(2 if cascade else 1):
-            suffix = str(i + 1) if cascade else ''
-            self.dw_convs.append(layers.DepthwiseConv2D(
-                kernel_size, strides=strides if i == 0 else 1,
-                padding='same', use_bias=False, name=f'dw{suffix}'))
-            self.dw_bns.append(
-                layers.BatchNormalization(name=f'dw{suffix}_bn', **bn))
-            self.dw_acts.append(
-                activation_layer(f'dw{suffix}_act', activation))
+        # Sublayers are attributes, not lists: Keras 3 leaves list-held
+        # layers out of tf.train.Checkpoint.
+        first = 'dw1' if cascade else 'dw'
+        self.dw = layers.DepthwiseConv2D(kernel_size, strides=strides,
+                                         padding='same', use_bias=False,
+                                         name=first)
+        self.dw_bn = layers.BatchNormalization(name=f'{first}_bn', **bn)
+        self.dw_act = activation_layer(f'{first}_act', activation)
+        self.dw2 = None
+        if cascade:
+            self.dw2 = layers.DepthwiseConv2D(kernel_size, padding='same',
+                                              use_bias=False, name='dw2')
+            self.dw2_bn = layers.BatchNormalization(name='dw2_bn', **bn)
+            self.dw2_act = activation_layer('dw2_act', activation)
         self.se = None
         if se_ratio:
             from hournas_tf.counting import se_channels
 
             self.se = SqueezeExcite(self.mid, se_channels(c_in, se_ratio),
                                     activation, name='se')
-        self.pwl = layers.Conv2D(c_out, 1, groups=groups, use_bias=False,
+        self.pwl = GroupedConv2D(c_out, 1, groups=groups, use_bias=False,
                                  name='pwl')
         self.pwl_bn = layers.BatchNormalization(name='pwl_bn', **bn)
+
+    def _depthwise(self):
+        yield self.dw, self.dw_bn, self.dw_act
+        if self.dw2 is not None:
+            yield self.dw2, self.dw2_bn, self.dw2_act
 
     def build(self, input_shape):
         shape = tuple(input_shape)
@@ -183,7 +214,7 @@ class InvertedResidual(layers.Layer):
             self.pw.build(shape)
             shape = self.pw.compute_output_shape(shape)
             self.pw_bn.build(shape)
-        for dw, dw_bn in zip(self.dw_convs, self.dw_bns):
+        for dw, dw_bn, _ in self._depthwise():
             dw.build(shape)
             shape = dw.compute_output_shape(shape)
             dw_bn.build(shape)
@@ -197,7 +228,7 @@ class InvertedResidual(layers.Layer):
         if self.pw is not None:
             x = self.pw_act(self.pw_bn(self.pw(x), training=training))
         x = self.shuffle(x)
-        for dw, dw_bn, act in zip(self.dw_convs, self.dw_bns, self.dw_acts):
+        for dw, dw_bn, act in self._depthwise():
             x = act(dw_bn(dw(x), training=training))
         if self.se is not None:
             x = self.se(x)

@@ -6,8 +6,8 @@
         --data_dir=~/tensorflow_datasets
 
 With no flags the search runs the embedded default (the same values as
-configs/demo.flags): FBNet space at 32x32 and width 0.25 on scikit-learn's
-digits, targets scaled from FBNet-B, a few minutes on a laptop CPU.
+configs/demo.flags): the EfficientNet-B0 space at 32x32 and width 0.25 on
+scikit-learn's digits, a few minutes on a laptop CPU.
 """
 
 import datetime
@@ -22,16 +22,16 @@ from hournas_tf.errors import UserError
 
 # The embedded default (keep configs/demo.flags identical; a test checks).
 DEMO = {
-    'space': 'fbnet',
+    'space': 'efficientnet',
     'dataset': 'digits',
     'image_size': 32,
     'width_multiplier': 0.25,
-    'target_macs': 9.2e6,
-    'target_params': 0.23e6,
+    'target_macs': 10e6,
+    'target_params': 0.25e6,
     'num_proposals': 8,
     'proposal_iters': 1000,
     'vital_epochs': 2,
-    'nonvital_epochs': 4,
+    'nonvital_epochs': 3,
     'batch_size': 64,
 }
 
@@ -84,6 +84,11 @@ def define_flags():
                       'gumbel_max: one op per layer per step (HourNAS); '
                       'gumbel_softmax: all ops weighted (FBNet); softmax: '
                       'DARTS.')
+    flags.DEFINE_enum('vital_sampler', 'gumbel_softmax', sampling.SAMPLERS,
+                      'Sampler of stage 1 (vital layers only). Under '
+                      'gumbel_max a vital layer gets no cross-entropy '
+                      'gradient (batch norm cancels the straight-through '
+                      'scale); see docs/search.md.')
     flags.DEFINE_bool('vital_first', True, 'Search the vital layers first '
                       '(false: one stage, all layers through proposals; '
                       'paper table 4).')
@@ -108,6 +113,10 @@ def define_flags():
     flags.DEFINE_bool('dry_run', False, 'Everything but training: spaces, '
                       'vital analysis, feasibility, proposals, 10,000 '
                       'samples.')
+    flags.DEFINE_bool('graph_optimizations', False, "Run TensorFlow's "
+                      'graph optimizer (Grappler) on the train step; off by '
+                      'default because it makes the first step of a large '
+                      'supernet minutes slower.')
     flags.DEFINE_integer('verbose', 1, 'Keras fit verbosity (0, 1, 2).')
 
 
@@ -127,7 +136,8 @@ def config_from_flags(f):
         num_proposals=f.num_proposals, proposal_iters=f.proposal_iters,
         vital_epochs=f.vital_epochs, nonvital_epochs=f.nonvital_epochs,
         max_steps_per_epoch=f.max_steps_per_epoch, batch_size=f.batch_size,
-        sampler=f.sampler, vital_first=f.vital_first,
+        sampler=f.sampler, vital_sampler=f.vital_sampler,
+        vital_first=f.vital_first,
         vital_ops=tuple(f.vital_ops) if f.vital_ops else None,
         alpha=f.alpha, beta=f.beta, tau_init=f.tau_init,
         tau_decay=f.tau_decay, weight_lr=f.weight_lr, arch_lr=f.arch_lr,
@@ -139,6 +149,13 @@ def main(argv):
     if len(argv) > 1:
         raise UserError(f'unexpected arguments {argv[1:]}; use --flags')
     config = config_from_flags(flags.FLAGS)
+    if not flags.FLAGS.graph_optimizations:
+        import tensorflow as tf
+
+        # Grappler spends minutes on a supernet's many switch_case branches
+        # for no measurable gain in step time on CPU.
+        tf.config.optimizer.set_experimental_options(
+            {'disable_meta_optimizer': True})
     if flags.FLAGS.dry_run:
         searcher.run_dry(config)
     else:

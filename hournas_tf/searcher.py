@@ -3,8 +3,13 @@
 1. Vital-layer analysis of the space (`vital.py`) and a feasibility check of
    the targets against the whole space, before anything trains.
 2. Stage 1: the minimal supernet of the vital layers only (non-vital layers
-   removed), searched for `vital_epochs`; each vital layer is fixed to its
-   most probable op.
+   removed), searched for `vital_epochs` with `vital_sampler`; each vital
+   layer is fixed to its most probable op. The default is Gumbel-softmax,
+   the differentiable method the paper cites for this stage (FBNet): under
+   the single-path straight-through estimator a vital layer gets no
+   cross-entropy gradient at all, because its output only feeds a conv and
+   batch norm, which cancel the scale the gradient is taken through (no
+   shortcut adds the input back). Only the few vital layers run all paths.
 3. Space proposals: m logits over the non-vital layers optimized so that the
    architectures sampled from them hit the targets (`proposals.py`).
 4. Stage 2: vital ops fixed, non-vital layers sampled through the proposal
@@ -53,6 +58,7 @@ class SearchConfig:
     max_steps_per_epoch: int = None
     batch_size: int = 64
     sampler: str = 'gumbel_max'
+    vital_sampler: str = 'gumbel_softmax'
     vital_first: bool = True
     vital_ops: tuple = None  # skip stage 1: ops of the vital layers, 'max'
     alpha: float = 5.0
@@ -104,6 +110,7 @@ def check_config(config):
     from hournas_tf import sampling
 
     sampling.check_sampler(config.sampler)
+    sampling.check_sampler(config.vital_sampler)
     if not config.targets:
         raise UserError('no resource target: give --target_macs and/or '
                         '--target_params')
@@ -397,7 +404,7 @@ def _steps(config, search_data):
 
 
 def train_stage(stage, supernet, search_data, epochs, config, space, rows,
-                table=None):
+                table=None, sampler=None):
     """Runs `model.fit` for one stage with history, TensorBoard and logs."""
     import keras
 
@@ -405,7 +412,8 @@ def train_stage(stage, supernet, search_data, epochs, config, space, rows,
 
     steps = _steps(config, search_data)
     log(f'stage {stage}: {epochs} epoch(s) x {steps} steps, batch '
-        f'{search_data.global_batch_size}, sampler {config.sampler}')
+        f'{search_data.global_batch_size}, sampler '
+        f'{sampler or config.sampler}')
     import tensorflow as tf
 
     dataset = tf.data.Dataset.zip((search_data.weights.repeat(),
@@ -421,7 +429,7 @@ def train_stage(stage, supernet, search_data, epochs, config, space, rows,
     ]
     start = time.perf_counter()
     supernet.fit(dataset, epochs=epochs, steps_per_epoch=steps,
-                 callbacks=cbs, verbose=config.verbose)
+                 callbacks=cbs, verbose=config.verbose, shuffle=False)
     return time.perf_counter() - start
 
 
@@ -468,12 +476,13 @@ def run_search(config):
     vital = list(space.vital_layers)
     if config.vital_first and config.vital_ops is None:
         with strategy.scope():
-            stage1 = supernet_lib.build_supernet(space, tuple(vital), {},
-                                                 sconfig)
+            stage1 = supernet_lib.build_supernet(
+                space, tuple(vital), {},
+                dataclasses.replace(sconfig, sampler=config.vital_sampler))
             stage1.compile()
         timings['vital'] = train_stage('vital', stage1, search_data,
                                        config.vital_epochs, config, space,
-                                       vital)
+                                       vital, sampler=config.vital_sampler)
         probs = stage1.op_probabilities()
         plots.op_heatmap(probs, [f'L{i + 1}' for i in vital], space.op_names,
                          mask[vital], 'stage 1: vital layers',
@@ -563,6 +572,7 @@ def run_search(config):
         'family': [e for _, e in family],
         'seconds': {**timings, 'total': time.perf_counter() - start},
         'sampler': config.sampler,
+        'vital_sampler': config.vital_sampler,
         'vital_first': config.vital_first,
     }
     arch.save(os.path.join(config.output_dir, 'arch.json'),

@@ -82,3 +82,14 @@ def test_build_model_accepts_a_string_and_trains_a_step():
     hist = model.fit(x, np.array([0, 1, 2, 0]), epochs=1, verbose=0)
     assert np.isfinite(hist.history['loss'][0])
     assert model.output_shape == (None, 3)
+
+
+def test_grouped_conv_equals_keras_grouped_conv():
+    x = np.random.default_rng(3).normal(size=(2, 5, 5, 8)).astype('float32')
+    ours = hl.GroupedConv2D(12, 1, groups=2, use_bias=False)
+    ref = keras.layers.Conv2D(12, 1, groups=2, use_bias=False)
+    ours.build(x.shape)
+    ref.build(x.shape)
+    ref.set_weights(ours.get_weights())
+    assert ours.kernel.shape == (1, 1, 4, 12)
+    np.testing.assert_allclose(ours(x), ref(x), atol=1e-5)

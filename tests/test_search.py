@@ -122,7 +122,7 @@ def test_search_end_to_end_on_digits(tmp_path):
     arch = arch_lib.load_architecture(str(out / 'arch.json'))
     data = json.loads((out / 'arch.json').read_text())['search']
     cost = counting.arch_cost(arch).total
-    for obj, target in (('macs', 9.2e6), ('params', 0.23e6)):
+    for obj, target in (('macs', 10e6), ('params', 0.25e6)):
         assert abs(cost.get(obj) - target) <= 0.03 * target
         assert data['achieved'][obj] == cost.get(obj)
     vital = arch.search_space().vital_layers

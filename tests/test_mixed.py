@@ -1,0 +1,197 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import hournas_tf  # noqa: F401  (sets KERAS_BACKEND)
+from hournas_tf import layers as hl
+from hournas_tf import sampling
+from hournas_tf import spaces
+from hournas_tf.mixed import MixedLayer
+
+# Four columns; column 1 is not a candidate of the layer.
+COLUMNS = (0, 2, 3)
+MASK = np.array([True, False, True, True])
+
+
+class CountingBranch(keras.layers.Layer):
+    """x * scale, counting its executions in a non-trainable variable."""
+
+    def __init__(self, factor, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def build(self, input_shape):
+        self.scale = self.add_weight(
+            shape=(), name='scale',
+            initializer=keras.initializers.Constant(self.factor))
+        self.count = self.add_weight(shape=(), name='count', dtype='int32',
+                                     initializer='zeros', trainable=False)
+
+    def call(self, inputs):
+        self.count.assign_add(1)
+        return inputs * self.scale
+
+
+def counting_layer(single_path):
+    branches = [CountingBranch(f, name=f'b{k}')
+                for k, f in enumerate((1.0, 2.0, 3.0))]
+    layer = MixedLayer(branches, COLUMNS, single_path, name='mixed')
+    layer.build((2, 3))
+    return layer
+
+
+def run_draws(layer, sampler, draws, logits=(0.0, 0.0, 0.0, 0.0)):
+    """Calls `layer` `draws` times in one tf.function; returns the chosen
+    branch per draw and the outputs."""
+    logits = tf.constant(logits)
+    x = tf.ones((2, 3))
+
+    @tf.function
+    def step(i):
+        seed = tf.stack([tf.constant(7, tf.int64), i])
+        w = sampling.sample(logits, 5.0, sampler, seed, MASK)
+        return layer(x, w), w
+
+    chosen, outputs = [], []
+    for i in range(draws):
+        y, w = step(tf.constant(i, tf.int64))
+        chosen.append(COLUMNS.index(int(np.argmax(w.numpy()))))
+        outputs.append((y.numpy(), w.numpy()))
+    return chosen, outputs
+
+
+def counts(layer):
+    return [int(b.count.numpy()) for b in layer.branches]
+
+
+def test_gumbel_max_runs_only_the_sampled_branch():
+    layer = counting_layer(single_path=True)
+    chosen, outputs = run_draws(layer, 'gumbel_max', 24)
+    expected = [chosen.count(k) for k in range(3)]
+    assert counts(layer) == expected
+    assert sum(counts(layer)) == 24
+    assert min(expected) > 0  # every branch got drawn, none ran extra
+    for k, (y, w) in zip(chosen, outputs):
+        # Forward value: exactly the chosen branch, weight 1.
+        np.testing.assert_array_equal(y, np.full((2, 3), k + 1.0))
+        assert w[1] == 0.0
+
+
+def test_gumbel_max_never_runs_a_branch_that_is_not_drawn():
+    layer = counting_layer(single_path=True)
+    # Column 3 (branch 2) is 30 nats below the others: never drawn.
+    chosen, _ = run_draws(layer, 'gumbel_max', 12, (0.0, 0.0, 0.0, -30.0))
+    assert 2 not in chosen
+    assert counts(layer)[2] == 0
+    assert counts(layer)[:2] == [chosen.count(0), chosen.count(1)]
+
+
+@pytest.mark.parametrize('sampler', ['gumbel_softmax', 'softmax'])
+def test_all_path_samplers_run_every_branch(sampler):
+    layer = counting_layer(single_path=False)
+    _, outputs = run_draws(layer, sampler, 5)
+    assert counts(layer) == [5, 5, 5]
+    for y, w in outputs:
+        expected = w[0] * 1.0 + w[2] * 2.0 + w[3] * 3.0
+        np.testing.assert_allclose(y, np.full((2, 3), expected), rtol=1e-6)
+
+
+def test_straight_through_gradient_reaches_logits_and_chosen_branch():
+    layer = counting_layer(single_path=True)
+    logits = tf.Variable(tf.zeros(4))
+    x = tf.ones((2, 3))
+    scales = [b.scale for b in layer.branches]
+
+    @tf.function
+    def grads(i):
+        with tf.GradientTape() as tape:
+            seed = tf.stack([tf.constant(3, tf.int64), i])
+            w = sampling.sample(logits, 5.0, 'gumbel_max', seed, MASK)
+            loss = tf.reduce_sum(layer(x, w))
+        g = tape.gradient(loss, [logits] + scales)
+        g = [tf.zeros_like(v) if d is None else d
+             for d, v in zip(g, [logits] + scales)]
+        return w, g
+
+    for i in range(4):
+        w, g = grads(tf.constant(i, tf.int64))
+        k = COLUMNS.index(int(np.argmax(w.numpy())))
+        g_logits = g[0].numpy()
+        assert np.all(np.isfinite(g_logits))
+        assert np.abs(g_logits[list(COLUMNS)]).min() > 1e-3
+        assert g_logits[1] == 0.0  # masked column
+        for j, d in enumerate(g[1:]):
+            if j == k:
+                assert float(d) == pytest.approx(6.0)  # d sum(x*s)/ds
+            else:
+                assert float(d) == 0.0
+
+
+def test_real_ops_single_path_gradients():
+    space = spaces.get_space('fbnet', image_size=32, num_classes=10,
+                             width_multiplier=0.25)
+    index = 2
+    ops = space.layers[index].candidates
+    layer = MixedLayer([hl.make_op(space, index, op, name=op) for op in ops],
+                       [space.op_names.index(op) for op in ops], True,
+                       name='layer03')
+    c = space.layers[index].c_in
+    layer.build((2, 8, 8, c))
+    x = tf.random.stateless_normal((2, 8, 8, c), seed=(1, 2))
+    target = tf.random.stateless_normal((2, 8, 8, c), seed=(3, 4))
+    logits = tf.Variable(tf.zeros(len(space.op_names)))
+    column = space.op_names.index('k5_e3')
+
+    @tf.function
+    def grads():
+        with tf.GradientTape() as tape:
+            w = tf.one_hot(column, len(space.op_names))
+            # Straight-through: forward value one-hot, softmax gradient.
+            soft = tf.nn.softmax(logits)
+            w = w + soft - tf.stop_gradient(soft)
+            loss = tf.reduce_mean((layer(x, w, training=True) - target) ** 2)
+        return tape.gradient(loss, [logits] + layer.trainable_weights)
+
+    g = grads()
+    assert np.all(np.isfinite(g[0].numpy()))
+    assert np.abs(g[0].numpy()).max() > 1e-4
+    chosen = ops.index('k5_e3')
+    for branch_index, branch in enumerate(layer.branches):
+        for var in branch.trainable_weights:
+            d = g[1 + [id(v) for v in layer.trainable_weights].index(
+                id(var))]
+            total = 0.0 if d is None else float(tf.reduce_sum(tf.abs(d)))
+            if branch_index == chosen:
+                assert total > 0.0, var.path
+            else:
+                assert total == 0.0, var.path
+
+
+def test_get_config_round_trip():
+    space = spaces.get_space('mnasnet', image_size=32, num_classes=10,
+                             width_multiplier=0.25)
+    index = 3
+    ops = space.layers[index].candidates
+    layer = MixedLayer([hl.make_op(space, index, op, name=op) for op in ops],
+                       [space.op_names.index(op) for op in ops], False,
+                       name='layer04')
+    config = layer.get_config()
+    restored = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(layer))
+    assert type(restored) is MixedLayer
+    assert restored.get_config() == config
+    assert restored.columns == layer.columns
+    assert not restored.single_path
+    assert [type(b) for b in restored.branches] == \
+        [type(b) for b in layer.branches]
+    c = space.layers[index].c_in
+    w = tf.one_hot(space.op_names.index(ops[1]), len(space.op_names))
+    y = restored(tf.zeros((1, 4, 4, c)), w)
+    assert tuple(y.shape) == tuple(
+        restored.compute_output_shape((1, 4, 4, c)))
+
+
+def test_rejects_mismatched_columns():
+    with pytest.raises(ValueError):
+        MixedLayer([hl.Skip()], [0, 1])

@@ -1,0 +1,258 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import hournas_tf  # noqa: F401  (sets KERAS_BACKEND)
+from hournas_tf import counting
+from hournas_tf import proposals
+from hournas_tf import spaces
+from hournas_tf import supernet
+from hournas_tf.errors import UserError
+from hournas_tf.mixed import MixedLayer
+
+BATCH = 4
+
+
+def fbnet():
+    return spaces.get_space('fbnet', image_size=32, num_classes=10,
+                            width_multiplier=0.25)
+
+
+def small_stage2(space):
+    """Two searched non-vital layers, vital ops fixed, the rest removed."""
+    vital = space.vital_layers
+    searched = tuple(i for i in range(len(space.layers))
+                     if i not in vital)[1:3]
+    fixed = {i: 'k3_e1' for i in vital}
+    return searched, fixed
+
+
+def dataset(space, seed=0):
+    rng = np.random.default_rng(seed)
+
+    def split():
+        x = rng.normal(size=(BATCH, 32, 32, 3)).astype('float32')
+        y = rng.integers(0, space.num_classes, BATCH)
+        return x, y
+
+    return tf.data.Dataset.from_tensors((split(), split())).repeat()
+
+
+def middle_targets(table):
+    return {obj: float(np.mean(proposals.feasible_range(table, obj)))
+            for obj in ('macs', 'params')}
+
+
+def test_stage1_supernet_holds_only_the_vital_layers():
+    space = fbnet()
+    vital = tuple(space.vital_layers)
+    net = supernet.build_supernet(space, vital)
+    assert net.layer_indices == vital
+    assert sorted(net.mixed_layers) == list(vital)
+    mixed = [layer for layer in net._flatten_layers()
+             if isinstance(layer, MixedLayer)]
+    assert len(mixed) == len(vital)
+    assert all(isinstance(b, MixedLayer) for b in net.blocks)
+    for i, layer in net.mixed_layers.items():
+        assert layer.name == f'layer{i + 1:02d}'
+        assert len(layer.branches) == len(space.layers[i].candidates)
+        assert layer.single_path
+    # Nothing else in the net holds the ops of a searchable layer.
+    names = {layer.name for layer in net._flatten_layers()}
+    absent = set(range(len(space.layers))) - set(vital)
+    assert not any(f'layer{i + 1:02d}' in names for i in absent)
+    assert [tuple(v.shape) for v in net.arch_variables] == \
+        [(len(vital), len(space.op_names))]
+    assert not np.any(net.theta.numpy())  # uniform start
+    assert float(net.tau.numpy()) == 5.0 and int(net.step.numpy()) == 0
+    out = net(np.zeros((2, 32, 32, 3), 'float32'))
+    assert tuple(out.shape) == (2, 10)
+
+
+def test_removing_a_layer_without_shortcut_raises():
+    space = fbnet()
+    vital = space.vital_layers
+    with pytest.raises(UserError, match='shortcut'):
+        supernet.build_supernet(space, vital[1:])
+    with pytest.raises(UserError, match='both searched and fixed'):
+        supernet.build_supernet(space, vital, {vital[0]: 'k3_e1'})
+    with pytest.raises(UserError, match='does not fit'):
+        supernet.build_supernet(space, vital[1:], {vital[0]: 'skip'})
+    with pytest.raises(UserError, match='out of range'):
+        supernet.build_supernet(space, (99,))
+    with pytest.raises(UserError, match='proposals must have shape'):
+        supernet.build_supernet(space, vital, proposals=np.zeros((2, 3, 4)))
+    with pytest.raises(UserError, match='sampler'):
+        supernet.build_supernet(
+            space, vital, config=supernet.SupernetConfig(sampler='x'))
+
+
+def test_logits_get_gradients_under_gumbel_max():
+    space = fbnet()
+    searched, fixed = small_stage2(space)
+    table = counting.resource_table(space, searched, fixed)
+    net = supernet.build_supernet(space, searched, fixed, table=table,
+                                  targets=middle_targets(table))
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(BATCH, 32, 32, 3)).astype('float32')
+    y = rng.integers(0, 10, BATCH)
+    with tf.GradientTape(persistent=True) as tape:
+        arch = net.sample_weights(net._seed(1))
+        ce = net._cross_entropy(y, net(x, training=True, arch_weights=arch))
+        resource = proposals.resource_loss(net.table, net.targets, arch)
+    for loss in (ce, resource):
+        g = tape.gradient(loss, net.theta).numpy()
+        assert np.all(np.isfinite(g))
+        assert np.abs(g[net.mask]).max() > 1e-4
+        assert not np.any(g[~net.mask])
+    # One-hot forward value.
+    arch = arch.numpy()
+    assert np.array_equal(np.sort(arch, axis=1)[:, -1], np.ones(len(arch)))
+    assert np.count_nonzero(arch) == len(arch)
+
+
+def test_proposal_mode_trains_with_fit_and_derives():
+    space = fbnet()
+    searched, fixed = small_stage2(space)
+    table = counting.resource_table(space, searched, fixed)
+    targets = middle_targets(table)
+    result = proposals.optimize_proposals(
+        table, targets, proposals.ProposalConfig(num_proposals=3, iters=10))
+    config = supernet.SupernetConfig(total_steps=3, seed=3)
+    net = supernet.build_supernet(space, searched, fixed, config, table,
+                                  targets, result.logits)
+    net.compile()
+    before = [v.numpy().copy() for v in net.arch_variables]
+    weights_before = [v.numpy().copy() for v in net.weight_variables]
+    history = net.fit(dataset(space), epochs=1, steps_per_epoch=3,
+                      verbose=0, shuffle=False).history
+    for key in ('loss', 'accuracy', 'arch_loss', 'arch_accuracy',
+                'resource_loss', 'tau', 'macs', 'params'):
+        assert np.isfinite(history[key][0]), key
+    assert int(net.step.numpy()) == 3
+    assert float(net.tau.numpy()) == pytest.approx(5.0 * 0.9999 ** 3,
+                                                   rel=1e-6)
+    assert history['tau'][0] == pytest.approx(5.0 * 0.9999 ** 3, rel=1e-6)
+    for b, v in zip(before, net.arch_variables):
+        assert np.abs(v.numpy() - b).max() > 1e-4, v.path
+    assert any(np.abs(v.numpy() - b).max() > 0
+               for b, v in zip(weights_before, net.weight_variables))
+    assert int(net.optimizer.iterations.numpy()) == 3
+    assert int(net.arch_optimizer.iterations.numpy()) == 3
+
+    probs = net.op_probabilities()
+    assert probs.shape == (len(searched), len(space.op_names))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)
+    assert not np.any(probs[~net.mask])
+    assert net.proposal_probabilities().shape == (3,)
+    assert net.proposal_op_probabilities().shape == (3,) + probs.shape
+    derived = net.derive()
+    assert sorted(derived) == list(searched)
+    for i, op in derived.items():
+        space.check_op(i, op)
+    family = net.derive_proposals()
+    assert len(family) == 3
+    best = int(np.argmax(net.proposal_probabilities()))
+    assert family[best] == derived
+    assert history['macs'][0] == pytest.approx(float(proposals.expected_totals(
+        table, probs)['macs']), rel=1e-3)
+
+
+def test_gumbel_softmax_trains_one_step():
+    space = fbnet()
+    searched, fixed = small_stage2(space)
+    config = supernet.SupernetConfig(sampler='gumbel_softmax', total_steps=1)
+    net = supernet.build_supernet(space, searched, fixed, config)
+    assert not any(layer.single_path for layer in net.mixed_layers.values())
+    net.compile()
+    theta = net.theta.numpy().copy()
+    history = net.fit(dataset(space), epochs=1, steps_per_epoch=1,
+                      verbose=0, shuffle=False).history
+    assert np.isfinite(history['loss'][0])
+    assert np.isfinite(history['arch_loss'][0])
+    assert np.abs(net.theta.numpy() - theta)[net.mask].min() > 0
+    assert float(net.tau.numpy()) == pytest.approx(5.0 * 0.9999)
+    for i, op in net.derive().items():
+        space.check_op(i, op)
+
+
+def test_mirrored_strategy_runs_one_fit_step():
+    space = fbnet()
+    searched, fixed = small_stage2(space)
+    strategy = tf.distribute.MirroredStrategy(['/cpu:0'])
+    with strategy.scope():
+        net = supernet.build_supernet(
+            space, searched, fixed, supernet.SupernetConfig(total_steps=1))
+        net.compile()
+    history = net.fit(dataset(space), epochs=1, steps_per_epoch=1,
+                      verbose=0, shuffle=False).history
+    assert np.isfinite(history['loss'][0])
+    assert int(net.step.numpy()) == 1
+    assert float(net.tau.numpy()) == pytest.approx(5.0 * 0.9999)
+
+
+def trained_and_restored(tmp_path):
+    """A net after one (eager) train step and a fresh one restored from its
+    tf.train.Checkpoint."""
+    space = fbnet()
+    searched, fixed = small_stage2(space)
+    config = supernet.SupernetConfig(total_steps=2, seed=5)
+    net = supernet.build_supernet(space, searched, fixed, config)
+    net.compile()
+    net.train_step(next(iter(dataset(space))))
+    path = tf.train.Checkpoint(model=net).save(str(tmp_path / 'ckpt'))
+    other = supernet.build_supernet(space, searched, fixed, config)
+    other.compile()
+    tf.train.Checkpoint(model=other).restore(path).assert_consumed()
+    return net, other
+
+
+def depthwise(variable):
+    return '/dw' in variable.path
+
+
+def test_checkpoint_holds_the_whole_search_state(tmp_path):
+    net, other = trained_and_restored(tmp_path)
+    state = [net.variables, net.optimizer.variables,
+             net.arch_optimizer.variables]
+    restored = [other.variables, other.optimizer.variables,
+                other.arch_optimizer.variables]
+    for mine, theirs in zip(state, restored):
+        assert len(mine) == len(theirs)
+        for a, b in zip(mine, theirs):
+            assert a.path == b.path
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), a.path)
+    assert int(other.step.numpy()) == 1
+    assert float(other.tau.numpy()) == pytest.approx(5.0 * 0.9999)
+    assert int(other.optimizer.iterations.numpy()) == 1
+    assert int(other.arch_optimizer.iterations.numpy()) == 1
+    # Stateless seeds from (seed, step): the restored net draws the same.
+    np.testing.assert_array_equal(net.sample_weights(net._seed(0)).numpy(),
+                                  other.sample_weights(other._seed(0)))
+
+
+def test_checkpoint_holds_depthwise_batch_norm_statistics(tmp_path):
+    net, other = trained_and_restored(tmp_path)
+    pairs = [(a, b) for a, b in zip(net.variables, other.variables)
+             if depthwise(a) and not a.trainable]
+    assert pairs
+    for a, b in pairs:
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), a.path)
+
+
+def test_copy_weights_from_stage1():
+    space = fbnet()
+    vital = tuple(space.vital_layers)
+    stage1 = supernet.build_supernet(space, vital)
+    ops = stage1.derive()
+    searched, _ = small_stage2(space)
+    stage2 = supernet.build_supernet(space, searched, ops)
+    copied = stage2.copy_weights_from(stage1)
+    assert {'stem', 'head', 'classifier'} <= set(copied)
+    for i, op in ops.items():
+        assert f'layer{i + 1:02d}/{op}' in copied
+        src = stage1.mixed_layers[i].branches[
+            space.layers[i].candidates.index(op)]
+        dst = stage2.op_layers()[(i, op)]
+        for a, b in zip(src.get_weights(), dst.get_weights()):
+            np.testing.assert_array_equal(a, b)
