@@ -13,12 +13,12 @@ os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
 
 __version__ = '0.1.0'
 
+from hournas_tf.arch import REFERENCE_NAMES  # noqa: E402
 from hournas_tf.arch import Architecture  # noqa: E402
 from hournas_tf.arch import get_reference  # noqa: E402
 from hournas_tf.arch import load_architecture  # noqa: E402
-from hournas_tf.arch import REFERENCE_NAMES  # noqa: E402
-from hournas_tf.spaces import get_space  # noqa: E402
 from hournas_tf.spaces import SPACE_NAMES  # noqa: E402
+from hournas_tf.spaces import get_space  # noqa: E402
 
 
 def build_model(arch, **kwargs):

@@ -20,6 +20,8 @@ import dataclasses
 import numpy as np
 
 from hournas_tf import spaces
+from hournas_tf.errors import UserError
+from hournas_tf.errors import choices
 
 OBJECTIVES = ('macs', 'params', 'weights', 'keras_params')
 
@@ -168,8 +170,6 @@ def resource_table(space, layer_indices=None, fixed_ops=None,
     `fixed` with the stem, head and classifier. A layer neither in the rows
     nor in `fixed_ops` is treated as removed (zero cost).
     """
-    from hournas_tf.errors import UserError
-
     for obj in objectives:
         if obj not in OBJECTIVES:
             raise UserError(f'unknown objective {obj!r}; valid: '
@@ -192,3 +192,54 @@ def resource_table(space, layer_indices=None, fixed_ops=None,
     fixed = {obj: float(fixed_cost.get(obj)) for obj in objectives}
     return ResourceTable(tuple(objectives), layer_indices, names, values,
                          mask, fixed)
+
+
+# === Feasibility of resource targets ===
+
+def human(value):
+    """A short human-readable number: 295M, 4.8M, 12.5K, 1.2G, 3.25."""
+    for scale, suffix in ((1e9, 'G'), (1e6, 'M'), (1e3, 'K')):
+        if abs(value) >= scale:
+            return f'{value / scale:.4g}{suffix}'
+    return f'{value:.4g}'
+
+
+def _check_objective(table, objective):
+    if objective not in table.objectives:
+        raise UserError(
+            f'unknown objective {objective!r}; this table has '
+            f'{choices(table.objectives)}')
+
+
+def feasible_range(table, objective):
+    """(min_total, max_total) of `objective` over all architectures, exact."""
+    _check_objective(table, objective)
+    mask = np.asarray(table.mask, dtype=bool)
+    empty = np.flatnonzero(~mask.any(axis=1))
+    if empty.size:
+        raise UserError(
+            f'layer {table.layer_indices[empty[0]] + 1} has no candidate op')
+    values = np.asarray(table.values[objective], dtype=np.float64)
+    low = np.where(mask, values, np.inf).min(axis=1).sum()
+    high = np.where(mask, values, -np.inf).max(axis=1).sum()
+    fixed = float(table.fixed[objective])
+    return fixed + float(low), fixed + float(high)
+
+
+def check_targets(table, targets):
+    """Raises UserError for an unknown objective or an unreachable target."""
+    if not targets:
+        raise UserError(
+            f'no resource targets given; choose from '
+            f'{choices(table.objectives)}')
+    for objective, target in targets.items():
+        _check_objective(table, objective)
+        if not target > 0:
+            raise UserError(
+                f'target {objective}={target!r} must be > 0')
+        low, high = feasible_range(table, objective)
+        if not low <= target <= high:
+            raise UserError(
+                f'target {objective}={human(target)} is outside the feasible '
+                f'range [{human(low)}, {human(high)}] of the searched layers '
+                f'plus the fixed part')

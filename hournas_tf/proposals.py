@@ -66,6 +66,10 @@ import tensorflow as tf
 
 from hournas_tf import errors
 from hournas_tf import sampling
+from hournas_tf.counting import _check_objective  # noqa: F401
+from hournas_tf.counting import check_targets  # noqa: F401
+from hournas_tf.counting import feasible_range  # noqa: F401
+from hournas_tf.counting import human  # noqa: F401
 
 MASKED_LOGIT = sampling.MASKED_LOGIT
 
@@ -126,55 +130,6 @@ class ProposalResult:
     orthogonality_history: np.ndarray
     repaired: tuple
     seconds: float
-
-
-def human(value):
-    """A short human-readable number: 295M, 4.8M, 12.5K, 1.2G, 3.25."""
-    for scale, suffix in ((1e9, 'G'), (1e6, 'M'), (1e3, 'K')):
-        if abs(value) >= scale:
-            return f'{value / scale:.4g}{suffix}'
-    return f'{value:.4g}'
-
-
-def _check_objective(table, objective):
-    if objective not in table.objectives:
-        raise errors.UserError(
-            f'unknown objective {objective!r}; this table has '
-            f'{errors.choices(table.objectives)}')
-
-
-def feasible_range(table, objective):
-    """(min_total, max_total) of `objective` over all architectures, exact."""
-    _check_objective(table, objective)
-    mask = np.asarray(table.mask, dtype=bool)
-    empty = np.flatnonzero(~mask.any(axis=1))
-    if empty.size:
-        raise errors.UserError(
-            f'layer {table.layer_indices[empty[0]] + 1} has no candidate op')
-    values = np.asarray(table.values[objective], dtype=np.float64)
-    low = np.where(mask, values, np.inf).min(axis=1).sum()
-    high = np.where(mask, values, -np.inf).max(axis=1).sum()
-    fixed = float(table.fixed[objective])
-    return fixed + float(low), fixed + float(high)
-
-
-def check_targets(table, targets):
-    """Raises UserError for an unknown objective or an unreachable target."""
-    if not targets:
-        raise errors.UserError(
-            f'no resource targets given; choose from '
-            f'{errors.choices(table.objectives)}')
-    for objective, target in targets.items():
-        _check_objective(table, objective)
-        if not target > 0:
-            raise errors.UserError(
-                f'target {objective}={target!r} must be > 0')
-        low, high = feasible_range(table, objective)
-        if not low <= target <= high:
-            raise errors.UserError(
-                f'target {objective}={human(target)} is outside the feasible '
-                f'range [{human(low)}, {human(high)}] of the searched layers '
-                f'plus the fixed part')
 
 
 def normalizers(table, targets):

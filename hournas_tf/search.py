@@ -13,6 +13,11 @@ scikit-learn's digits, a few minutes on a laptop CPU.
 import datetime
 import os
 
+# TensorFlow's C++ start-up messages (e.g. "failed call to cuInit" on a
+# machine without a GPU) would bury the one-line errors of this command; set
+# TF_CPP_MIN_LOG_LEVEL=0 to see them.
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+
 from absl import flags
 
 from hournas_tf import errors
@@ -37,9 +42,7 @@ DEMO = {
 
 
 def define_flags():
-    """Defines the command's flags (absl; `--flagfile` reads them from a file)."""
-    from hournas_tf import sampling
-
+    """Defines the command's flags (`--flagfile` reads them from a file)."""
     # Space and data.
     flags.DEFINE_enum('space', DEMO['space'], spaces.SPACE_NAMES,
                       'Search space.')
@@ -80,11 +83,11 @@ def define_flags():
     flags.DEFINE_integer('batch_size', DEMO['batch_size'],
                          'Global batch size (split over replicas).',
                          lower_bound=1)
-    flags.DEFINE_enum('sampler', 'gumbel_max', sampling.SAMPLERS,
+    flags.DEFINE_enum('sampler', 'gumbel_max', searcher.SAMPLERS,
                       'gumbel_max: one op per layer per step (HourNAS); '
                       'gumbel_softmax: all ops weighted (FBNet); softmax: '
                       'DARTS.')
-    flags.DEFINE_enum('vital_sampler', 'gumbel_softmax', sampling.SAMPLERS,
+    flags.DEFINE_enum('vital_sampler', 'gumbel_softmax', searcher.SAMPLERS,
                       'Sampler of stage 1 (vital layers only). Under '
                       'gumbel_max a vital layer gets no cross-entropy '
                       'gradient (batch norm cancels the straight-through '
@@ -142,20 +145,14 @@ def config_from_flags(f):
         alpha=f.alpha, beta=f.beta, tau_init=f.tau_init,
         tau_decay=f.tau_decay, weight_lr=f.weight_lr, arch_lr=f.arch_lr,
         tolerance=f.tolerance, seed=f.seed, output_dir=output_dir,
-        strategy=f.strategy, verbose=f.verbose)
+        strategy=f.strategy, graph_optimizations=f.graph_optimizations,
+        verbose=f.verbose)
 
 
 def main(argv):
     if len(argv) > 1:
         raise UserError(f'unexpected arguments {argv[1:]}; use --flags')
     config = config_from_flags(flags.FLAGS)
-    if not flags.FLAGS.graph_optimizations:
-        import tensorflow as tf
-
-        # Grappler spends minutes on a supernet's many switch_case branches
-        # for no measurable gain in step time on CPU.
-        tf.config.optimizer.set_experimental_options(
-            {'disable_meta_optimizer': True})
     if flags.FLAGS.dry_run:
         searcher.run_dry(config)
     else:

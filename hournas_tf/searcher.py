@@ -31,11 +31,13 @@ import numpy as np
 
 from hournas_tf import arch as arch_lib
 from hournas_tf import counting
-from hournas_tf import proposals as proposals_lib
 from hournas_tf import spaces
 from hournas_tf.errors import UserError
 from hournas_tf.errors import choices
 
+# The same as sampling.SAMPLERS (a test checks); repeated here so that flag
+# and config checks run before TensorFlow is imported.
+SAMPLERS = ('gumbel_max', 'gumbel_softmax', 'softmax')
 SAMPLE_TEMPERATURES = (5.0, 1.0, 0.5, 0.1)
 NUM_SAMPLES = 10_000
 
@@ -71,6 +73,7 @@ class SearchConfig:
     seed: int = 0
     output_dir: str = 'runs/search'
     strategy: str = 'default'
+    graph_optimizations: bool = False
     verbose: int = 1
 
 
@@ -79,7 +82,14 @@ def log(message):
 
 
 def _h(value):
-    return proposals_lib.human(value)
+    return counting.human(value)
+
+
+def _proposals():
+    """The proposals module, imported late (it imports TensorFlow)."""
+    from hournas_tf import proposals
+
+    return proposals
 
 
 def prepare_output_dir(path):
@@ -107,10 +117,10 @@ def _jsonable(value):
 
 def check_config(config):
     """Raises UserError for settings outside their valid range."""
-    from hournas_tf import sampling
-
-    sampling.check_sampler(config.sampler)
-    sampling.check_sampler(config.vital_sampler)
+    for name in ('sampler', 'vital_sampler'):
+        if getattr(config, name) not in SAMPLERS:
+            raise UserError(f'unknown {name} {getattr(config, name)!r}; '
+                            f'valid: {choices(SAMPLERS)}')
     if not config.targets:
         raise UserError('no resource target: give --target_macs and/or '
                         '--target_params')
@@ -157,7 +167,7 @@ def whole_space_check(space, targets):
     """Fails before training when a target is outside the space's range."""
     table = counting.resource_table(space, objectives=tuple(targets))
     try:
-        proposals_lib.check_targets(table, targets)
+        counting.check_targets(table, targets)
     except UserError as e:
         raise UserError(f'space {space.name!r} at image_size '
                         f'{space.image_size}: {e}') from None
@@ -203,7 +213,7 @@ def fit_vital_ops(space, vital_ops, targets, probabilities=None):
                                         tuple(targets))
         total = 0.0
         for obj, target in targets.items():
-            lo, hi = proposals_lib.feasible_range(table, obj)
+            lo, hi = counting.feasible_range(table, obj)
             total += max(0.0, lo - target, target - hi) / target
         return total
 
@@ -249,10 +259,10 @@ def sample_report(table, logits, targets, tolerance, seed, pi=None):
     """Samples `NUM_SAMPLES` architectures at each temperature."""
     report, scatter = {}, {}
     for k, tau in enumerate(SAMPLE_TEMPERATURES):
-        cols = proposals_lib.sample_architectures(
+        cols = _proposals().sample_architectures(
             logits, NUM_SAMPLES, tau, seed + k, pi=pi)
-        tot = proposals_lib.totals(table, cols)
-        ok = proposals_lib.within(tot, targets, tolerance)
+        tot = _proposals().totals(table, cols)
+        ok = _proposals().within(tot, targets, tolerance)
         report[f'{tau:g}'] = {
             'share_within_tolerance': float(ok.mean()),
             **{f'median_{obj}': float(np.median(tot[obj])) for obj in tot}}
@@ -267,19 +277,19 @@ def optimize(space, searched, fixed_ops, config, output_dir, stage_name):
 
     table = counting.resource_table(space, searched, fixed_ops,
                                     tuple(config.targets))
-    proposals_lib.check_targets(table, config.targets)
-    pconfig = proposals_lib.ProposalConfig(
+    _proposals().check_targets(table, config.targets)
+    pconfig = _proposals().ProposalConfig(
         num_proposals=config.num_proposals, iters=config.proposal_iters,
         beta=config.beta, seed=config.seed, tol=config.tolerance)
     log(f'optimizing {config.num_proposals} space proposals over '
         f'{len(searched)} layers for {config.proposal_iters} iterations')
-    result = proposals_lib.optimize_proposals(table, config.targets, pconfig)
+    result = _proposals().optimize_proposals(table, config.targets, pconfig)
     log(f'proposals optimized in {result.seconds:.2f}s (final loss '
         f'{result.loss_history[-1]:.4f}, orthogonality '
         f'{result.orthogonality_history[-1]:.3f})')
     rows = []
     for j, cols in enumerate(result.columns):
-        tot = proposals_lib.totals(table, cols)
+        tot = _proposals().totals(table, cols)
         errs = {o: (tot[o] - t) / t for o, t in config.targets.items()}
         rows.append({'proposal': j, **{o: float(tot[o]) for o in tot},
                      **{f'{o}_error': e for o, e in errs.items()},
@@ -307,10 +317,10 @@ def optimize(space, searched, fixed_ops, config, output_dir, stage_name):
 def run_dry(config):
     """Everything but training (the command's `--dry_run`)."""
     check_config(config)
-    prepare_output_dir(config.output_dir)
     space = _space(config)
-    _log_space(space)
     whole_space_check(space, config.targets)
+    prepare_output_dir(config.output_dir)
+    _log_space(space)
     if config.vital_first:
         vital_ops = resolve_vital_ops(space, config.vital_ops or 'max')
         vital_ops, changed = fit_vital_ops(space, vital_ops, config.targets)
@@ -435,18 +445,28 @@ def train_stage(stage, supernet, search_data, epochs, config, space, rows,
 
 def run_search(config):
     """The whole search; returns the summary written into arch.json."""
+    check_config(config)
+    # Before TensorFlow is imported or anything is written: targets outside
+    # the space fail at once.
+    whole_space_check(_space(config), config.targets)
+    prepare_output_dir(config.output_dir)
+    _write_json(os.path.join(config.output_dir, 'search_config.json'),
+                _config_json(config))
+    start = time.perf_counter()
     import keras
 
     from hournas_tf import data as data_lib
     from hournas_tf import plots
     from hournas_tf import supernet as supernet_lib
 
-    check_config(config)
-    prepare_output_dir(config.output_dir)
-    _write_json(os.path.join(config.output_dir, 'search_config.json'),
-                _config_json(config))
-    start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
+    if not config.graph_optimizations:
+        import tensorflow as tf
+
+        # Grappler spends minutes on a supernet's many switch_case branches
+        # for no measurable gain in step time on CPU.
+        tf.config.optimizer.set_experimental_options(
+            {'disable_meta_optimizer': True})
     strategy = make_strategy(config.strategy)
     data_config = _data_config(config)
     info = data_lib.dataset_info(data_config)
@@ -539,7 +559,7 @@ def run_search(config):
         ops = {**vital_ops, **derived}
         cols = table.columns_of([ops[i] for i in searched])
         logits = np.log(np.maximum(per_proposal[j], 1e-12))
-        fixed_cols, changed = proposals_lib.repair(
+        fixed_cols, changed = _proposals().repair(
             table, cols, logits, config.targets, config.tolerance)
         for r, c in zip(range(len(searched)), fixed_cols):
             ops[searched[r]] = space.op_names[c]

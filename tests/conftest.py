@@ -1,10 +1,9 @@
-"""Shared test set-up: quiet TensorFlow, Keras on the TF backend."""
+"""Shared test set-up: Keras on the TF backend."""
 
 import os
 import subprocess
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -12,7 +11,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def run_module(module, *args, cwd=None, timeout=900):
     """Runs `python -m module args...` and returns the CompletedProcess."""
-    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL='2')
+    env = dict(os.environ, PYTHONPATH=REPO)
+    env.pop('TF_CPP_MIN_LOG_LEVEL', None)
     return subprocess.run([sys.executable, '-m', module, *args],
                           capture_output=True, text=True, cwd=cwd or REPO,
                           env=env, timeout=timeout)

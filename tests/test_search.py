@@ -2,9 +2,9 @@ import json
 import os
 
 import pytest
-
 from conftest import REPO
 from conftest import run_module
+
 from hournas_tf import arch as arch_lib
 from hournas_tf import counting
 from hournas_tf import search
@@ -143,3 +143,9 @@ def test_search_end_to_end_on_digits(tmp_path):
     res = run_module('hournas_tf.describe', f'--arch_file={out / "arch.json"}',
                      '--json')
     assert json.loads(res.stdout)['macs'] == cost.macs
+
+
+def test_command_sampler_list_equals_the_sampling_module():
+    from hournas_tf import sampling
+
+    assert searcher.SAMPLERS == sampling.SAMPLERS
