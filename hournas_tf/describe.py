@@ -122,11 +122,7 @@ def describe_space(space):
         'layers': [],
     }
     for obj in counting.OBJECTIVES:
-        values = table.values[obj]
-        lo = table.fixed[obj] + sum(
-            min(v for v, m in zip(row, mrow) if m)
-            for row, mrow in zip(values, table.mask))
-        hi = table.fixed[obj] + values.max(axis=1).sum()
+        lo, hi = counting.feasible_range(table, obj)
         out[f'min_{obj}'] = int(lo)
         out[f'max_{obj}'] = int(hi)
     for layer in space.layers:
