@@ -37,8 +37,7 @@ class ArchitectureLogger(keras.callbacks.Callback):
                               for c, op in enumerate(self.space.op_names)
                               if op in self.space.layers[i].candidates}
             for r, i in enumerate(self.rows)}
-        if hasattr(model, 'proposal_probabilities') and \
-                model.has_proposals:
+        if model.has_proposals:
             pi = model.proposal_probabilities()
             record['proposal_probabilities'] = [float(p) for p in pi]
             if self.table is not None:

@@ -531,7 +531,7 @@ def run_search(config):
             space, tuple(searched), vital_ops, sconfig, table=table,
             targets=config.targets, proposals=presult.logits)
         stage2.compile()
-        if stage1 is not None and hasattr(stage2, 'copy_weights_from'):
+        if stage1 is not None:
             stage2.copy_weights_from(stage1)
     timings['nonvital'] = train_stage('nonvital', stage2, search_data,
                                       config.nonvital_epochs, config, space,
