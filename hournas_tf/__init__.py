@@ -13,20 +13,20 @@ os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
 
 __version__ = '0.1.0'
 
-from hournas_tf.arch import REFERENCE_NAMES  # noqa: E402
-from hournas_tf.arch import Architecture  # noqa: E402
-from hournas_tf.arch import get_reference  # noqa: E402
-from hournas_tf.arch import load_architecture  # noqa: E402
+from hournas_tf.spaces import REFERENCE_NAMES  # noqa: E402
 from hournas_tf.spaces import SPACE_NAMES  # noqa: E402
+from hournas_tf.spaces import Architecture  # noqa: E402
+from hournas_tf.spaces import get_reference  # noqa: E402
 from hournas_tf.spaces import get_space  # noqa: E402
+from hournas_tf.spaces import load_architecture  # noqa: E402
 
 
 def build_model(arch, **kwargs):
     """Returns a plain functional `keras.Model` for an `Architecture`.
 
-    See `hournas_tf.model.build_model` for the arguments.
+    See `hournas_tf.blocks.model.build_model` for the arguments.
     """
-    from hournas_tf import model
+    from hournas_tf.blocks import model
 
     return model.build_model(arch, **kwargs)
 

@@ -10,16 +10,18 @@ import sys
 
 from absl import flags
 
-from hournas_tf import arch as arch_lib
-from hournas_tf import counting
 from hournas_tf import errors
 from hournas_tf import spaces
 from hournas_tf.errors import UserError
+from hournas_tf.resources import counting
+from hournas_tf.resources import tables
+from hournas_tf.spaces import architecture as arch_lib
+from hournas_tf.spaces import references
 
 
 def define_flags():
     flags.DEFINE_string('arch', None, 'Name of a reference architecture ('
-                        + ', '.join(arch_lib.REFERENCE_NAMES)
+                        + ', '.join(references.REFERENCE_NAMES)
                         + ') or a compact architecture string.')
     flags.DEFINE_string('arch_file', None,
                         'Path of an architecture JSON file (e.g. the '
@@ -48,7 +50,7 @@ def resolve_arch(name_or_string, arch_file, overrides):
     elif ':' in name_or_string:
         arch = arch_lib.Architecture.from_string(name_or_string)
     else:
-        return arch_lib.get_reference(name_or_string, **{
+        return references.get_reference(name_or_string, **{
             k: v for k, v in overrides.items() if k != 'head_channels'})
     if overrides:
         params = {**arch.space_params(), **overrides}
@@ -107,7 +109,7 @@ def describe_arch(arch):
 
 def describe_space(space):
     """A JSON-ready dict: size of the space, cost range, vital layers."""
-    table = counting.resource_table(space, objectives=counting.OBJECTIVES)
+    table = tables.resource_table(space, objectives=counting.OBJECTIVES)
     vital = set(space.vital_layers)
     out = {
         'space': space.name,
@@ -122,7 +124,7 @@ def describe_space(space):
         'layers': [],
     }
     for obj in counting.OBJECTIVES:
-        lo, hi = counting.feasible_range(table, obj)
+        lo, hi = tables.feasible_range(table, obj)
         out[f'min_{obj}'] = int(lo)
         out[f'max_{obj}'] = int(hi)
     for layer in space.layers:

@@ -21,9 +21,10 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 from absl import flags
 
 from hournas_tf import errors
-from hournas_tf import searcher
 from hournas_tf import spaces
 from hournas_tf.errors import UserError
+from hournas_tf.nas import config as config_lib
+from hournas_tf.training import strategies
 
 # The embedded default (keep configs/demo.flags identical; a test checks).
 DEMO = {
@@ -83,11 +84,11 @@ def define_flags():
     flags.DEFINE_integer('batch_size', DEMO['batch_size'],
                          'Global batch size (split over replicas).',
                          lower_bound=1)
-    flags.DEFINE_enum('sampler', 'gumbel_max', searcher.SAMPLERS,
+    flags.DEFINE_enum('sampler', 'gumbel_max', config_lib.SAMPLERS,
                       'gumbel_max: one op per layer per step (HourNAS); '
                       'gumbel_softmax: all ops weighted (FBNet); softmax: '
                       'DARTS.')
-    flags.DEFINE_enum('vital_sampler', 'gumbel_softmax', searcher.SAMPLERS,
+    flags.DEFINE_enum('vital_sampler', 'gumbel_softmax', config_lib.SAMPLERS,
                       'Sampler of stage 1 (vital layers only). Under '
                       'gumbel_max a vital layer gets no cross-entropy '
                       'gradient (batch norm cancels the straight-through '
@@ -110,7 +111,7 @@ def define_flags():
     flags.DEFINE_string('output_dir', None, 'Where to write the results '
                         '(default: runs/<space>-<time>; must not exist or '
                         'be empty).')
-    flags.DEFINE_enum('strategy', 'default', searcher.STRATEGIES,
+    flags.DEFINE_enum('strategy', 'default', strategies.STRATEGIES,
                       'tf.distribute strategy: default (one device) or '
                       'mirrored (all local GPUs).')
     flags.DEFINE_bool('dry_run', False, 'Everything but training: spaces, '
@@ -132,7 +133,7 @@ def config_from_flags(f):
         targets['params'] = float(f.target_params)
     output_dir = f.output_dir or os.path.join(
         'runs', f'{f.space}-{datetime.datetime.now():%Y%m%d-%H%M%S}')
-    return searcher.SearchConfig(
+    return config_lib.SearchConfig(
         space=f.space, dataset=f.dataset, data_dir=f.data_dir,
         image_size=f.image_size, num_classes=f.num_classes,
         width_multiplier=f.width_multiplier, targets=targets,
@@ -153,10 +154,15 @@ def main(argv):
     if len(argv) > 1:
         raise UserError(f'unexpected arguments {argv[1:]}; use --flags')
     config = config_from_flags(flags.FLAGS)
+    from hournas_tf.nas import search_lib
+
     if flags.FLAGS.dry_run:
-        searcher.run_dry(config)
+        search_lib.run_dry(config)
     else:
-        searcher.run_search(config)
+        # Cheap checks first: a bad value fails before TensorFlow loads.
+        search_lib.preflight(config)
+        search_lib.run_search(config,
+                              strategies.make_strategy(config.strategy))
 
 
 if __name__ == '__main__':

@@ -2,19 +2,19 @@ import json
 
 import pytest
 
-from hournas_tf import arch as arch_lib
+from hournas_tf import spaces
 from hournas_tf.errors import UserError
 
 
-@pytest.mark.parametrize('name', arch_lib.REFERENCE_NAMES)
+@pytest.mark.parametrize('name', spaces.REFERENCE_NAMES)
 def test_reference_round_trips_json_and_string(name, tmp_path):
-    arch = arch_lib.get_reference(name, image_size=32, num_classes=10)
-    again = arch_lib.Architecture.from_string(arch.to_string())
+    arch = spaces.get_reference(name, image_size=32, num_classes=10)
+    again = spaces.Architecture.from_string(arch.to_string())
     assert again.ops == arch.ops and again.space == arch.space
     assert again.space_params() == arch.space_params()
     path = tmp_path / 'arch.json'
     arch.save(path, extra={'search': {'note': 'ignored on load'}})
-    loaded = arch_lib.load_architecture(str(path))
+    loaded = spaces.load_architecture(str(path))
     assert loaded == arch
     data = json.loads(path.read_text())
     assert data['format'] == 'hournas_tf.architecture'
@@ -22,19 +22,19 @@ def test_reference_round_trips_json_and_string(name, tmp_path):
 
 
 def test_string_leaves_out_default_parameters():
-    arch = arch_lib.get_reference('fbnet_b')
+    arch = spaces.get_reference('fbnet_b')
     assert arch.to_string().startswith('fbnet:k3_e1,k3_e6,')
-    small = arch_lib.get_reference('fbnet_a', image_size=32)
+    small = spaces.get_reference('fbnet_a', image_size=32)
     assert small.to_string().startswith(
         'fbnet[image_size=32,head_channels=1504]:skip,k3_e3,')
 
 
 def test_reference_may_use_family_ops_that_are_not_candidates():
-    b = arch_lib.get_reference('fbnet_b')
+    b = spaces.get_reference('fbnet_b')
     space = b.search_space()
     assert b.ops[8] == 'k3_sep_e6'
     assert 'k3_sep_e6' not in space.layers[8].candidates
-    v2 = arch_lib.get_reference('mobilenet_v2')
+    v2 = spaces.get_reference('mobilenet_v2')
     assert v2.ops[0] == 'k3_e1'
     assert 'k3_e1' not in v2.search_space().layers[0].candidates
 
@@ -48,28 +48,28 @@ def test_reference_may_use_family_ops_that_are_not_candidates():
 ])
 def test_bad_strings_give_one_line_errors(text, message):
     with pytest.raises(UserError, match=message) as e:
-        arch_lib.Architecture.from_string(text)
+        spaces.Architecture.from_string(text)
     assert '\n' not in str(e.value)
 
 
 def test_bad_files_give_one_line_errors(tmp_path):
     with pytest.raises(UserError, match='does not exist'):
-        arch_lib.load_architecture(str(tmp_path / 'missing.json'))
+        spaces.load_architecture(str(tmp_path / 'missing.json'))
     bad = tmp_path / 'bad.json'
     bad.write_text('{not json')
     with pytest.raises(UserError, match='malformed architecture file'):
-        arch_lib.load_architecture(str(bad))
+        spaces.load_architecture(str(bad))
     bad.write_text(json.dumps({'space': 'fbnet'}))
     with pytest.raises(UserError, match="lacks the 'ops' field"):
-        arch_lib.load_architecture(str(bad))
+        spaces.load_architecture(str(bad))
     bad.write_text(json.dumps({'space': 'fbnet', 'ops': ['k9_e9'] * 22}))
     with pytest.raises(UserError, match="op 'k9_e9' does not fit layer 1"):
-        arch_lib.load_architecture(str(bad))
+        spaces.load_architecture(str(bad))
     bad.write_text(json.dumps({'format': 'x', 'space': 'fbnet', 'ops': []}))
     with pytest.raises(UserError, match='not an architecture file'):
-        arch_lib.load_architecture(str(bad))
+        spaces.load_architecture(str(bad))
 
 
 def test_unknown_reference_lists_the_valid_names():
     with pytest.raises(UserError, match='unknown architecture.*fbnet_b'):
-        arch_lib.get_reference('fbnet_z')
+        spaces.get_reference('fbnet_z')

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 import hournas_tf
-from hournas_tf import arch as arch_lib
-from hournas_tf import counting
-from hournas_tf import keras_count
 from hournas_tf import spaces
+from hournas_tf.blocks import keras_count
+from hournas_tf.resources import counting
+from hournas_tf.resources import tables
 
 # Published numbers (../shared/reference/search_spaces.md).
 FBNET_ZOO = {  # mobile-vision model zoo: weights, MACs
@@ -26,14 +26,14 @@ TRAINABLE = {  # tensorflow/tpu, Keras, ProxylessNAS log: params, ~MACs
 
 @pytest.mark.parametrize('name', sorted(FBNET_ZOO))
 def test_fbnet_model_zoo_numbers(name):
-    cost = counting.arch_cost(arch_lib.get_reference(name)).total
+    cost = counting.arch_cost(spaces.get_reference(name)).total
     assert (cost.weights, cost.macs) == FBNET_ZOO[name]
 
 
 @pytest.mark.parametrize('name', sorted(TRAINABLE))
 def test_published_trainable_params_and_macs(name):
     params, macs = TRAINABLE[name]
-    cost = counting.arch_cost(arch_lib.get_reference(name)).total
+    cost = counting.arch_cost(spaces.get_reference(name)).total
     assert cost.params == params
     assert round(cost.macs / 1e5) == round(macs / 1e5)
 
@@ -42,14 +42,14 @@ def test_keras_totals_of_keras_applications():
     # Keras applications: MobileNetV2 3,538,984; EfficientNetB0 5,330,571
     # minus the 7 statistics of its Normalization layer (we normalize in the
     # input pipeline instead).
-    v2 = counting.arch_cost(arch_lib.get_reference('mobilenet_v2')).total
-    b0 = counting.arch_cost(arch_lib.get_reference('efficientnet_b0')).total
+    v2 = counting.arch_cost(spaces.get_reference('mobilenet_v2')).total
+    b0 = counting.arch_cost(spaces.get_reference('efficientnet_b0')).total
     assert v2.keras_params == 3_538_984
     assert b0.keras_params == 5_330_571 - 7
 
 
 def test_fbnet_b_backbone_and_per_layer_numbers():
-    cost = counting.arch_cost(arch_lib.get_reference('fbnet_b'))
+    cost = counting.arch_cost(spaces.get_reference('fbnet_b'))
     assert cost.backbone.macs == 293_577_032
     assert cost.stem.weights == 432 and cost.stem.macs == 5_419_008
     assert cost.layers[8].weights == 15_744  # k3_sep_e6
@@ -68,15 +68,15 @@ def _check_against_keras(arch):
     keras.backend.clear_session()
 
 
-@pytest.mark.parametrize('name', arch_lib.REFERENCE_NAMES)
+@pytest.mark.parametrize('name', spaces.REFERENCE_NAMES)
 def test_reference_counts_equal_the_built_keras_model(name):
-    _check_against_keras(arch_lib.get_reference(name))
+    _check_against_keras(spaces.get_reference(name))
 
 
 def random_arch(space_name, rng, **params):
     space = spaces.get_space(space_name, **params)
     ops = [rng.choice(space.allowed_ops(i)) for i in range(len(space.layers))]
-    return arch_lib.Architecture(space_name, ops, **params)
+    return spaces.Architecture(space_name, ops, **params)
 
 
 @pytest.mark.parametrize('space_name', spaces.SPACE_NAMES)
@@ -90,10 +90,10 @@ def test_50_random_architectures_equal_the_built_keras_model(space_name):
 
 def test_resource_table_totals_match_arch_cost():
     space = spaces.get_space('fbnet')
-    arch = arch_lib.get_reference('fbnet_c')
+    arch = spaces.get_reference('fbnet_c')
     rows = [i for i in range(22) if arch.ops[i] in space.layers[i].candidates]
     fixed = {i: arch.ops[i] for i in range(22) if i not in rows}
-    table = counting.resource_table(space, rows, fixed,
+    table = tables.resource_table(space, rows, fixed,
                                     objectives=counting.OBJECTIVES)
     columns = table.columns_of([arch.ops[i] for i in rows])
     total = counting.arch_cost(arch).total

@@ -1,39 +1,35 @@
 import keras
 import numpy as np
 import pytest
+from testing import run_layer_test
 
 import hournas_tf
-from hournas_tf import layers as hl
 from hournas_tf import spaces
+from hournas_tf.blocks import layers as hl
 
+# (class, constructor arguments, weight variables, trainable variables)
+# for an (2, 8, 8, 8) input. BN layers hold 4 variables, 2 trainable.
 LAYERS = [
-    (hl.ChannelShuffle, dict(groups=2)),
-    (hl.SqueezeExcite, dict(filters=8, reduced=2, activation='swish')),
+    (hl.ChannelShuffle, dict(groups=2), 0, 0),
+    (hl.SqueezeExcite, dict(filters=8, reduced=2, activation='swish'), 4, 4),
     (hl.ConvBNAct, dict(filters=8, kernel_size=3, strides=2,
-                        activation='relu6')),
+                        activation='relu6'), 5, 3),
     (hl.InvertedResidual, dict(c_in=8, c_out=8, kernel_size=3, expansion=1,
-                               groups=2, always_pw=True)),
+                               groups=2, always_pw=True), 15, 9),
     (hl.InvertedResidual, dict(c_in=8, c_out=16, kernel_size=5, expansion=3,
-                               strides=2, se_ratio=0.25, activation='swish')),
+                               strides=2, se_ratio=0.25, activation='swish'),
+     19, 13),
     (hl.InvertedResidual, dict(c_in=8, c_out=8, kernel_size=3, expansion=6,
-                               cascade=True, always_pw=True)),
-    (hl.Skip, dict()),
+                               cascade=True, always_pw=True), 20, 12),
+    (hl.Skip, dict(), 0, 0),
 ]
 
 
-@pytest.mark.parametrize('cls, kwargs', LAYERS)
-def test_layer_config_round_trip_and_call(cls, kwargs):
-    layer = cls(name='x', **kwargs)
-    x = np.random.default_rng(0).normal(size=(2, 8, 8, 8)).astype('float32')
-    y = layer(x)
-    config = layer.get_config()
-    again = cls.from_config(config)
-    assert again.get_config() == config
-    restored = keras.saving.deserialize_keras_object(
-        keras.saving.serialize_keras_object(layer))
-    assert type(restored) is cls
-    assert restored.get_config() == config
-    assert tuple(y.shape) == tuple(layer.compute_output_shape(x.shape))
+@pytest.mark.parametrize('cls, kwargs, num_weights, num_trainable', LAYERS)
+def test_layer_harness(cls, kwargs, num_weights, num_trainable):
+    run_layer_test(cls, dict(name='x', **kwargs), (2, 8, 8, 8),
+                   expected_num_weights=num_weights,
+                   expected_num_trainable=num_trainable)
 
 
 def test_channel_shuffle_interleaves_groups():

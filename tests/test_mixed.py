@@ -4,10 +4,10 @@ import pytest
 import tensorflow as tf
 
 import hournas_tf  # noqa: F401  (sets KERAS_BACKEND)
-from hournas_tf import layers as hl
-from hournas_tf import sampling
 from hournas_tf import spaces
-from hournas_tf.mixed import MixedLayer
+from hournas_tf.blocks import layers as hl
+from hournas_tf.nas import sampling
+from hournas_tf.nas.mixed import MixedLayer
 
 # Four columns; column 1 is not a candidate of the layer.
 COLUMNS = (0, 2, 3)

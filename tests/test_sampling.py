@@ -4,7 +4,7 @@ import tensorflow as tf
 from scipy import stats
 
 from hournas_tf import errors
-from hournas_tf import sampling
+from hournas_tf.nas import sampling
 
 LOGITS = np.array([1.0, 0.5, 0.0, -0.5, -1.5], np.float32)
 DRAWS = 20000

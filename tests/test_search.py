@@ -5,12 +5,14 @@ import pytest
 from conftest import REPO
 from conftest import run_module
 
-from hournas_tf import arch as arch_lib
-from hournas_tf import counting
 from hournas_tf import search
-from hournas_tf import searcher
 from hournas_tf import spaces
 from hournas_tf.errors import UserError
+from hournas_tf.nas import config as config_lib
+from hournas_tf.nas import search_lib
+from hournas_tf.nas import vital_policy
+from hournas_tf.resources import counting
+from hournas_tf.resources import tables
 
 
 def _flagfile(name):
@@ -39,9 +41,10 @@ def test_flagfile_targets_are_feasible_for_their_space(name):
     space = spaces.get_space(values['space'])
     targets = {'macs': float(values['target_macs']),
                'params': float(values['target_params'])}
-    searcher.whole_space_check(space, targets)
+    search_lib.whole_space_check(space, targets)
 
 
+@pytest.mark.large
 def test_dry_run_fbnet_lands_every_proposal_within_3_percent(tmp_path):
     out = tmp_path / 'dry'
     res = run_module('hournas_tf.search', '--flagfile=configs/fbnet.flags',
@@ -97,20 +100,20 @@ def test_bad_flags_exit_2_with_one_line(flag, message, tmp_path):
 
 def test_fit_vital_ops_restores_feasibility():
     space = spaces.get_space('fbnet')
-    big = searcher.max_vital_ops(space)
+    big = vital_policy.max_vital_ops(space)
     targets = {'macs': 120e6, 'params': 3.3e6}
     with pytest.raises(UserError):
-        searcher.optimize(space, [i for i in range(22) if i not in big], big,
-                          searcher.SearchConfig(targets=targets), '/tmp',
+        search_lib.optimize(space, [i for i in range(22) if i not in big], big,
+                          config_lib.SearchConfig(targets=targets), '/tmp',
                           'x')
-    ops, changed = searcher.fit_vital_ops(space, big, targets)
+    ops, changed = vital_policy.fit_vital_ops(space, big, targets)
     assert changed
     nonvital = [i for i in range(22) if i not in ops]
-    table = counting.resource_table(space, nonvital, ops, tuple(targets))
-    from hournas_tf import proposals
-    proposals.check_targets(table, targets)
+    table = tables.resource_table(space, nonvital, ops, tuple(targets))
+    tables.check_targets(table, targets)
 
 
+@pytest.mark.large
 def test_search_end_to_end_on_digits(tmp_path):
     out = tmp_path / 'run'
     res = run_module(
@@ -119,7 +122,7 @@ def test_search_end_to_end_on_digits(tmp_path):
         '--proposal_iters=200', '--num_proposals=4', '--batch_size=32',
         '--verbose=2')
     assert res.returncode == 0, res.stderr[-4000:]
-    arch = arch_lib.load_architecture(str(out / 'arch.json'))
+    arch = spaces.load_architecture(str(out / 'arch.json'))
     data = json.loads((out / 'arch.json').read_text())['search']
     cost = counting.arch_cost(arch).total
     for obj, target in (('macs', 10e6), ('params', 0.25e6)):
@@ -146,6 +149,6 @@ def test_search_end_to_end_on_digits(tmp_path):
 
 
 def test_command_sampler_list_equals_the_sampling_module():
-    from hournas_tf import sampling
+    from hournas_tf.nas import sampling
 
-    assert searcher.SAMPLERS == sampling.SAMPLERS
+    assert config_lib.SAMPLERS == sampling.SAMPLERS

@@ -2,6 +2,7 @@ import pytest
 
 from hournas_tf import spaces
 from hournas_tf.errors import UserError
+from hournas_tf.spaces import space as space_lib
 
 
 def test_fbnet_macro_matches_the_reference_table():
@@ -49,7 +50,7 @@ def test_width_multiplier_rounds_to_multiples_of_8():
     assert space.stem.c_out == 8
     assert all(layer.c_out % 8 == 0 for layer in space.layers)
     assert space.layers[-1].c_out == 176
-    assert spaces.round_filters(16, 0.25) == 8
+    assert space_lib.round_filters(16, 0.25) == 8
 
 
 def test_parse_op_grammar():

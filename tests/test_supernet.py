@@ -3,12 +3,12 @@ import pytest
 import tensorflow as tf
 
 import hournas_tf  # noqa: F401  (sets KERAS_BACKEND)
-from hournas_tf import counting
-from hournas_tf import proposals
 from hournas_tf import spaces
-from hournas_tf import supernet
 from hournas_tf.errors import UserError
-from hournas_tf.mixed import MixedLayer
+from hournas_tf.nas import proposals
+from hournas_tf.nas import supernet
+from hournas_tf.nas.mixed import MixedLayer
+from hournas_tf.resources import tables
 
 BATCH = 4
 
@@ -39,7 +39,7 @@ def dataset(space, seed=0):
 
 
 def middle_targets(table):
-    return {obj: float(np.mean(proposals.feasible_range(table, obj)))
+    return {obj: float(np.mean(tables.feasible_range(table, obj)))
             for obj in ('macs', 'params')}
 
 
@@ -90,7 +90,7 @@ def test_removing_a_layer_without_shortcut_raises():
 def test_logits_get_gradients_under_gumbel_max():
     space = fbnet()
     searched, fixed = small_stage2(space)
-    table = counting.resource_table(space, searched, fixed)
+    table = tables.resource_table(space, searched, fixed)
     net = supernet.build_supernet(space, searched, fixed, table=table,
                                   targets=middle_targets(table))
     rng = np.random.default_rng(1)
@@ -114,7 +114,7 @@ def test_logits_get_gradients_under_gumbel_max():
 def test_proposal_mode_trains_with_fit_and_derives():
     space = fbnet()
     searched, fixed = small_stage2(space)
-    table = counting.resource_table(space, searched, fixed)
+    table = tables.resource_table(space, searched, fixed)
     targets = middle_targets(table)
     result = proposals.optimize_proposals(
         table, targets, proposals.ProposalConfig(num_proposals=3, iters=10))

@@ -1,7 +1,7 @@
 import pytest
 
 from hournas_tf import spaces
-from hournas_tf import vital
+from hournas_tf.spaces import vital
 
 
 def test_fbnet_vital_layers_from_topology():

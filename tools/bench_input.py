@@ -24,19 +24,23 @@ from absl import flags  # noqa: E402
 from hournas_tf import errors  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('dataset', 'digits', 'digits, cifar10, imagenet2012 '
-                    'or image_folder:PATH.')
-flags.DEFINE_string('data_dir', None, 'tfds data dir (digits: cache dir).')
-flags.DEFINE_integer('image_size', None, 'Image size; default: the '
-                     "dataset's.")
-flags.DEFINE_integer('batch_size', 64, 'Global batch size.')
-flags.DEFINE_string('cache', 'auto', 'auto, memory or none.')
-flags.DEFINE_integer('batches', 100, 'Pipeline batches to time (after one '
-                     'warm-up pass of at most 200 batches).')
-flags.DEFINE_integer('train_steps', 10, 'Training steps to time (after 2 '
-                     'warm-up steps).')
-flags.DEFINE_string('json', None, "Also write the results as JSON to this "
-                    "file ('-' for stdout).")
+
+
+def define_flags():
+    """Defines the tool's flags (only when run as a script)."""
+    flags.DEFINE_string('dataset', 'digits', 'digits, cifar10, imagenet2012 '
+                        'or image_folder:PATH.')
+    flags.DEFINE_string('data_dir', None, 'tfds data dir (digits: cache dir).')
+    flags.DEFINE_integer('image_size', None, 'Image size; default: the '
+                         "dataset's.")
+    flags.DEFINE_integer('batch_size', 64, 'Global batch size.')
+    flags.DEFINE_string('cache', 'auto', 'auto, memory or none.')
+    flags.DEFINE_integer('batches', 100, 'Pipeline batches to time (after one '
+                         'warm-up pass of at most 200 batches).')
+    flags.DEFINE_integer('train_steps', 10, 'Training steps to time (after 2 '
+                         'warm-up steps).')
+    flags.DEFINE_string('json', None, "Also write the results as JSON to this "
+                        "file ('-' for stdout).")
 
 
 def time_pipeline(dataset, warmup, batches):
@@ -141,4 +145,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+    define_flags()
     errors.run(main)

@@ -3,23 +3,32 @@
     python tools/reference_table.py [--image_size=224]
 """
 
+import os
 import sys
 
-from absl import app
-from absl import flags
+if __package__ in (None, ''):  # Run as `python tools/reference_table.py`.
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+        __file__))))
 
-from hournas_tf import arch as arch_lib
-from hournas_tf import counting
+from absl import flags  # noqa: E402
 
-flags.DEFINE_integer('image_size', 224, 'Input size.')
+from hournas_tf import errors  # noqa: E402
+from hournas_tf import spaces  # noqa: E402
+from hournas_tf.resources import counting  # noqa: E402
+
+
+def define_flags():
+    """Defines the tool's flags (only when run as a script)."""
+    flags.DEFINE_integer('image_size', 224, 'Input size.', lower_bound=8)
 
 
 def table(image_size):
+    """The markdown table of every reference architecture at `image_size`."""
     lines = ['| architecture | space | MACs | params (trainable) | weights '
              '(kernels) | Keras count_params |',
              '|---|---|---:|---:|---:|---:|']
-    for name in arch_lib.REFERENCE_NAMES:
-        arch = arch_lib.get_reference(name, image_size=image_size)
+    for name in spaces.REFERENCE_NAMES:
+        arch = spaces.get_reference(name, image_size=image_size)
         c = counting.arch_cost(arch).total
         lines.append(f'| {name} | {arch.space} | {c.macs:,} | {c.params:,} '
                      f'| {c.weights:,} | {c.keras_params:,} |')
@@ -27,9 +36,11 @@ def table(image_size):
 
 
 def main(argv):
-    del argv
+    if len(argv) > 1:
+        raise errors.UserError(f'unexpected arguments {argv[1:]}; use --flags')
     print(table(flags.FLAGS.image_size))
 
 
 if __name__ == '__main__':
-    sys.exit(app.run(main))
+    define_flags()
+    errors.run(main)

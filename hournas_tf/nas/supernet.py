@@ -58,12 +58,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from hournas_tf import counting
-from hournas_tf import layers as hl
-from hournas_tf import proposals as proposals_lib
-from hournas_tf import sampling
+from hournas_tf.blocks import layers as hl
 from hournas_tf.errors import UserError
-from hournas_tf.mixed import MixedLayer
+from hournas_tf.nas import proposals as proposals_lib
+from hournas_tf.nas import sampling
+from hournas_tf.nas.mixed import MixedLayer
+from hournas_tf.resources import tables
 
 
 @dataclasses.dataclass(frozen=True)
@@ -595,8 +595,8 @@ def build_supernet(space, searched, fixed_ops=None, config=None, table=None,
                 f'proposals must have shape (m, {rows}, {cols}), got '
                 f'{proposals.shape}')
     if table is not None:
-        if not isinstance(table, counting.ResourceTable):
-            raise UserError('table must be a counting.ResourceTable')
+        if not isinstance(table, tables.ResourceTable):
+            raise UserError('table must be a tables.ResourceTable')
         if tuple(table.layer_indices) != searched or \
                 tuple(table.op_names) != space.op_names:
             raise UserError(

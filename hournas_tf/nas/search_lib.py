@@ -29,52 +29,18 @@ import time
 
 import numpy as np
 
-from hournas_tf import arch as arch_lib
-from hournas_tf import counting
 from hournas_tf import spaces
 from hournas_tf.errors import UserError
-from hournas_tf.errors import choices
+from hournas_tf.nas import repair as repair_lib
+from hournas_tf.nas.config import check_config
+from hournas_tf.nas.vital_policy import fit_vital_ops
+from hournas_tf.nas.vital_policy import resolve_vital_ops
+from hournas_tf.resources import counting
+from hournas_tf.resources import tables
+from hournas_tf.spaces import architecture as arch_lib
 
-# The same as sampling.SAMPLERS (a test checks); repeated here so that flag
-# and config checks run before TensorFlow is imported.
-SAMPLERS = ('gumbel_max', 'gumbel_softmax', 'softmax')
 SAMPLE_TEMPERATURES = (5.0, 1.0, 0.5, 0.1)
 NUM_SAMPLES = 10_000
-
-
-@dataclasses.dataclass(frozen=True)
-class SearchConfig:
-    """Everything a search needs (the command fills it from flags)."""
-
-    space: str = 'fbnet'
-    dataset: str = 'digits'
-    data_dir: str = None
-    image_size: int = None
-    num_classes: int = None
-    width_multiplier: float = 1.0
-    targets: dict = dataclasses.field(default_factory=dict)
-    num_proposals: int = 8
-    proposal_iters: int = 1000
-    vital_epochs: int = 1
-    nonvital_epochs: int = 1
-    max_steps_per_epoch: int = None
-    batch_size: int = 64
-    sampler: str = 'gumbel_max'
-    vital_sampler: str = 'gumbel_softmax'
-    vital_first: bool = True
-    vital_ops: tuple = None  # skip stage 1: ops of the vital layers, 'max'
-    alpha: float = 5.0
-    beta: float = 1e-2
-    tau_init: float = 5.0
-    tau_decay: float = 0.9999
-    weight_lr: float = 0.1
-    arch_lr: float = 0.01
-    tolerance: float = 0.03
-    seed: int = 0
-    output_dir: str = 'runs/search'
-    strategy: str = 'default'
-    graph_optimizations: bool = False
-    verbose: int = 1
 
 
 def log(message):
@@ -87,7 +53,7 @@ def _h(value):
 
 def _proposals():
     """The proposals module, imported late (it imports TensorFlow)."""
-    from hournas_tf import proposals
+    from hournas_tf.nas import proposals
 
     return proposals
 
@@ -115,129 +81,14 @@ def _jsonable(value):
     raise TypeError(f'not JSON serializable: {type(value).__name__}')
 
 
-def check_config(config):
-    """Raises UserError for settings outside their valid range."""
-    for name in ('sampler', 'vital_sampler'):
-        if getattr(config, name) not in SAMPLERS:
-            raise UserError(f'unknown {name} {getattr(config, name)!r}; '
-                            f'valid: {choices(SAMPLERS)}')
-    if not config.targets:
-        raise UserError('no resource target: give --target_macs and/or '
-                        '--target_params')
-    for obj, value in config.targets.items():
-        if obj not in counting.OBJECTIVES:
-            raise UserError(f'unknown objective {obj!r}; valid: '
-                            f'{choices(counting.OBJECTIVES)}')
-        if not value > 0:
-            raise UserError(f'target {obj}={value!r} must be > 0')
-    for name, low in (('num_proposals', 1), ('proposal_iters', 1),
-                      ('vital_epochs', 0), ('nonvital_epochs', 0),
-                      ('batch_size', 1)):
-        if getattr(config, name) < low:
-            raise UserError(f'{name}={getattr(config, name)!r} must be '
-                            f'>= {low}')
-    if config.max_steps_per_epoch is not None and \
-            config.max_steps_per_epoch < 1:
-        raise UserError(f'max_steps_per_epoch={config.max_steps_per_epoch!r}'
-                        ' must be >= 1')
-    if not 0 < config.tolerance < 1:
-        raise UserError(f'tolerance={config.tolerance!r} must be in (0, 1)')
-    if not 0 < config.tau_decay <= 1:
-        raise UserError(f'tau_decay={config.tau_decay!r} must be in (0, 1]')
-    for name in ('tau_init', 'weight_lr', 'arch_lr'):
-        if not getattr(config, name) > 0:
-            raise UserError(f'{name}={getattr(config, name)!r} must be > 0')
-    if config.strategy not in STRATEGIES:
-        raise UserError(f'unknown strategy {config.strategy!r}; valid: '
-                        f'{choices(STRATEGIES)}')
-
-
-STRATEGIES = ('default', 'mirrored')
-
-
-def make_strategy(name):
-    import tensorflow as tf
-
-    if name == 'mirrored':
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
 def whole_space_check(space, targets):
     """Fails before training when a target is outside the space's range."""
-    table = counting.resource_table(space, objectives=tuple(targets))
+    table = tables.resource_table(space, objectives=tuple(targets))
     try:
-        counting.check_targets(table, targets)
+        tables.check_targets(table, targets)
     except UserError as e:
         raise UserError(f'space {space.name!r} at image_size '
                         f'{space.image_size}: {e}') from None
-
-
-def max_vital_ops(space):
-    """The most expensive candidate (by MACs) at every vital layer."""
-    ops = {}
-    for i in space.vital_layers:
-        cands = space.layers[i].candidates
-        ops[i] = max(cands, key=lambda op: counting.op_cost(space, i, op).macs)
-    return ops
-
-
-def resolve_vital_ops(space, spec):
-    """Vital ops from `--vital_ops`: 'max' or one op per vital layer."""
-    if spec in ('max', ('max',)):
-        return max_vital_ops(space)
-    spec = tuple(spec)
-    vital = space.vital_layers
-    if len(spec) != len(vital):
-        raise UserError(f'--vital_ops has {len(spec)} ops but space '
-                        f'{space.name!r} has {len(vital)} vital layers '
-                        f'({[i + 1 for i in vital]}); or use max')
-    for i, op in zip(vital, spec):
-        space.check_op(i, op)
-    return dict(zip(vital, spec))
-
-
-def fit_vital_ops(space, vital_ops, targets, probabilities=None):
-    """Keeps the targets reachable by the non-vital layers.
-
-    If the fixed vital ops make a target infeasible for the rest of the
-    network, the vital op change that most reduces the violation (ties: the
-    most probable op) is applied until every target is feasible. Returns the
-    (possibly changed) ops and the changed layer indices.
-    """
-    nonvital = [i for i in range(len(space.layers)) if i not in vital_ops]
-    ops = dict(vital_ops)
-
-    def violation(candidate_ops):
-        table = counting.resource_table(space, nonvital, candidate_ops,
-                                        tuple(targets))
-        total = 0.0
-        for obj, target in targets.items():
-            lo, hi = counting.feasible_range(table, obj)
-            total += max(0.0, lo - target, target - hi) / target
-        return total
-
-    changed = []
-    current = violation(ops)
-    while current > 0:
-        best = None
-        for i in vital_ops:
-            for op in space.layers[i].candidates:
-                if op == ops[i]:
-                    continue
-                v = violation({**ops, i: op})
-                p = 0.0 if probabilities is None else \
-                    probabilities.get(i, {}).get(op, 0.0)
-                key = (v, -p)
-                if best is None or key < best[0]:
-                    best = (key, i, op)
-        if best is None or best[0][0] >= current:
-            raise UserError('the targets cannot be reached with any choice '
-                            'of vital ops')
-        current, i, op = best[0][0], best[1], best[2]
-        ops[i] = op
-        changed.append(i)
-    return ops, sorted(set(changed))
 
 
 def evaluate(space, ops_by_layer, targets):
@@ -261,8 +112,8 @@ def sample_report(table, logits, targets, tolerance, seed, pi=None):
     for k, tau in enumerate(SAMPLE_TEMPERATURES):
         cols = _proposals().sample_architectures(
             logits, NUM_SAMPLES, tau, seed + k, pi=pi)
-        tot = _proposals().totals(table, cols)
-        ok = _proposals().within(tot, targets, tolerance)
+        tot = tables.totals(table, cols)
+        ok = tables.within(tot, targets, tolerance)
         report[f'{tau:g}'] = {
             'share_within_tolerance': float(ok.mean()),
             **{f'median_{obj}': float(np.median(tot[obj])) for obj in tot}}
@@ -273,11 +124,11 @@ def sample_report(table, logits, targets, tolerance, seed, pi=None):
 
 def optimize(space, searched, fixed_ops, config, output_dir, stage_name):
     """Builds the table of `searched` layers and optimizes the proposals."""
-    from hournas_tf import plots
+    from hournas_tf.nas import plots
 
-    table = counting.resource_table(space, searched, fixed_ops,
+    table = tables.resource_table(space, searched, fixed_ops,
                                     tuple(config.targets))
-    _proposals().check_targets(table, config.targets)
+    tables.check_targets(table, config.targets)
     pconfig = _proposals().ProposalConfig(
         num_proposals=config.num_proposals, iters=config.proposal_iters,
         beta=config.beta, seed=config.seed, tol=config.tolerance)
@@ -289,7 +140,7 @@ def optimize(space, searched, fixed_ops, config, output_dir, stage_name):
         f'{result.orthogonality_history[-1]:.3f})')
     rows = []
     for j, cols in enumerate(result.columns):
-        tot = _proposals().totals(table, cols)
+        tot = tables.totals(table, cols)
         errs = {o: (tot[o] - t) / t for o, t in config.targets.items()}
         rows.append({'proposal': j, **{o: float(tot[o]) for o in tot},
                      **{f'{o}_error': e for o, e in errs.items()},
@@ -418,7 +269,7 @@ def train_stage(stage, supernet, search_data, epochs, config, space, rows,
     """Runs `model.fit` for one stage with history, TensorBoard and logs."""
     import keras
 
-    from hournas_tf import callbacks
+    from hournas_tf.nas import callbacks
 
     steps = _steps(config, search_data)
     log(f'stage {stage}: {epochs} epoch(s) x {steps} steps, batch '
@@ -443,31 +294,36 @@ def train_stage(stage, supernet, search_data, epochs, config, space, rows,
     return time.perf_counter() - start
 
 
-def run_search(config):
-    """The whole search; returns the summary written into arch.json."""
+def preflight(config):
+    """Checks that need no TensorFlow: settings and the targets against the
+    whole space. Raises UserError."""
     check_config(config)
+    whole_space_check(_space(config), config.targets)
+
+
+def run_search(config, strategy=None):
+    """The whole search; returns the summary written into arch.json."""
     # Before TensorFlow is imported or anything is written: targets outside
     # the space fail at once.
-    whole_space_check(_space(config), config.targets)
+    preflight(config)
     prepare_output_dir(config.output_dir)
     _write_json(os.path.join(config.output_dir, 'search_config.json'),
                 _config_json(config))
     start = time.perf_counter()
     import keras
+    import tensorflow as tf
 
     from hournas_tf import data as data_lib
-    from hournas_tf import plots
-    from hournas_tf import supernet as supernet_lib
+    from hournas_tf.nas import plots
+    from hournas_tf.nas import supernet as supernet_lib
 
     keras.utils.set_random_seed(config.seed)
     if not config.graph_optimizations:
-        import tensorflow as tf
-
         # Grappler spends minutes on a supernet's many switch_case branches
         # for no measurable gain in step time on CPU.
         tf.config.optimizer.set_experimental_options(
             {'disable_meta_optimizer': True})
-    strategy = make_strategy(config.strategy)
+    strategy = strategy or tf.distribute.get_strategy()
     data_config = _data_config(config)
     info = data_lib.dataset_info(data_config)
     if config.num_classes and config.num_classes != info.num_classes:
@@ -559,7 +415,7 @@ def run_search(config):
         ops = {**vital_ops, **derived}
         cols = table.columns_of([ops[i] for i in searched])
         logits = np.log(np.maximum(per_proposal[j], 1e-12))
-        fixed_cols, changed = _proposals().repair(
+        fixed_cols, changed = repair_lib.repair(
             table, cols, logits, config.targets, config.tolerance)
         for r, c in zip(range(len(searched)), fixed_cols):
             ops[searched[r]] = space.op_names[c]

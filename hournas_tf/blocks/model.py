@@ -2,8 +2,8 @@
 
 import keras
 
-from hournas_tf import layers as hl
-from hournas_tf.arch import Architecture
+from hournas_tf.blocks import layers as hl
+from hournas_tf.spaces.architecture import Architecture
 
 
 def build_model(arch, name=None):

@@ -65,11 +65,13 @@ import numpy as np
 import tensorflow as tf
 
 from hournas_tf import errors
-from hournas_tf import sampling
-from hournas_tf.counting import _check_objective  # noqa: F401
-from hournas_tf.counting import check_targets  # noqa: F401
-from hournas_tf.counting import feasible_range  # noqa: F401
-from hournas_tf.counting import human  # noqa: F401
+from hournas_tf.nas import repair as repair_lib
+from hournas_tf.nas import sampling
+from hournas_tf.resources.tables import check_objective
+from hournas_tf.resources.tables import check_targets
+from hournas_tf.resources.tables import feasible_range
+from hournas_tf.resources.tables import totals
+from hournas_tf.resources.tables import within
 
 MASKED_LOGIT = sampling.MASKED_LOGIT
 
@@ -161,7 +163,7 @@ def expected_totals(table, weights):
 def resource_loss(table, targets, weights):
     """mean_i |R_i(A) - T_i| / M_i (eq. 6), averaged over leading dims."""
     for objective in targets:
-        _check_objective(table, objective)
+        check_objective(table, objective)
     scale = normalizers(table, targets)
     totals_ = expected_totals(table, weights)
     terms = [tf.abs(totals_[obj] - target) / scale[obj]
@@ -280,7 +282,7 @@ def optimize_proposals(table, targets, config=None):
     if config.repair:
         ok = within(totals(table, columns), targets, config.tol)
         for j in np.flatnonzero(~ok):
-            fixed_cols, rows = repair(
+            fixed_cols, rows = repair_lib.repair(
                 table, columns[j], logits[j], targets, config.tol)
             for r in rows:
                 old, new = columns[j, r], fixed_cols[r]
@@ -317,84 +319,6 @@ def sample_architectures(logits, n, tau, seed, pi=None):
     chosen = rng.choice(m, size=n, p=pi / pi.sum())
     noise = rng.gumbel(size=(n,) + logits.shape[1:])
     return np.argmax(logits[chosen] / tau + noise, axis=-1)
-
-
-def totals(table, columns):
-    """Exact whole-network totals {objective: (n,)} of (n, rows) columns."""
-    columns = np.asarray(columns)
-    rows = np.arange(columns.shape[-1])
-    return {obj: float(table.fixed[obj])
-            + np.asarray(table.values[obj])[rows, columns].sum(axis=-1)
-            for obj in table.objectives}
-
-
-def within(totals_, targets, tol=0.03):
-    """True where |R_i - T_i| / T_i <= tol for every targeted objective."""
-    ok = True
-    for objective, target in targets.items():
-        ok = ok & (np.abs(np.asarray(totals_[objective]) - target)
-                   <= tol * target)
-    return np.asarray(ok)
-
-
-def _log_softmax(logits, mask):
-    logits = np.where(mask, np.asarray(logits, np.float64), -np.inf)
-    top = logits.max(axis=-1, keepdims=True)
-    shifted = logits - top
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-
-
-def repair(table, columns, logits, targets, tol=0.03):
-    """Greedy single-row fixes until `columns` (rows,) meets `targets`.
-
-    Each step applies the op change that most reduces the summed relative
-    miss sum_i |R_i - T_i| / T_i; if some changes already land within `tol`,
-    the one with the smallest drop in log-probability under softmax(`logits`)
-    (rows, cols) is taken instead, and exact ties in the miss also go to the
-    smaller drop (then to the lower row, column). Stops when within `tol` or
-    when no change improves. Returns (new columns, sorted changed rows).
-    """
-    columns = np.array(columns, dtype=np.int64)
-    original = columns.copy()
-    objectives = list(targets)
-    for obj in objectives:
-        _check_objective(table, obj)
-    mask = np.asarray(table.mask, dtype=bool)
-    rows = np.arange(len(columns))
-    goal = np.array([targets[o] for o in objectives], dtype=np.float64)
-    values = np.stack([np.asarray(table.values[o], np.float64)
-                       for o in objectives])             # (n, rows, cols)
-    fixed = np.array([table.fixed[o] for o in objectives], np.float64)
-    logp = _log_softmax(logits, mask)
-    for _ in range(4 * values[0].size):
-        current = fixed + values[:, rows, columns].sum(axis=-1)   # (n,)
-        miss = np.abs(current - goal) / goal
-        if (miss <= tol).all():
-            break
-        delta = values - values[:, rows, columns][:, :, None]
-        new = current[:, None, None] + delta               # (n, rows, cols)
-        new_miss = np.abs(new - goal[:, None, None]) / goal[:, None, None]
-        error = new_miss.sum(axis=0)
-        drop = logp[rows, columns][:, None] - logp
-        allowed = mask.copy()
-        allowed[rows, columns] = False
-        feasible = allowed & (new_miss <= tol).all(axis=0)
-        if feasible.any():
-            keys = (np.where(feasible, drop, np.inf),
-                    np.where(feasible, error, np.inf))
-        else:
-            better = allowed & (error < miss.sum() - 1e-12)
-            if not better.any():
-                break
-            keys = (np.where(better, np.round(error, 12), np.inf),
-                    np.where(better, drop, np.inf))
-        # np.lexsort sorts by the last key first; flat order breaks ties.
-        flat = np.lexsort((np.arange(error.size), keys[1].ravel(),
-                           keys[0].ravel()))[0]
-        r, c = np.unravel_index(flat, error.shape)
-        columns[r] = c
-    changed = tuple(int(r) for r in np.flatnonzero(columns != original))
-    return columns, changed
 
 
 def ensemble_weights(pi_logits, proposal_logits, tau, sampler, seed,

@@ -9,9 +9,16 @@ import keras
 from keras import layers
 from keras import ops
 
-from hournas_tf import spaces
+from hournas_tf.spaces.ops import parse_op
+from hournas_tf.spaces.ops import se_channels
 
 PACKAGE = 'hournas_tf'
+
+
+def build_once(layer, input_shape):
+    """Builds a sublayer unless it is built (a deserialized layer is)."""
+    if not layer.built:
+        layer.build(input_shape)
 
 
 def activation_layer(name, activation):
@@ -88,8 +95,8 @@ class SqueezeExcite(layers.Layer):
 
     def build(self, input_shape):
         pooled = (input_shape[0], 1, 1, input_shape[-1])
-        self.reduce.build(pooled)
-        self.expand.build(pooled[:-1] + (self.reduced,))
+        build_once(self.reduce, pooled)
+        build_once(self.expand, pooled[:-1] + (self.reduced,))
 
     def call(self, inputs):
         x = ops.mean(inputs, axis=(1, 2), keepdims=True)
@@ -124,8 +131,8 @@ class ConvBNAct(layers.Layer):
         self.act = activation_layer('act', activation)
 
     def build(self, input_shape):
-        self.conv.build(input_shape)
-        self.bn.build(self.conv.compute_output_shape(input_shape))
+        build_once(self.conv, input_shape)
+        build_once(self.bn, self.conv.compute_output_shape(input_shape))
 
     def call(self, inputs, training=None):
         return self.act(self.bn(self.conv(inputs), training=training))
@@ -195,8 +202,6 @@ class InvertedResidual(layers.Layer):
             self.dw2_act = activation_layer('dw2_act', activation)
         self.se = None
         if se_ratio:
-            from hournas_tf.counting import se_channels
-
             self.se = SqueezeExcite(self.mid, se_channels(c_in, se_ratio),
                                     activation, name='se')
         self.pwl = GroupedConv2D(c_out, 1, groups=groups, use_bias=False,
@@ -211,17 +216,17 @@ class InvertedResidual(layers.Layer):
     def build(self, input_shape):
         shape = tuple(input_shape)
         if self.pw is not None:
-            self.pw.build(shape)
+            build_once(self.pw, shape)
             shape = self.pw.compute_output_shape(shape)
-            self.pw_bn.build(shape)
+            build_once(self.pw_bn, shape)
         for dw, dw_bn, _ in self._depthwise():
-            dw.build(shape)
+            build_once(dw, shape)
             shape = dw.compute_output_shape(shape)
-            dw_bn.build(shape)
+            build_once(dw_bn, shape)
         if self.se is not None:
-            self.se.build(shape)
-        self.pwl.build(shape)
-        self.pwl_bn.build(self.pwl.compute_output_shape(shape))
+            build_once(self.se, shape)
+        build_once(self.pwl, shape)
+        build_once(self.pwl_bn, self.pwl.compute_output_shape(shape))
 
     def call(self, inputs, training=None):
         x = inputs
@@ -267,7 +272,7 @@ class Skip(layers.Layer):
 def make_op(space, layer_index, op_name, name=None):
     """The Keras layer for op `op_name` at searchable layer `layer_index`."""
     layer = space.layers[layer_index]
-    op = spaces.parse_op(op_name)
+    op = parse_op(op_name)
     name = name or f'layer{layer_index + 1:02d}'
     if op.is_skip:
         return Skip(name=name)

@@ -24,8 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from hournas_tf import errors
-
-SAMPLERS = ('gumbel_max', 'gumbel_softmax', 'softmax')
+from hournas_tf.nas.config import SAMPLERS  # noqa: F401
 
 # Added to the logits of masked-out choices. Finite, so that no inf - inf or
 # 0 * inf can turn into NaN; exp() of it underflows to exactly 0.

@@ -1,0 +1,82 @@
+"""Search settings: `SearchConfig` and its validation (pure Python).
+
+Kept free of TensorFlow so that the commands can reject a bad value before
+the slow imports.
+"""
+
+import dataclasses
+
+from hournas_tf.errors import UserError
+from hournas_tf.errors import choices
+from hournas_tf.resources.counting import OBJECTIVES
+
+SAMPLERS = ('gumbel_max', 'gumbel_softmax', 'softmax')
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig:
+    """Everything a search needs (the command fills it from flags)."""
+
+    space: str = 'fbnet'
+    dataset: str = 'digits'
+    data_dir: str = None
+    image_size: int = None
+    num_classes: int = None
+    width_multiplier: float = 1.0
+    targets: dict = dataclasses.field(default_factory=dict)
+    num_proposals: int = 8
+    proposal_iters: int = 1000
+    vital_epochs: int = 1
+    nonvital_epochs: int = 1
+    max_steps_per_epoch: int = None
+    batch_size: int = 64
+    sampler: str = 'gumbel_max'
+    vital_sampler: str = 'gumbel_softmax'
+    vital_first: bool = True
+    vital_ops: tuple = None  # skip stage 1: ops of the vital layers, 'max'
+    alpha: float = 5.0
+    beta: float = 1e-2
+    tau_init: float = 5.0
+    tau_decay: float = 0.9999
+    weight_lr: float = 0.1
+    arch_lr: float = 0.01
+    tolerance: float = 0.03
+    seed: int = 0
+    output_dir: str = 'runs/search'
+    strategy: str = 'default'
+    graph_optimizations: bool = False
+    verbose: int = 1
+
+
+def check_config(config):
+    """Raises UserError for settings outside their valid range."""
+    for name in ('sampler', 'vital_sampler'):
+        if getattr(config, name) not in SAMPLERS:
+            raise UserError(f'unknown {name} {getattr(config, name)!r}; '
+                            f'valid: {choices(SAMPLERS)}')
+    if not config.targets:
+        raise UserError('no resource target: give --target_macs and/or '
+                        '--target_params')
+    for obj, value in config.targets.items():
+        if obj not in OBJECTIVES:
+            raise UserError(f'unknown objective {obj!r}; valid: '
+                            f'{choices(OBJECTIVES)}')
+        if not value > 0:
+            raise UserError(f'target {obj}={value!r} must be > 0')
+    for name, low in (('num_proposals', 1), ('proposal_iters', 1),
+                      ('vital_epochs', 0), ('nonvital_epochs', 0),
+                      ('batch_size', 1)):
+        if getattr(config, name) < low:
+            raise UserError(f'{name}={getattr(config, name)!r} must be '
+                            f'>= {low}')
+    if config.max_steps_per_epoch is not None and \
+            config.max_steps_per_epoch < 1:
+        raise UserError(f'max_steps_per_epoch={config.max_steps_per_epoch!r}'
+                        ' must be >= 1')
+    if not 0 < config.tolerance < 1:
+        raise UserError(f'tolerance={config.tolerance!r} must be in (0, 1)')
+    if not 0 < config.tau_decay <= 1:
+        raise UserError(f'tau_decay={config.tau_decay!r} must be in (0, 1]')
+    for name in ('tau_init', 'weight_lr', 'arch_lr'):
+        if not getattr(config, name) > 0:
+            raise UserError(f'{name}={getattr(config, name)!r} must be > 0')

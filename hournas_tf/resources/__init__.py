@@ -1,0 +1,2 @@
+"""Resources: analytic counting (`counting`) and per-(layer, op) tables
+(`tables`); latency tables plug in as another objective."""

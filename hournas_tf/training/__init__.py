@@ -1,0 +1,2 @@
+"""Retraining: the retrain library, tf.distribute strategies and
+checkpoints."""

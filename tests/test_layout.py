@@ -1,0 +1,102 @@
+"""The package's layers: imports only go down (docs/design.md)."""
+
+import ast
+import pathlib
+
+import pytest
+
+PACKAGE = pathlib.Path(__file__).resolve().parent.parent / 'hournas_tf'
+
+# Folder (or top-level module) -> rank; a module may import from its own
+# folder and from lower ranks only.
+RANKS = {
+    'errors': 0,
+    'spaces': 1,
+    'resources': 2,
+    'data': 3,
+    'blocks': 3,
+    'nas': 4,
+    'training': 5,
+    'exporting': 5,
+    'commands': 6,
+}
+PURE = ('errors', 'spaces', 'resources')
+
+
+def _unit(module):
+    """'hournas_tf.nas.supernet' -> 'nas'; commands -> 'commands'."""
+    parts = module.split('.')
+    if len(parts) == 1:
+        return 'commands'
+    if parts[1] in RANKS:
+        return parts[1]
+    return 'commands'  # search, describe, train, export, report, __main__
+
+
+def _modules():
+    for path in sorted(PACKAGE.rglob('*.py')):
+        rel = path.relative_to(PACKAGE.parent).with_suffix('')
+        parts = list(rel.parts)
+        if parts[-1] == '__init__':
+            parts = parts[:-1]
+        yield '.'.join(parts), path
+
+
+def _imports(path):
+    """(module imported, line, at module level) for every hournas_tf import."""
+    tree = ast.parse(path.read_text())
+    top = {id(node) for node in tree.body}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and \
+                node.module.startswith('hournas_tf'):
+            names = [node.module + '.' + a.name for a in node.names]
+            if node.module == 'hournas_tf':
+                for name in names:
+                    yield name, node.lineno, id(node) in top
+            else:
+                yield node.module, node.lineno, id(node) in top
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith('hournas_tf'):
+                    yield alias.name, node.lineno, id(node) in top
+
+
+def test_imports_only_go_down():
+    bad = []
+    for module, path in _modules():
+        unit = _unit(module)
+        if module == 'hournas_tf':
+            continue  # the package API re-exports from every layer
+        for target, line, _ in _imports(path):
+            other = _unit(target)
+            if other == unit:
+                continue
+            if RANKS[other] >= RANKS[unit]:
+                bad.append(f'{path.name}:{line} {module} ({unit}) imports '
+                           f'{target} ({other})')
+    assert not bad, '\n'.join(bad)
+
+
+@pytest.mark.parametrize('unit', PURE)
+def test_pure_layers_never_import_tensorflow_or_keras(unit):
+    for path in sorted((PACKAGE / unit).rglob('*.py')) if unit != 'errors' \
+            else [PACKAGE / 'errors.py']:
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert name.split('.')[0] not in ('tensorflow', 'keras'), \
+                    f'{path}: imports {name}'
+
+
+def test_layout_check_catches_an_upward_import(tmp_path):
+    """The check itself can fail: a spaces module importing nas is caught."""
+    path = tmp_path / 'bad.py'
+    path.write_text('from hournas_tf.nas import supernet\n')
+    targets = [t for t, _, _ in _imports(path)]
+    assert targets == ['hournas_tf.nas']
+    assert RANKS[_unit(targets[0])] > RANKS[_unit('hournas_tf.spaces.bad')]
