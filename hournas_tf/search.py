@@ -67,6 +67,11 @@ def define_flags():
                        '4.8e6).')
     flags.DEFINE_float('tolerance', 0.03, 'Relative tolerance of "what you '
                        'set is what you get".')
+    flags.DEFINE_bool('repair', True, 'Move a derived architecture that '
+                      'misses a target into the tolerance box by greedy '
+                      'single-layer changes (arch.json reports the result '
+                      'before repair either way); false reports a miss as '
+                      'it is.')
     # Algorithm.
     flags.DEFINE_integer('num_proposals', DEMO['num_proposals'],
                          'Number of space proposals m.', lower_bound=1)
@@ -106,6 +111,10 @@ def define_flags():
     flags.DEFINE_float('weight_lr', 0.1, 'SGD learning rate of the weights.')
     flags.DEFINE_float('arch_lr', 0.01, 'Adam learning rate of the '
                        'architecture parameters.')
+    flags.DEFINE_bool('zero_init_residual', True, 'Start every searched '
+                      'residual branch at zero (its last batch-norm scale), '
+                      'so inserted blocks begin as the identity and stage 2 '
+                      "starts from stage 1's function.")
     flags.DEFINE_integer('seed', 0, 'Random seed.')
     # Run.
     flags.DEFINE_string('output_dir', None, 'Where to write the results '
@@ -145,7 +154,9 @@ def config_from_flags(f):
         vital_ops=tuple(f.vital_ops) if f.vital_ops else None,
         alpha=f.alpha, beta=f.beta, tau_init=f.tau_init,
         tau_decay=f.tau_decay, weight_lr=f.weight_lr, arch_lr=f.arch_lr,
-        tolerance=f.tolerance, seed=f.seed, output_dir=output_dir,
+        tolerance=f.tolerance, repair=f.repair,
+        zero_init_residual=f.zero_init_residual, seed=f.seed,
+        output_dir=output_dir,
         strategy=f.strategy, graph_optimizations=f.graph_optimizations,
         verbose=f.verbose)
 

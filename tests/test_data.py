@@ -276,10 +276,28 @@ def test_global_batch_under_a_strategy(digits_dir):
     assert (train.global_batch_size, train.per_replica_batch_size) == (6, 2)
 
 
-def test_batch_larger_than_a_split_is_a_user_error(folder):
-    with pytest.raises(UserError, match='batch_size 16 is larger'):
-        data.load_search_data(data.DataConfig(
-            dataset=f'image_folder:{folder}', image_size=32, batch_size=16))
+def test_search_splits_smaller_than_a_batch_repeat_into_full_batches(
+        folder):
+    config = data.DataConfig(dataset=f'image_folder:{folder}', image_size=32,
+                             batch_size=16)
+    search = data.load_search_data(config)
+    assert search.num_arch_examples < 16
+    assert search.arch_steps == 1
+    for images, labels in search.arch.take(3):
+        assert images.shape[0] == 16 and labels.shape[0] == 16
+    # Every example of the split appears within one batch's worth.
+    _, raw_arch = data.search_split_examples(config)
+    ids = sorted(int(y) for _, y in search.arch.unbatch().take(
+        search.num_arch_examples * 4))
+    raw = sorted(int(ex['label']) for ex in raw_arch)
+    assert set(ids) == set(raw)
+
+
+def test_retraining_batch_larger_than_the_train_split_is_a_user_error(
+        folder):
+    with pytest.raises(UserError, match='batch_size 64 is larger'):
+        data.load_train_data(data.DataConfig(
+            dataset=f'image_folder:{folder}', image_size=32, batch_size=64))
 
 
 def test_bench_command_reports_user_errors_with_exit_code_2():

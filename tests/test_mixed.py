@@ -195,3 +195,99 @@ def test_get_config_round_trip():
 def test_rejects_mismatched_columns():
     with pytest.raises(ValueError):
         MixedLayer([hl.Skip()], [0, 1])
+
+
+class LinearBranch(CountingBranch):
+    """x @ M_k * scale with a fixed random M_k: outputs of different
+    branches point in different directions."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        rng = np.random.default_rng(int(self.factor * 10))
+        self.matrix = tf.constant(rng.normal(size=(3, 3)), tf.float32)
+
+    def call(self, inputs):
+        return super().call(tf.matmul(inputs, self.matrix))
+
+
+def residual_layer(cls=CountingBranch):
+    """A residual MixedLayer over F_k(x) = x * scale_k and `skip` (F = 0)."""
+    branches = [cls(1.0, name='b0'), cls(2.0, name='b1'),
+                hl.Skip(name='skip')]
+    layer = MixedLayer(branches, COLUMNS, True, residual=True, name='res')
+    layer.build((2, 3))
+    return layer
+
+
+def test_residual_layer_weights_the_branch_not_the_sum():
+    layer = residual_layer()
+    x = tf.fill((2, 3), 2.0)
+    for column, expected in ((0, 2.0 + 2.0), (2, 2.0 + 4.0), (3, 2.0)):
+        w = tf.one_hot(column, 4)
+        np.testing.assert_allclose(layer(x, w).numpy(),
+                                   np.full((2, 3), expected))
+    # Soft weights: x + sum_k w_k F_k(x), skip contributing nothing.
+    soft = tf.constant([0.5, 0.0, 0.25, 0.25])
+    single = MixedLayer(layer.branches, COLUMNS, False, residual=True)
+    np.testing.assert_allclose(single(x, soft).numpy(),
+                               np.full((2, 3), 2.0 + 0.5 * 2.0 + 0.25 * 4.0))
+
+
+def test_residual_gradient_reaches_the_logits_through_the_branch():
+    layer = residual_layer(LinearBranch)
+    logits = tf.Variable([0.0, 0.0, 0.3, -0.2])
+    x = tf.random.stateless_normal((2, 3), seed=(1, 1))
+    with tf.GradientTape() as tape:
+        soft = tf.nn.softmax(logits)
+        w = tf.one_hot(2, 4) + soft - tf.stop_gradient(soft)
+        y = layer(x, w)
+        # A scale-invariant loss: normalized output, as batch norm would.
+        loss = tf.reduce_sum(tf.nn.l2_normalize(y) * tf.constant(
+            [[1.0, -2.0, 0.5], [0.3, 0.1, -1.0]]))
+    g = tape.gradient(loss, logits).numpy()
+    # Without the shortcut the chosen op's scale would cancel; with x
+    # added after the weight it does not.
+    assert np.abs(g[[0, 2, 3]]).min() > 1e-3
+
+
+def test_residual_layer_rejects_branches_adding_their_own_shortcut():
+    space = spaces.get_space('fbnet', image_size=32, num_classes=10,
+                             width_multiplier=0.25)
+    op = hl.make_op(space, 2, 'k3_e3')  # add_shortcut=True
+    with pytest.raises(ValueError, match='add_shortcut'):
+        MixedLayer([op], [0], True, residual=True)
+
+
+def scale_invariant_setup(scores):
+    """Gradient of a batch-norm-like (scale-invariant) loss w.r.t. the
+    logits of a non-residual layer drawn with Gumbel-Max."""
+    branches = [LinearBranch(f, name=f'b{k}')
+                for k, f in enumerate((1.0, 2.0, 3.0))]
+    layer = MixedLayer(branches, COLUMNS, True, name='mixed')
+    layer.build((2, 3))
+    logits = tf.Variable([0.2, 0.0, -0.1, 0.4])
+    x = tf.random.stateless_normal((2, 3), seed=(5, 5))
+    probe = tf.constant([[1.0, -2.0, 0.5], [0.3, 0.1, -1.0]])
+    seed = tf.constant([11, 3], tf.int64)
+    with tf.GradientTape() as tape:
+        w, s = sampling.sample(logits, 1.0, 'gumbel_max', seed, MASK,
+                               return_scores=True)
+        y = layer(x, w, s if scores else None)
+        loss = tf.reduce_sum(tf.nn.l2_normalize(y) * probe)
+    return layer, w, y, tape.gradient(loss, logits).numpy()
+
+
+def test_two_path_estimator_gives_a_gradient_batch_norm_does_not_cancel():
+    _, _, _, plain = scale_invariant_setup(scores=False)
+    layer, w, y, two = scale_invariant_setup(scores=True)
+    # Single path: the loss ignores the scale of the chosen op's output.
+    assert np.abs(plain).max() < 1e-6
+    # Two paths: the runner-up's direction is not scale-invariant.
+    assert np.abs(two[list(COLUMNS)]).min() > 1e-3
+    assert two[1] == 0.0
+    # Both ran, the forward value is the chosen op's alone.
+    assert sum(counts(layer)) == 2
+    chosen = layer.branches[COLUMNS.index(int(np.argmax(w.numpy())))]
+    x = tf.random.stateless_normal((2, 3), seed=(5, 5))
+    np.testing.assert_allclose(y.numpy(), (x @ chosen.matrix).numpy()
+                               * chosen.factor, rtol=1e-5)

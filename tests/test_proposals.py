@@ -128,32 +128,6 @@ def test_human_numbers():
     assert counting.human(12.5) == '12.5'
 
 
-def test_normalizers_are_the_maximum():
-    table = tiny_table()
-    brute = brute_force_totals(table)
-    scale = proposals.normalizers(table, {'macs': 150.0})
-    assert scale == {'macs': max(brute['macs'])}
-
-
-def test_expected_totals_and_resource_loss():
-    table = tiny_table()
-    columns = np.array([[0, 2, 1], [2, 0, 0]])
-    weights = tf.Variable(np.eye(3)[columns])          # (2, rows, cols)
-    targets = {'macs': 150.0, 'params': 20.0}
-    with tf.GradientTape() as tape:
-        got = proposals.expected_totals(table, weights)
-        loss = proposals.resource_loss(table, targets, weights)
-    exact = tables.totals(table, columns)
-    for obj in table.objectives:
-        np.testing.assert_allclose(got[obj].numpy(), exact[obj])
-    scale = proposals.normalizers(table, targets)
-    manual = np.mean([np.mean([abs(exact[o][k] - t) / scale[o]
-                               for o, t in targets.items()])
-                      for k in range(2)])
-    np.testing.assert_allclose(loss.numpy(), manual, rtol=1e-6)
-    assert np.abs(tape.gradient(loss, weights).numpy()).max() > 0
-
-
 def test_orthogonality_bounds():
     same = np.zeros((4, 3, 5))
     np.testing.assert_allclose(
@@ -284,6 +258,25 @@ def test_ensemble_weights_gumbel_max():
     assert np.abs(pi_grad.numpy()).max() > 0
     chosen = int(pi.numpy().argmax())
     assert np.abs(theta_grad.numpy()[chosen]).max() > 0
+
+
+def test_ensemble_weights_scores_are_the_drawn_proposals_perturbed_logits():
+    rng = np.random.default_rng(6)
+    pi_logits = np.zeros(3, np.float32)
+    theta = rng.standard_normal((3, 4, 5)).astype(np.float32)
+    seed = tf.constant([3, 4], tf.int64)
+    weights, pi, scores = proposals.ensemble_weights(
+        pi_logits, theta, 1.0, 'gumbel_max', seed, return_scores=True)
+    chosen = int(pi.numpy().argmax())
+    # The draw is the argmax of the scores, and the scores are the chosen
+    # proposal's logits plus Gumbel noise (the same draw, not a new one).
+    np.testing.assert_array_equal(weights.numpy().argmax(-1),
+                                  scores.numpy().argmax(-1))
+    noise = scores.numpy() - theta[chosen]
+    assert np.all(np.isfinite(noise)) and noise.std() > 0.3
+    again, _, _ = proposals.ensemble_weights(
+        pi_logits, theta, 1.0, 'gumbel_max', seed, return_scores=True)
+    np.testing.assert_array_equal(again.numpy(), weights.numpy())
 
 
 def test_ensemble_weights_softmax_is_the_mixture():

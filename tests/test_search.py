@@ -113,6 +113,33 @@ def test_fit_vital_ops_restores_feasibility():
     tables.check_targets(table, targets)
 
 
+def event_scalars(folder):
+    """{tag: [values]} of every scalar in the TensorBoard files below
+    `folder` (Keras writes v2 summaries as tensors)."""
+    import tensorflow as tf
+
+    scalars = {}
+    for root, _, files in os.walk(folder):
+        for name in files:
+            if not name.startswith('events.out.tfevents'):
+                continue
+            for event in tf.compat.v1.train.summary_iterator(
+                    os.path.join(root, name)):
+                for value in event.summary.value:
+                    if value.HasField('tensor'):
+                        number = float(tf.make_ndarray(value.tensor))
+                    else:
+                        number = value.simple_value
+                    scalars.setdefault(value.tag, []).append(number)
+    return scalars
+
+
+def decoded_image(path):
+    import matplotlib.image
+
+    return matplotlib.image.imread(str(path))
+
+
 @pytest.mark.large
 def test_search_end_to_end_on_digits(tmp_path):
     out = tmp_path / 'run'
@@ -128,21 +155,70 @@ def test_search_end_to_end_on_digits(tmp_path):
     for obj, target in (('macs', 10e6), ('params', 0.25e6)):
         assert abs(cost.get(obj) - target) <= 0.03 * target
         assert data['achieved'][obj] == cost.get(obj)
+    # The search's own result is reported next to the final one.
+    before = data['before_repair']
+    assert set(before) == {'ops', 'achieved', 'relative_error',
+                           'within_tolerance'}
+    if not data['repaired_layers']:
+        assert before['ops'] == list(arch.ops)
+    lines = (out / 'history.jsonl').read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r['stage'] for r in records] == ['vital', 'nonvital']
+    # Vital ops are the argmax of the stage-1 probabilities unless listed
+    # as changed for feasibility.
     vital = arch.search_space().vital_layers
     assert sorted(int(k) - 1 for k in data['vital_ops']) == list(vital)
+    probs = records[0]['op_probabilities']
     for i in vital:
         assert arch.ops[i] == data['vital_ops'][str(i + 1)]
-    assert len(data['family']) == 4
-    assert len(os.listdir(out / 'family')) == 5
-    lines = (out / 'history.jsonl').read_text().splitlines()
-    stages = [json.loads(line)['stage'] for line in lines]
-    assert stages == ['vital', 'nonvital']
-    record = json.loads(lines[-1])
-    assert 'proposal_probabilities' in record and 'tau' in record
+        if i + 1 not in data['vital_ops_changed_for_feasibility']:
+            row = probs[f'layer{i + 1}']
+            assert arch.ops[i] == max(row, key=row.get)
+    for record in records:
+        assert 0.0 <= record['within_tolerance'] <= 1.0
+        rows = vital if record['stage'] == 'vital' else [
+            i for i in range(len(arch.ops)) if i not in vital]
+        assert sorted(int(k) - 1 for k in record['arch_grad_norm']) == \
+            sorted(rows)
+    last = records[-1]
+    assert 'proposal_probabilities' in last and 'tau' in last
+    assert len(last['expected_per_proposal']['macs']) == 4
+    # The family: each member loads, its cost is what family.json says,
+    # and the weights file fits it.
+    family = json.loads((out / 'family' / 'family.json').read_text())
+    assert len(family) == 4 and len(data['family']) == 4
+    import keras
+
+    import hournas_tf
+    for j, entry in enumerate(family):
+        member = spaces.load_architecture(
+            str(out / 'family' / f'proposal{j}.json'))
+        member_cost = counting.arch_cost(member).total
+        assert entry['achieved'] == {'macs': member_cost.macs,
+                                     'params': member_cost.params}
+        assert entry['architecture'] == member.to_string()
+    model = hournas_tf.build_model(arch)
+    model.load_weights(str(out / 'arch.weights.h5'))
+    assert isinstance(model, keras.Model)
+    # Plots decode to real images.
     for name in ('ops_vital.png', 'ops_nonvital.png', 'proposals_stage2.png',
-                 'proposals_searched.png', 'search_config.json'):
-        assert (out / name).exists(), name
-    assert os.listdir(out / 'tensorboard' / 'nonvital')
+                 'proposals_searched.png'):
+        image = decoded_image(out / name)
+        assert image.shape[0] > 100 and image.shape[1] > 100, name
+        assert image.std() > 0.05, name
+    # TensorBoard: both stages log their losses, tau, within_tolerance, the
+    # gradient norms and op probabilities; stage 2 the resource loss and
+    # the expected resources per proposal.
+    for stage in ('vital', 'nonvital'):
+        tags = event_scalars(out / 'tensorboard' / stage)
+        for tag in ('epoch_loss', 'epoch_arch_loss', 'epoch_tau',
+                    'epoch_within_tolerance'):
+            assert tag in tags, (stage, tag, sorted(tags))
+        assert any(t.startswith('epoch_arch_grad_norm/L') for t in tags)
+        assert any(t.startswith('op_probability/') for t in tags)
+    tags = event_scalars(out / 'tensorboard' / 'nonvital')
+    assert 'epoch_resource_loss' in tags
+    assert 'expected_macs/proposal0' in tags
     res = run_module('hournas_tf.describe', f'--arch_file={out / "arch.json"}',
                      '--json')
     assert json.loads(res.stdout)['macs'] == cost.macs

@@ -5,6 +5,7 @@ import tensorflow as tf
 import hournas_tf  # noqa: F401  (sets KERAS_BACKEND)
 from hournas_tf import spaces
 from hournas_tf.errors import UserError
+from hournas_tf.nas import budget as budget_lib
 from hournas_tf.nas import proposals
 from hournas_tf.nas import supernet
 from hournas_tf.nas.mixed import MixedLayer
@@ -43,6 +44,10 @@ def middle_targets(table):
             for obj in ('macs', 'params')}
 
 
+def middle_budget(table):
+    return budget_lib.Budget(table, middle_targets(table))
+
+
 def test_stage1_supernet_holds_only_the_vital_layers():
     space = fbnet()
     vital = tuple(space.vital_layers)
@@ -63,7 +68,9 @@ def test_stage1_supernet_holds_only_the_vital_layers():
     assert not any(f'layer{i + 1:02d}' in names for i in absent)
     assert [tuple(v.shape) for v in net.arch_variables] == \
         [(len(vital), len(space.op_names))]
-    assert not np.any(net.theta.numpy())  # uniform start
+    assert not np.any(net.arch_params.theta.numpy())  # uniform start
+    # Vital layers have no shortcut: their branches are whole ops.
+    assert not any(layer.residual for layer in net.mixed_layers.values())
     assert float(net.tau.numpy()) == 5.0 and int(net.step.numpy()) == 0
     out = net(np.zeros((2, 32, 32, 3), 'float32'))
     assert tuple(out.shape) == (2, 10)
@@ -91,17 +98,20 @@ def test_logits_get_gradients_under_gumbel_max():
     space = fbnet()
     searched, fixed = small_stage2(space)
     table = tables.resource_table(space, searched, fixed)
-    net = supernet.build_supernet(space, searched, fixed, table=table,
-                                  targets=middle_targets(table))
+    budget = middle_budget(table)
+    config = supernet.SupernetConfig(zero_init_residual=False)
+    net = supernet.build_supernet(space, searched, fixed, config, budget)
+    theta = net.arch_params.theta
     rng = np.random.default_rng(1)
     x = rng.normal(size=(BATCH, 32, 32, 3)).astype('float32')
     y = rng.integers(0, 10, BATCH)
     with tf.GradientTape(persistent=True) as tape:
         arch = net.sample_weights(net._seed(1))
         ce = net._cross_entropy(y, net(x, training=True, arch_weights=arch))
-        resource = proposals.resource_loss(net.table, net.targets, arch)
+        resource = budget_lib.resource_loss(budget.table, budget.targets,
+                                            arch)
     for loss in (ce, resource):
-        g = tape.gradient(loss, net.theta).numpy()
+        g = tape.gradient(loss, theta).numpy()
         assert np.all(np.isfinite(g))
         assert np.abs(g[net.mask]).max() > 1e-4
         assert not np.any(g[~net.mask])
@@ -119,16 +129,19 @@ def test_proposal_mode_trains_with_fit_and_derives():
     result = proposals.optimize_proposals(
         table, targets, proposals.ProposalConfig(num_proposals=3, iters=10))
     config = supernet.SupernetConfig(total_steps=3, seed=3)
-    net = supernet.build_supernet(space, searched, fixed, config, table,
-                                  targets, result.logits)
+    net = supernet.build_supernet(space, searched, fixed, config,
+                                  budget_lib.Budget(table, targets),
+                                  result.logits)
     net.compile()
     before = [v.numpy().copy() for v in net.arch_variables]
     weights_before = [v.numpy().copy() for v in net.weight_variables]
     history = net.fit(dataset(space), epochs=1, steps_per_epoch=3,
                       verbose=0, shuffle=False).history
     for key in ('loss', 'accuracy', 'arch_loss', 'arch_accuracy',
-                'resource_loss', 'tau', 'macs', 'params'):
+                'resource_loss', 'tau', 'macs', 'params', 'within_tolerance',
+                *(f'arch_grad_norm/L{i + 1}' for i in searched)):
         assert np.isfinite(history[key][0]), key
+    assert 0.0 <= history['within_tolerance'][0] <= 1.0
     assert int(net.step.numpy()) == 3
     assert float(net.tau.numpy()) == pytest.approx(5.0 * 0.9999 ** 3,
                                                    rel=1e-6)
@@ -154,8 +167,8 @@ def test_proposal_mode_trains_with_fit_and_derives():
     assert len(family) == 3
     best = int(np.argmax(net.proposal_probabilities()))
     assert family[best] == derived
-    assert history['macs'][0] == pytest.approx(float(proposals.expected_totals(
-        table, probs)['macs']), rel=1e-3)
+    assert history['macs'][0] == pytest.approx(float(
+        budget_lib.expected_totals(table, probs)['macs']), rel=1e-3)
 
 
 def test_gumbel_softmax_trains_one_step():
@@ -165,12 +178,13 @@ def test_gumbel_softmax_trains_one_step():
     net = supernet.build_supernet(space, searched, fixed, config)
     assert not any(layer.single_path for layer in net.mixed_layers.values())
     net.compile()
-    theta = net.theta.numpy().copy()
+    theta = net.arch_params.theta.numpy().copy()
     history = net.fit(dataset(space), epochs=1, steps_per_epoch=1,
                       verbose=0, shuffle=False).history
     assert np.isfinite(history['loss'][0])
     assert np.isfinite(history['arch_loss'][0])
-    assert np.abs(net.theta.numpy() - theta)[net.mask].min() > 0
+    moved = np.abs(net.arch_params.theta.numpy() - theta)
+    assert moved[net.mask].min() > 0
     assert float(net.tau.numpy()) == pytest.approx(5.0 * 0.9999)
     for i, op in net.derive().items():
         space.check_op(i, op)
@@ -256,3 +270,108 @@ def test_copy_weights_from_stage1():
         dst = stage2.op_layers()[(i, op)]
         for a, b in zip(src.get_weights(), dst.get_weights()):
             np.testing.assert_array_equal(a, b)
+
+
+def test_stage2_starts_as_the_stage1_function():
+    """Zero-initialized residual branches: inserting the non-vital blocks
+    into the trained vital network does not change its outputs."""
+    space = fbnet()
+    vital = tuple(space.vital_layers)
+    stage1 = supernet.build_supernet(space, vital)
+    # Make stage 1's weights non-trivial (as after training).
+    for v in stage1.weight_variables:
+        v.assign(v + tf.random.stateless_normal(v.shape, (1, 2)) * 0.05)
+    ops = stage1.derive()
+    nonvital = [i for i in range(len(space.layers)) if i not in vital]
+    x = np.random.default_rng(2).normal(size=(BATCH, 32, 32, 3)).astype(
+        'float32')
+    outputs = {}
+    for zero in (True, False):
+        stage2 = supernet.build_supernet(
+            space, nonvital, ops, supernet.SupernetConfig(
+                zero_init_residual=zero))
+        stage2.copy_weights_from(stage1)
+        arch = stage2.sample_weights(stage2._seed(0))
+        outputs[zero] = stage2(x, training=True, arch_weights=arch).numpy()
+    expected = stage1(x, training=True).numpy()
+    np.testing.assert_allclose(outputs[True], expected, atol=1e-4)
+    assert np.abs(outputs[False] - expected).max() > 1e-2
+
+
+def ce_row_gradients(net, seeds, rng_seed=0, two_path=True):
+    """|d CE / d logits| summed over columns, one row per searched layer,
+    for each seed (eager: only the drawn branches run)."""
+    rng = np.random.default_rng(rng_seed)
+    x = rng.normal(size=(BATCH, 32, 32, 3)).astype('float32')
+    y = rng.integers(0, 10, BATCH)
+    rows = []
+    for seed in seeds:
+        with tf.GradientTape() as tape:
+            arch, scores = net.sample_weights(
+                tf.constant([seed, 1], tf.int64), return_scores=True)
+            logits = net(x, training=True, arch_weights=arch,
+                         scores=scores if two_path else None)
+            ce = net._cross_entropy(y, logits)
+        grads = tape.gradient(ce, net.arch_variables)
+        rows.append(net.arch_params.row_norms(grads).numpy())
+    return np.array(rows)
+
+
+def test_every_nonvital_fbnet_layer_gets_a_cross_entropy_gradient():
+    """Stage 2 of fbnet, every non-vital layer searched under gumbel_max:
+    the minimum over rows (not the maximum) of |dCE/dtheta| is real."""
+    space = fbnet()
+    vital = space.vital_layers
+    nonvital = [i for i in range(len(space.layers)) if i not in vital]
+    # 16 at 224; at 32x32 and width 0.25 layers 1-2 both have 8 channels
+    # and stride 1 (CIFAR layout), so layer 2 gets a shortcut too.
+    assert len(nonvital) == 17
+    net = supernet.build_supernet(
+        space, nonvital, {i: 'k3_e6' for i in vital},
+        supernet.SupernetConfig(zero_init_residual=False))
+    # Each row summed over 3 draws (a draw of `skip` has F = 0).
+    per_row = ce_row_gradients(net, seeds=(1, 2, 3)).sum(axis=0)
+    assert per_row.shape == (17,)
+    assert per_row.min() > 1e-4, per_row
+
+
+def test_every_vital_fbnet_layer_gets_a_gradient_from_two_paths():
+    """Stage 1 under gumbel_max: vital layers feed conv + batch norm only.
+    The single-path estimator is blind there (the control); the two-path
+    estimator is not."""
+    space = fbnet()
+    net = supernet.build_supernet(space, tuple(space.vital_layers))
+    blind = ce_row_gradients(net, seeds=(1, 2, 3), two_path=False)
+    two = ce_row_gradients(net, seeds=(1, 2, 3))
+    assert blind.max() < 1e-5, blind
+    assert two.sum(axis=0).min() > 1e-4, two
+
+
+def test_weight_step_moves_the_sampled_branch_only():
+    """No weight decay: the classifier and the drawn branches' kernels
+    move; the branches that did not run stay as they were."""
+    space = fbnet()
+    searched, fixed = small_stage2(space)
+    config = supernet.SupernetConfig(weight_decay=0.0, seed=4,
+                                     zero_init_residual=False)
+    net = supernet.build_supernet(space, searched, fixed, config)
+    net.compile()
+    drawn = net.sample_weights(net._seed(0)).numpy().argmax(axis=1)
+    kernels = {(i, op): [v for v in layer.trainable_weights
+                         if 'kernel' in v.path]
+               for (i, op), layer in net.op_layers().items()
+               if i in searched and op != 'skip'}
+    before = {key: [v.numpy().copy() for v in vs]
+              for key, vs in kernels.items()}
+    classifier = net.classifier.kernel.numpy().copy()
+    (x, y), _ = next(iter(dataset(space)))
+    net.weight_step(x, y, 1.0)
+    assert np.abs(net.classifier.kernel.numpy() - classifier).max() > 0
+    for (i, op), vs in kernels.items():
+        row = searched.index(i)
+        moved = [np.abs(v.numpy() - b).max() > 0
+                 for v, b in zip(vs, before[(i, op)])]
+        if space.op_names[drawn[row]] == op:
+            assert all(moved), (i, op)
+        else:
+            assert not any(moved), (i, op)

@@ -157,12 +157,15 @@ class InvertedResidual(layers.Layer):
     the stride (BN, act; twice when `cascade`) -> optional squeeze-excite ->
     1x1 conv (groups, BN, no activation) -> residual add when the stride is 1
     and the channel count is unchanged.
+
+    `add_shortcut=False` returns the residual branch F(x) alone (a supernet
+    adds x itself: x + w * F(x)); the weights are the same either way.
     """
 
     def __init__(self, c_in, c_out, kernel_size, expansion, strides=1,
                  groups=1, se_ratio=0.0, cascade=False, always_pw=False,
                  activation='relu', bn_momentum=0.99, bn_epsilon=1e-3,
-                 **kwargs):
+                 add_shortcut=True, **kwargs):
         super().__init__(**kwargs)
         self.c_in = c_in
         self.c_out = c_out
@@ -176,6 +179,7 @@ class InvertedResidual(layers.Layer):
         self.activation = activation
         self.bn_momentum = bn_momentum
         self.bn_epsilon = bn_epsilon
+        self.add_shortcut = bool(add_shortcut)
         self.mid = c_in * expansion
         self.residual = strides == 1 and c_in == c_out
         bn = dict(momentum=bn_momentum, epsilon=bn_epsilon)
@@ -238,7 +242,7 @@ class InvertedResidual(layers.Layer):
         if self.se is not None:
             x = self.se(x)
         x = self.pwl_bn(self.pwl(x), training=training)
-        if self.residual:
+        if self.residual and self.add_shortcut:
             x = x + inputs
         return x
 
@@ -255,7 +259,8 @@ class InvertedResidual(layers.Layer):
                 'cascade': self.cascade, 'always_pw': self.always_pw,
                 'activation': self.activation,
                 'bn_momentum': self.bn_momentum,
-                'bn_epsilon': self.bn_epsilon}
+                'bn_epsilon': self.bn_epsilon,
+                'add_shortcut': self.add_shortcut}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -269,8 +274,11 @@ class Skip(layers.Layer):
         return input_shape
 
 
-def make_op(space, layer_index, op_name, name=None):
-    """The Keras layer for op `op_name` at searchable layer `layer_index`."""
+def make_op(space, layer_index, op_name, name=None, add_shortcut=True):
+    """The Keras layer for op `op_name` at searchable layer `layer_index`.
+
+    `add_shortcut=False`: the residual branch only (see InvertedResidual).
+    """
     layer = space.layers[layer_index]
     op = parse_op(op_name)
     name = name or f'layer{layer_index + 1:02d}'
@@ -282,7 +290,7 @@ def make_op(space, layer_index, op_name, name=None):
         strides=layer.stride, groups=op.groups, se_ratio=op.se_ratio,
         cascade=op.cascade, always_pw=style.always_pw,
         activation=style.activation, bn_momentum=style.bn_momentum,
-        bn_epsilon=style.bn_epsilon, name=name)
+        bn_epsilon=style.bn_epsilon, add_shortcut=add_shortcut, name=name)
 
 
 def make_stem(space, name='stem'):

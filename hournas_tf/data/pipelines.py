@@ -28,9 +28,13 @@ training augmentation, the architecture and eval splits the deterministic
 eval transform, so architecture gradients see the images without
 augmentation noise), batched and prefetched with AUTOTUNE. Elements are
 (images float32 [B, S, S, 3] normalized by `normalize`, labels int32 [B]).
-Datasets are finite (one pass per iteration, reshuffled each time); the
-weights, arch and train datasets drop the last partial batch so every batch
-has the same shape, the eval dataset keeps it.
+The search's weights and arch datasets repeat before batching: they are
+infinite streams of full batches, reshuffled every pass, so a split smaller
+than one batch still works (the search counts its epochs in steps,
+`SearchData.weight_steps` = ceil(examples / batch)). The retraining
+datasets are finite (one pass per iteration, reshuffled each time); the
+train dataset drops the last partial batch so every batch has the same
+shape, the eval dataset keeps it.
 
 Distribution. `batch_size` is the global batch: datasets are batched with
 it, and `strategy.experimental_distribute_dataset` (which `model.fit` calls)
@@ -102,7 +106,8 @@ class SearchData:
     """The search's splits of the training data (see the module docstring).
 
     `weights`: augmented batches of the weight split; `arch`: eval-style
-    batches of the architecture split. Both finite, reshuffled each pass.
+    batches of the architecture split. Both infinite (repeated before
+    batching), reshuffled each pass.
     """
 
     weights: object
@@ -115,22 +120,20 @@ class SearchData:
 
     @property
     def weight_steps(self):
-        """Batches in one pass over `weights`."""
-        return self.num_weight_examples // self.global_batch_size
+        """Batches that make one pass over the weights split (rounded up)."""
+        return -(-self.num_weight_examples // self.global_batch_size)
 
     @property
     def arch_steps(self):
-        """Batches in one pass over `arch`."""
-        return self.num_arch_examples // self.global_batch_size
+        """Batches that make one pass over the arch split (rounded up)."""
+        return -(-self.num_arch_examples // self.global_batch_size)
 
     def alternating(self):
-        """((weight images, labels), (arch images, labels)) pairs.
-
-        One pass over the weights split; the arch split repeats as needed.
+        """((weight images, labels), (arch images, labels)) pairs, infinite.
         """
         import tensorflow as tf
 
-        return tf.data.Dataset.zip((self.weights, self.arch.repeat()))
+        return tf.data.Dataset.zip((self.weights, self.arch))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -407,12 +410,12 @@ def search_split_examples(config):
 
 
 def _pipeline(source, ds, config, *, split, num_examples, batch, augment,
-              shuffle, drop_remainder, strategy):
+              shuffle, drop_remainder, strategy, repeat=False):
     import tensorflow as tf
 
     size = source.info.image_size
     style = preprocessing.style_for(source.kind, size)
-    if drop_remainder and num_examples < batch:
+    if drop_remainder and not repeat and num_examples < batch:
         raise UserError(
             f'batch_size {batch} is larger than the {num_examples} examples '
             f'of the {split} split of {config.dataset}; use a smaller '
@@ -434,6 +437,8 @@ def _pipeline(source, ds, config, *, split, num_examples, batch, augment,
             seed=int(config.seed),
             reshuffle_each_iteration=True,
         )
+    if repeat:
+        ds = ds.repeat()
     transform = (
         preprocessing.preprocess_for_train if augment
         else preprocessing.preprocess_for_eval
@@ -464,11 +469,13 @@ def load_search_data(config, strategy=None):
         source, source.examples('train', weight_ranges, shuffle_files=True),
         config, split='weights', num_examples=num_weights, batch=batch,
         augment=True, shuffle=True, drop_remainder=True, strategy=strategy,
+        repeat=True,
     )
     arch = _pipeline(
         source, source.examples('train', arch_ranges, shuffle_files=True),
         config, split='arch', num_examples=num_arch, batch=batch,
         augment=False, shuffle=True, drop_remainder=True, strategy=strategy,
+        repeat=True,
     )
     return SearchData(
         weights=weights,

@@ -1,7 +1,9 @@
 """Keras callbacks of the search: history.jsonl and architecture TensorBoard.
 
-`ArchitectureLogger` appends one JSON line per epoch (the Keras logs, the
-per-layer op probabilities and, in proposal mode, the proposal
+`ArchitectureLogger` appends one JSON line per epoch (the Keras logs, with
+the per-layer norms of the architecture gradient's cross-entropy part
+gathered into `arch_grad_norm` {layer number: norm}, the per-layer op
+probabilities and, in proposal mode, the proposal
 probabilities and each proposal's expected resources) and writes the same
 as TensorBoard scalars under `<tensorboard>/<stage>/architecture`.
 """
@@ -11,6 +13,8 @@ import os
 
 import keras
 import numpy as np
+
+GRAD_NORM_PREFIX = 'arch_grad_norm/L'
 
 
 class ArchitectureLogger(keras.callbacks.Callback):
@@ -29,8 +33,15 @@ class ArchitectureLogger(keras.callbacks.Callback):
 
     def _record(self, epoch, logs):
         model = self.model
-        record = {'stage': self.stage, 'epoch': epoch + 1,
-                  **{k: float(v) for k, v in (logs or {}).items()}}
+        record = {'stage': self.stage, 'epoch': epoch + 1}
+        norms = {}
+        for key, value in (logs or {}).items():
+            if key.startswith(GRAD_NORM_PREFIX):
+                norms[key[len(GRAD_NORM_PREFIX):]] = float(value)
+            else:
+                record[key] = float(value)
+        if norms:
+            record['arch_grad_norm'] = norms
         probs = model.op_probabilities()
         record['op_probabilities'] = {
             f'layer{i + 1}': {op: round(float(probs[r, c]), 6)

@@ -41,6 +41,8 @@ class SearchConfig:
     weight_lr: float = 0.1
     arch_lr: float = 0.01
     tolerance: float = 0.03
+    repair: bool = True      # greedy repair of a derived architecture
+    zero_init_residual: bool = True  # inserted blocks start as identity
     seed: int = 0
     output_dir: str = 'runs/search'
     strategy: str = 'default'

@@ -1,18 +1,35 @@
 """MixedLayer: the candidate ops of one searchable layer.
 
-`MixedLayer(branches, columns, single_path)` holds one Keras layer per
-candidate op; `columns[k]` is the column of branch k in the architecture
-weights (the space's `op_names`). `call(x, weights)` takes the layer's row of
-op weights (all columns) as produced by `hournas_tf.sampling.sample`:
+`MixedLayer(branches, columns, single_path, residual)` holds one Keras layer
+per candidate op; `columns[k]` is the column of branch k in the architecture
+weights (the space's `op_names`). `call(x, weights, scores)` takes the
+layer's row of op weights (all columns) as produced by
+`hournas_tf.nas.sampling.sample`.
+
+Where the layer has an identity shortcut (`residual=True`, every non-vital
+layer) the branches compute the residual branch F_k alone (an
+`InvertedResidual` built with `add_shortcut=False`; `skip` is F = 0) and
+the layer returns x + sum_k w_k F_k(x): the op weight scales the residual
+branch, not the sum. Without a shortcut (vital layers) it returns
+sum_k w_k F_k(x), F_k being the whole op.
 
 - single path (the `gumbel_max` sampler, HourNAS / GDAS): the row is a
-  straight-through one-hot. The layer runs only the chosen branch,
-  `argmax(weights[columns])`, through `tf.switch_case` (the other branches
-  are not executed: no compute, no batch-norm statistics update) and
-  multiplies its output by the chosen weight, which is exactly 1.0 in the
-  forward pass and carries the straight-through gradient to the logits.
-- all paths (`gumbel_softmax`, FBNet; `softmax`, DARTS): the weighted sum
-  of every branch.
+  straight-through one-hot. Only the chosen branch
+  a = argmax(weights[columns]) runs (`tf.switch_case`: the others are not
+  executed, no compute, no batch-norm update), multiplied by w_a, which is
+  exactly 1.0 forward and carries the straight-through gradient
+  <dL/dy, F_a(x)> to the logits. With a shortcut that gradient is real:
+  x is added unscaled after the weight. Without one, y = w_a F_a(x) only
+  feeds a conv and a training-mode batch norm, which cancel any scale of
+  y, so <dL/dy, F_a(x)> is zero up to rounding. Given `scores` (the
+  perturbed logits of the draw) such a layer therefore also runs the
+  runner-up b (the second op of the same Gumbel draw, a draw without
+  replacement) and adds w_b F_b(x), where w_b is exactly 0.0 forward and
+  carries <dL/dy, F_b(x)>: the ProxylessNAS two-path estimator, which
+  batch norm does not cancel. The supernet passes `scores` in its
+  architecture step only; its weight step runs one op per layer.
+- all paths (`gumbel_softmax`, FBNet; `softmax`, DARTS): every branch runs,
+  weighted.
 
 In a single-path backward pass the branches that did not run get zero
 gradients (the gradient of `tf.switch_case`), so an optimizer with momentum
@@ -24,6 +41,8 @@ import functools
 import keras
 import tensorflow as tf
 
+from hournas_tf.blocks.layers import Skip
+
 PACKAGE = 'hournas_tf'
 
 
@@ -31,7 +50,8 @@ PACKAGE = 'hournas_tf'
 class MixedLayer(keras.layers.Layer):
     """Candidate ops of one layer; runs the sampled one (or all, weighted)."""
 
-    def __init__(self, branches, columns, single_path=True, **kwargs):
+    def __init__(self, branches, columns, single_path=True, residual=False,
+                 **kwargs):
         super().__init__(**kwargs)
         branches = list(branches)
         columns = [int(c) for c in columns]
@@ -41,6 +61,12 @@ class MixedLayer(keras.layers.Layer):
                 f'{len(branches)} branches and {len(columns)} columns')
         if len(set(columns)) != len(columns):
             raise ValueError(f'duplicate columns {columns}')
+        if residual:
+            for b in branches:
+                if getattr(b, 'add_shortcut', False):
+                    raise ValueError(
+                        f'branch {b.name} of a residual MixedLayer adds '
+                        'its own shortcut; build it with add_shortcut=False')
         # One attribute per branch (not a list): Keras 3 does not expose
         # layers held in lists to tf.train.Checkpoint.
         self._branch_names = tuple(f'branch_{k}' for k in range(len(columns)))
@@ -48,6 +74,7 @@ class MixedLayer(keras.layers.Layer):
             setattr(self, name, branch)
         self.columns = tuple(columns)
         self.single_path = bool(single_path)
+        self.residual = bool(residual)
 
     @property
     def branches(self):
@@ -63,23 +90,43 @@ class MixedLayer(keras.layers.Layer):
         """The weights of the branches, (..., len(branches)), from a row."""
         return tf.gather(weights, self.columns, axis=-1)
 
+    def _branch_fns(self, inputs, training):
+        """One zero-argument function per branch computing its F(x)."""
+        fns = []
+        for branch in self.branches:
+            if self.residual and isinstance(branch, Skip):
+                fns.append(functools.partial(tf.zeros_like, inputs))
+            else:
+                fns.append(functools.partial(_run, branch, inputs, training))
+        return fns
+
     @tf.autograph.experimental.do_not_convert
-    def call(self, inputs, weights, training=None):
+    def call(self, inputs, weights, scores=None, training=None):
         w = self.branch_weights(tf.convert_to_tensor(weights))
-        if len(self.branches) == 1:
-            out = self.branches[0](inputs, training=training)
-            return out * tf.cast(w[0], out.dtype)
-        if self.single_path:
-            index = tf.argmax(w, axis=-1, output_type=tf.int32)
-            fns = [functools.partial(_run, b, inputs, training)
-                   for b in self.branches]
-            out = tf.switch_case(index, fns)
-            return out * tf.cast(tf.gather(w, index), out.dtype)
-        out = None
-        for k, branch in enumerate(self.branches):
-            y = branch(inputs, training=training)
-            y = y * tf.cast(w[k], y.dtype)
-            out = y if out is None else out + y
+        fns = self._branch_fns(inputs, training)
+        if len(fns) == 1:
+            out = fns[0]()
+            out = out * tf.cast(w[0], out.dtype)
+        elif self.single_path:
+            chosen = tf.argmax(w, axis=-1, output_type=tf.int32)
+            out = tf.switch_case(chosen, fns)
+            out = out * tf.cast(tf.gather(w, chosen), out.dtype)
+            if scores is not None and not self.residual:
+                s = self.branch_weights(tf.convert_to_tensor(scores))
+                s = tf.where(tf.equal(tf.range(len(fns)), chosen),
+                             tf.constant(-float('inf'), s.dtype), s)
+                runner_up = tf.argmax(s, axis=-1, output_type=tf.int32)
+                second = tf.switch_case(runner_up, fns)
+                out = out + second * tf.cast(tf.gather(w, runner_up),
+                                             second.dtype)
+        else:
+            out = None
+            for k, fn in enumerate(fns):
+                y = fn()
+                y = y * tf.cast(w[k], y.dtype)
+                out = y if out is None else out + y
+        if self.residual:
+            out = inputs + out
         return out
 
     def compute_output_shape(self, input_shape):
@@ -90,7 +137,8 @@ class MixedLayer(keras.layers.Layer):
                 'branches': [keras.saving.serialize_keras_object(b)
                              for b in self.branches],
                 'columns': list(self.columns),
-                'single_path': self.single_path}
+                'single_path': self.single_path,
+                'residual': self.residual}
 
     @classmethod
     def from_config(cls, config):

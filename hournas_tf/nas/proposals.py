@@ -67,9 +67,8 @@ import tensorflow as tf
 from hournas_tf import errors
 from hournas_tf.nas import repair as repair_lib
 from hournas_tf.nas import sampling
-from hournas_tf.resources.tables import check_objective
 from hournas_tf.resources.tables import check_targets
-from hournas_tf.resources.tables import feasible_range
+from hournas_tf.resources.tables import normalizers
 from hournas_tf.resources.tables import totals
 from hournas_tf.resources.tables import within
 
@@ -132,43 +131,6 @@ class ProposalResult:
     orthogonality_history: np.ndarray
     repaired: tuple
     seconds: float
-
-
-def normalizers(table, targets):
-    """M_i of eq. 5: the maximum total of each targeted objective."""
-    result = {}
-    for objective in targets:
-        high = feasible_range(table, objective)[1]
-        result[objective] = high if high > 0 else 1.0
-    return result
-
-
-def expected_totals(table, weights):
-    """R_i(A) = fixed_i + sum(A * F_i) for op weights (..., rows, cols).
-
-    Differentiable and batched over the leading dims of `weights`.
-    """
-    weights = tf.convert_to_tensor(weights)
-    if not weights.dtype.is_floating:
-        weights = tf.cast(weights, tf.float32)
-    result = {}
-    for objective in table.objectives:
-        values = tf.constant(table.values[objective], dtype=weights.dtype)
-        result[objective] = (
-            tf.constant(table.fixed[objective], dtype=weights.dtype)
-            + tf.reduce_sum(weights * values, axis=[-2, -1]))
-    return result
-
-
-def resource_loss(table, targets, weights):
-    """mean_i |R_i(A) - T_i| / M_i (eq. 6), averaged over leading dims."""
-    for objective in targets:
-        check_objective(table, objective)
-    scale = normalizers(table, targets)
-    totals_ = expected_totals(table, weights)
-    terms = [tf.abs(totals_[obj] - target) / scale[obj]
-             for obj, target in targets.items()]
-    return tf.reduce_mean(tf.add_n(terms) / len(terms))
 
 
 def orthogonality(logits, mask=None):
@@ -322,14 +284,15 @@ def sample_architectures(logits, n, tau, seed, pi=None):
 
 
 def ensemble_weights(pi_logits, proposal_logits, tau, sampler, seed,
-                     mask=None):
+                     mask=None, return_scores=False):
     """Eqs. 8-9: A = sum_i pi_i G(theta_i), differentiable in both.
 
     pi = sample(pi_logits) and A_i = sample(proposal_logits[i]) use the same
     sampler (`gumbel_max`: straight-through one-hots, so A is the draw of one
     proposal in the forward pass). `seed` is a shape-[2] int tensor; the
     proposal and op draws use seeds folded from it. Returns (A (rows, cols),
-    pi (m,)).
+    pi (m,)), plus, with `return_scores`, the perturbed logits of the drawn
+    proposal (see `sampling.sample`).
     """
     sampling.check_sampler(sampler)
     pi_seed = op_seed = None
@@ -339,8 +302,11 @@ def ensemble_weights(pi_logits, proposal_logits, tau, sampler, seed,
         pi_seed = tf.random.fold_in(seed, 0)
         op_seed = tf.random.fold_in(seed, 1)
     pi = sampling.sample(pi_logits, tau, sampler, pi_seed)
-    per_proposal = sampling.sample(
-        proposal_logits, tau, sampler, op_seed, mask)
-    weights = tf.tensordot(
-        tf.cast(pi, per_proposal.dtype), per_proposal, axes=[[0], [0]])
+    per_proposal, scores = sampling.sample(
+        proposal_logits, tau, sampler, op_seed, mask, return_scores=True)
+    pi = tf.cast(pi, per_proposal.dtype)
+    weights = tf.tensordot(pi, per_proposal, axes=[[0], [0]])
+    if return_scores:
+        scores = tf.tensordot(tf.stop_gradient(pi), scores, axes=[[0], [0]])
+        return weights, pi, scores
     return weights, pi

@@ -62,7 +62,8 @@ def masked_logits(logits, mask):
     return tf.where(mask, logits, fill)
 
 
-def sample(logits, tau, sampler='gumbel_max', seed=None, mask=None):
+def sample(logits, tau, sampler='gumbel_max', seed=None, mask=None,
+           return_scores=False):
     """Op weights sampled from `logits` (last axis = choices), same shape.
 
     `tau` is the temperature of the Gumbel samplers (ignored by `softmax`);
@@ -71,6 +72,11 @@ def sample(logits, tau, sampler='gumbel_max', seed=None, mask=None):
     masked-out choices are never drawn and get weight exactly 0. Every row
     must allow at least one choice. 16-bit logits are computed in float32
     and cast back.
+
+    With `return_scores`, returns (weights, scores): `scores` are the
+    perturbed logits `logits + g` without gradient (`softmax`: the logits),
+    whose order is the order of a draw without replacement; a mixed layer
+    reads its runner-up op from them (the two-path estimator).
     """
     check_sampler(sampler)
     if isinstance(tau, (int, float)) and tau <= 0:
@@ -87,6 +93,7 @@ def sample(logits, tau, sampler='gumbel_max', seed=None, mask=None):
 
     if sampler == 'softmax':
         weights = tf.nn.softmax(logits, axis=-1)
+        perturbed = logits
     else:
         tau = tf.cast(tau, logits.dtype)
         perturbed = logits + gumbel_noise(
@@ -104,7 +111,10 @@ def sample(logits, tau, sampler='gumbel_max', seed=None, mask=None):
     if mask is not None:
         weights = tf.where(
             tf.cast(mask, tf.bool), weights, tf.zeros_like(weights))
-    return tf.cast(weights, out_dtype)
+    weights = tf.cast(weights, out_dtype)
+    if return_scores:
+        return weights, tf.stop_gradient(perturbed)
+    return weights
 
 
 def hard_index(weights):

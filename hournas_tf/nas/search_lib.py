@@ -1,25 +1,30 @@
 """The HourNAS search (Algorithm 1) as a library: `run_search(config)`.
 
-1. Vital-layer analysis of the space (`vital.py`) and a feasibility check of
-   the targets against the whole space, before anything trains.
+1. Vital-layer analysis of the space (`spaces/vital.py`) and a feasibility
+   check of the targets against the whole space, before anything trains.
 2. Stage 1: the minimal supernet of the vital layers only (non-vital layers
-   removed), searched for `vital_epochs` with `vital_sampler`; each vital
-   layer is fixed to its most probable op. The default is Gumbel-softmax,
-   the differentiable method the paper cites for this stage (FBNet): under
-   the single-path straight-through estimator a vital layer gets no
-   cross-entropy gradient at all, because its output only feeds a conv and
-   batch norm, which cancel the scale the gradient is taken through (no
-   shortcut adds the input back). Only the few vital layers run all paths.
+   removed), searched for `vital_epochs` with `vital_sampler` and no
+   resource loss; each vital layer is fixed to its most probable op, then
+   changed where needed to keep every target reachable
+   (`vital_policy.py`).
 3. Space proposals: m logits over the non-vital layers optimized so that the
    architectures sampled from them hit the targets (`proposals.py`).
-4. Stage 2: vital ops fixed, non-vital layers sampled through the proposal
-   sampler Pi and the proposals, for `nonvital_epochs`.
-5. Derivation: the most probable proposal, then each layer's most probable
-   op; a greedy repair moves it within `tolerance` of every target if it is
-   not already. One architecture per proposal forms the model family.
+4. Stage 2: vital ops fixed (weights, stem, head and classifier from stage
+   1; the inserted non-vital blocks start as the identity), non-vital
+   layers drawn through pi and the proposals, for `nonvital_epochs`. The
+   proposals enter stage 2 divided by their final annealing temperature
+   (`ProposalConfig.tau_end`), so stage 2's Gumbel-Max draws come from the
+   distribution the proposals were optimized for.
+5. Derivation (`derive.py`): the most probable proposal, then each layer's
+   most probable op, reported as found (`before_repair`) and, with
+   `repair`, moved into the tolerance box by the greedy repair if it
+   missed. One architecture per proposal forms the model family; each is
+   written with the supernet's weights for its ops.
 
-`dry_run(config)` runs 1 and 3 only (vital ops set by `vital_ops`) and
-samples 10,000 architectures from the proposals at several temperatures.
+Each stage has its own cosine learning-rate schedule over its own steps.
+`run_dry(config)` runs 1 and 3 only (vital ops set by `vital_ops`) and
+samples 10,000 architectures from the proposals at several temperatures
+and from stage 2's starting distribution.
 """
 
 import dataclasses
@@ -31,13 +36,12 @@ import numpy as np
 
 from hournas_tf import spaces
 from hournas_tf.errors import UserError
-from hournas_tf.nas import repair as repair_lib
+from hournas_tf.nas import derive as derive_lib
 from hournas_tf.nas.config import check_config
 from hournas_tf.nas.vital_policy import fit_vital_ops
 from hournas_tf.nas.vital_policy import resolve_vital_ops
 from hournas_tf.resources import counting
 from hournas_tf.resources import tables
-from hournas_tf.spaces import architecture as arch_lib
 
 SAMPLE_TEMPERATURES = (5.0, 1.0, 0.5, 0.1)
 NUM_SAMPLES = 10_000
@@ -91,25 +95,11 @@ def whole_space_check(space, targets):
                         f'{space.image_size}: {e}') from None
 
 
-def evaluate(space, ops_by_layer, targets):
-    """Totals of a full architecture and relative errors to the targets."""
-    arch = arch_lib.Architecture(space.name, [ops_by_layer[i] for i in range(
-        len(space.layers))], **_space_params(space))
-    total = counting.arch_cost(arch).total
-    achieved = {obj: total.get(obj) for obj in targets}
-    errors = {obj: (achieved[obj] - t) / t for obj, t in targets.items()}
-    return arch, achieved, errors
-
-
-def _space_params(space):
-    return dict(image_size=space.image_size, num_classes=space.num_classes,
-                width_multiplier=space.width_multiplier)
-
-
-def sample_report(table, logits, targets, tolerance, seed, pi=None):
+def sample_report(table, logits, targets, tolerance, seed, pi=None,
+                  temperatures=SAMPLE_TEMPERATURES):
     """Samples `NUM_SAMPLES` architectures at each temperature."""
     report, scatter = {}, {}
-    for k, tau in enumerate(SAMPLE_TEMPERATURES):
+    for k, tau in enumerate(temperatures):
         cols = _proposals().sample_architectures(
             logits, NUM_SAMPLES, tau, seed + k, pi=pi)
         tot = tables.totals(table, cols)
@@ -122,16 +112,30 @@ def sample_report(table, logits, targets, tolerance, seed, pi=None):
     return report, scatter
 
 
+def stage2_logits(result, pconfig):
+    """The proposal logits stage 2 starts from: theta / tau_end.
+
+    The proposals are optimized for draws from softmax(theta / tau_end);
+    stage 2 draws by Gumbel-Max from softmax(its logits), so dividing by
+    tau_end makes its first draws come from exactly that distribution.
+    """
+    return (result.logits / pconfig.tau_end).astype(np.float32)
+
+
 def optimize(space, searched, fixed_ops, config, output_dir, stage_name):
-    """Builds the table of `searched` layers and optimizes the proposals."""
+    """Builds the table of `searched` layers and optimizes the proposals.
+
+    Returns (table, ProposalResult, ProposalConfig, report dict).
+    """
     from hournas_tf.nas import plots
 
     table = tables.resource_table(space, searched, fixed_ops,
-                                    tuple(config.targets))
+                                  tuple(config.targets))
     tables.check_targets(table, config.targets)
     pconfig = _proposals().ProposalConfig(
         num_proposals=config.num_proposals, iters=config.proposal_iters,
-        beta=config.beta, seed=config.seed, tol=config.tolerance)
+        beta=config.beta, seed=config.seed, tol=config.tolerance,
+        repair=config.repair)
     log(f'optimizing {config.num_proposals} space proposals over '
         f'{len(searched)} layers for {config.proposal_iters} iterations')
     result = _proposals().optimize_proposals(table, config.targets, pconfig)
@@ -141,7 +145,7 @@ def optimize(space, searched, fixed_ops, config, output_dir, stage_name):
     rows = []
     for j, cols in enumerate(result.columns):
         tot = tables.totals(table, cols)
-        errs = {o: (tot[o] - t) / t for o, t in config.targets.items()}
+        errs = tables.relative_errors(tot, config.targets)
         rows.append({'proposal': j, **{o: float(tot[o]) for o in tot},
                      **{f'{o}_error': e for o, e in errs.items()},
                      'within_tolerance': bool(all(
@@ -149,20 +153,30 @@ def optimize(space, searched, fixed_ops, config, output_dir, stage_name):
                      'repaired_layers': [searched[r] + 1
                                          for r in result.repaired[j]]})
         log(f'  proposal {j}: ' + ', '.join(
-            f'{o} {_h(tot[o])} ({errs[o]:+.2%})' for o in config.targets))
+            f'{o} {_h(tot[o])} ({errs[o]:+.2%})' for o in config.targets)
+            + (f' (repaired layers {rows[-1]["repaired_layers"]})'
+               if result.repaired[j] else ''))
     report, scatter = sample_report(table, result.logits, config.targets,
                                     config.tolerance, config.seed)
     for tau, r in report.items():
         log(f'  {NUM_SAMPLES:,} samples at tau={tau}: '
             f'{r["share_within_tolerance"]:.1%} within '
             f'{config.tolerance:.0%} of every target')
+    start, _ = sample_report(table, stage2_logits(result, pconfig),
+                             config.targets, config.tolerance,
+                             config.seed + 100, temperatures=(1.0,))
+    start = start['1']
+    log(f'  stage 2 starts from these draws: '
+        f'{start["share_within_tolerance"]:.1%} of {NUM_SAMPLES:,} within '
+        f'{config.tolerance:.0%} of every target')
     plots.proposal_scatter(
         scatter, config.targets, config.tolerance,
         f'{space.name}: {NUM_SAMPLES:,} architectures from '
         f'{config.num_proposals} proposals', os.path.join(
             output_dir, f'proposals_{stage_name}.png'))
-    return table, result, {'proposals': rows, 'samples': report,
-                           'seconds': result.seconds}
+    return table, result, pconfig, {
+        'proposals': rows, 'samples': report, 'stage2_start': start,
+        'seconds': result.seconds}
 
 
 def run_dry(config):
@@ -181,8 +195,8 @@ def run_dry(config):
         searched = _nonvital(space)
     else:
         vital_ops, searched = {}, list(range(len(space.layers)))
-    _, _, info = optimize(space, searched, vital_ops, config,
-                          config.output_dir, 'dry_run')
+    _, _, _, info = optimize(space, searched, vital_ops, config,
+                             config.output_dir, 'dry_run')
     summary = {'space': space.name, 'image_size': space.image_size,
                'targets': config.targets, 'tolerance': config.tolerance,
                'vital_layers': [i + 1 for i in space.vital_layers],
@@ -264,21 +278,18 @@ def _steps(config, search_data):
     return max(1, steps)
 
 
-def train_stage(stage, supernet, search_data, epochs, config, space, rows,
-                table=None, sampler=None):
+def train_stage(stage, supernet, search_data, epochs, steps, config,
+                space, rows, table=None):
     """Runs `model.fit` for one stage with history, TensorBoard and logs."""
     import keras
+    import tensorflow as tf
 
     from hournas_tf.nas import callbacks
 
-    steps = _steps(config, search_data)
     log(f'stage {stage}: {epochs} epoch(s) x {steps} steps, batch '
         f'{search_data.global_batch_size}, sampler '
-        f'{sampler or config.sampler}')
-    import tensorflow as tf
-
-    dataset = tf.data.Dataset.zip((search_data.weights.repeat(),
-                                   search_data.arch.repeat()))
+        f'{supernet.config.sampler}')
+    dataset = tf.data.Dataset.zip((search_data.weights, search_data.arch))
     cbs = [
         callbacks.ArchitectureLogger(
             stage, space, rows, os.path.join(config.output_dir,
@@ -289,8 +300,9 @@ def train_stage(stage, supernet, search_data, epochs, config, space, rows,
             update_freq='epoch', write_graph=False),
     ]
     start = time.perf_counter()
-    supernet.fit(dataset, epochs=epochs, steps_per_epoch=steps,
-                 callbacks=cbs, verbose=config.verbose, shuffle=False)
+    if epochs:
+        supernet.fit(dataset, epochs=epochs, steps_per_epoch=steps,
+                     callbacks=cbs, verbose=config.verbose, shuffle=False)
     return time.perf_counter() - start
 
 
@@ -299,6 +311,36 @@ def preflight(config):
     whole space. Raises UserError."""
     check_config(config)
     whole_space_check(_space(config), config.targets)
+
+
+def _supernet_config(config, sampler, steps, alpha):
+    from hournas_tf.nas import supernet as supernet_lib
+
+    return supernet_lib.SupernetConfig(
+        sampler=sampler, tau_init=config.tau_init,
+        tau_decay=config.tau_decay, alpha=alpha,
+        weight_lr=config.weight_lr, arch_lr=config.arch_lr,
+        total_steps=max(1, steps), seed=config.seed,
+        zero_init_residual=config.zero_init_residual)
+
+
+def _stage1_budget(space, vital, config):
+    """Stage 1's budget: the vital rows, the non-vital layers still free."""
+    from hournas_tf.nas import budget as budget_lib
+
+    objectives = tuple(config.targets)
+    table = tables.resource_table(space, vital, {}, objectives)
+    rest = tables.resource_table(space, _nonvital(space), {}, objectives)
+    free = {obj: tables.free_range(rest, obj) for obj in objectives}
+    return budget_lib.Budget(table, config.targets, config.tolerance, free)
+
+
+def save_derived(supernet, derived, path):
+    """Writes the architecture JSON (with its search entry) and the
+    supernet's weights for it (`<path stem>.weights.h5`)."""
+    derived.arch.save(path, {'search': derived.entry})
+    model = derive_lib.standalone_model(supernet, derived.arch)
+    model.save_weights(path[:-len('.json')] + '.weights.h5')
 
 
 def run_search(config, strategy=None):
@@ -314,6 +356,7 @@ def run_search(config, strategy=None):
     import tensorflow as tf
 
     from hournas_tf import data as data_lib
+    from hournas_tf.nas import budget as budget_lib
     from hournas_tf.nas import plots
     from hournas_tf.nas import supernet as supernet_lib
 
@@ -338,27 +381,23 @@ def run_search(config, strategy=None):
     log(f'data {config.dataset}: {search_data.num_weight_examples} images '
         f'for weights, {search_data.num_arch_examples} for architecture '
         'parameters')
-    total_steps = _steps(config, search_data) * (
-        config.vital_epochs + config.nonvital_epochs)
-    sconfig = supernet_lib.SupernetConfig(
-        sampler=config.sampler, tau_init=config.tau_init,
-        tau_decay=config.tau_decay, alpha=config.alpha,
-        weight_lr=config.weight_lr, arch_lr=config.arch_lr,
-        total_steps=max(1, total_steps), seed=config.seed)
+    steps = _steps(config, search_data)
     timings, stage1 = {}, None
     mask = np.array(space.candidate_mask())
 
-    # Stage 1: vital layers.
+    # Stage 1: vital layers, accuracy only (no resource loss).
     vital = list(space.vital_layers)
     if config.vital_first and config.vital_ops is None:
+        sconfig = _supernet_config(config, config.vital_sampler,
+                                   steps * config.vital_epochs, alpha=0.0)
         with strategy.scope():
             stage1 = supernet_lib.build_supernet(
-                space, tuple(vital), {},
-                dataclasses.replace(sconfig, sampler=config.vital_sampler))
+                space, tuple(vital), {}, sconfig,
+                budget=_stage1_budget(space, vital, config))
             stage1.compile()
         timings['vital'] = train_stage('vital', stage1, search_data,
-                                       config.vital_epochs, config, space,
-                                       vital, sampler=config.vital_sampler)
+                                       config.vital_epochs, steps, config,
+                                       space, vital)
         probs = stage1.op_probabilities()
         plots.op_heatmap(probs, [f'L{i + 1}' for i in vital], space.op_names,
                          mask[vital], 'stage 1: vital layers',
@@ -375,23 +414,31 @@ def run_search(config, strategy=None):
         vital_ops, changed_vital = fit_vital_ops(space, vital_ops,
                                                  config.targets, vital_probs)
         log('vital ops: ' + ', '.join(f'L{i + 1} {op}'
-                                      for i, op in vital_ops.items()))
+                                      for i, op in vital_ops.items())
+            + (f' (changed to keep the targets reachable: '
+               f'{[i + 1 for i in changed_vital]})' if changed_vital
+               else ''))
 
     # Space proposals and stage 2.
     searched = _nonvital(space) if vital_ops else list(
         range(len(space.layers)))
-    table, presult, pinfo = optimize(space, searched, vital_ops, config,
-                                     config.output_dir, 'stage2')
+    table, presult, pconfig, pinfo = optimize(
+        space, searched, vital_ops, config, config.output_dir, 'stage2')
+    sconfig = _supernet_config(config, config.sampler,
+                               steps * config.nonvital_epochs,
+                               alpha=config.alpha)
     with strategy.scope():
         stage2 = supernet_lib.build_supernet(
-            space, tuple(searched), vital_ops, sconfig, table=table,
-            targets=config.targets, proposals=presult.logits)
+            space, tuple(searched), vital_ops, sconfig,
+            budget=budget_lib.Budget(table, config.targets,
+                                     config.tolerance),
+            proposals=stage2_logits(presult, pconfig))
         stage2.compile()
         if stage1 is not None:
             stage2.copy_weights_from(stage1)
     timings['nonvital'] = train_stage('nonvital', stage2, search_data,
-                                      config.nonvital_epochs, config, space,
-                                      searched, table)
+                                      config.nonvital_epochs, steps, config,
+                                      space, searched, table)
     pi = stage2.proposal_probabilities()
     per_proposal = stage2.proposal_op_probabilities()
     best = int(np.argmax(pi))
@@ -409,60 +456,57 @@ def run_search(config, strategy=None):
         os.path.join(config.output_dir, 'proposals_searched.png'))
 
     # Derivation, repair and the model family.
-    family = []
+    family = derive_lib.derive_family(stage2, table, vital_ops,
+                                      config.targets, config.tolerance,
+                                      config.repair)
     os.makedirs(os.path.join(config.output_dir, 'family'), exist_ok=True)
-    for j, derived in enumerate(stage2.derive_proposals()):
-        ops = {**vital_ops, **derived}
-        cols = table.columns_of([ops[i] for i in searched])
-        logits = np.log(np.maximum(per_proposal[j], 1e-12))
-        fixed_cols, changed = repair_lib.repair(
-            table, cols, logits, config.targets, config.tolerance)
-        for r, c in zip(range(len(searched)), fixed_cols):
-            ops[searched[r]] = space.op_names[c]
-        arch, achieved, errs = evaluate(space, ops, config.targets)
-        arch = dataclasses.replace(arch, name=f'{space.name}_proposal{j}')
-        entry = {'proposal': j, 'probability': float(pi[j]),
-                 'architecture': arch.to_string(), 'achieved': achieved,
-                 'relative_error': errs,
-                 'within_tolerance': all(abs(e) <= config.tolerance
-                                         for e in errs.values()),
-                 'repaired_layers': [searched[r] + 1 for r in changed]}
-        arch.save(os.path.join(config.output_dir, 'family',
-                               f'proposal{j}.json'), {'search': entry})
-        family.append((arch, entry))
-    arch, entry = family[best]
-    arch = dataclasses.replace(arch, name=f'{space.name}_hournas')
+    for j, member in enumerate(family):
+        member = dataclasses.replace(member, arch=dataclasses.replace(
+            member.arch, name=f'{space.name}_proposal{j}'))
+        save_derived(stage2, member, os.path.join(
+            config.output_dir, 'family', f'proposal{j}.json'))
+    entry = family[best].entry
+    arch = dataclasses.replace(family[best].arch,
+                               name=f'{space.name}_hournas')
     summary = {
         'targets': config.targets,
         'achieved': entry['achieved'],
         'relative_error': entry['relative_error'],
         'tolerance': config.tolerance,
         'within_tolerance': entry['within_tolerance'],
+        'before_repair': entry['before_repair'],
+        'repair': config.repair,
+        'repaired_layers': entry['repaired_layers'],
         'proposal': best,
         'proposal_probabilities': [float(p) for p in pi],
-        'repaired_layers': entry['repaired_layers'],
         'vital_layers': [i + 1 for i in space.vital_layers],
         'vital_ops': {i + 1: op for i, op in vital_ops.items()},
         'vital_ops_changed_for_feasibility': [i + 1 for i in changed_vital],
         'proposal_optimization': pinfo,
-        'family': [e for _, e in family],
+        'family': [m.entry for m in family],
         'seconds': {**timings, 'total': time.perf_counter() - start},
         'sampler': config.sampler,
         'vital_sampler': config.vital_sampler,
         'vital_first': config.vital_first,
     }
-    arch.save(os.path.join(config.output_dir, 'arch.json'),
-              {'search': summary})
+    save_derived(stage2, derive_lib.Derived(arch, summary),
+                 os.path.join(config.output_dir, 'arch.json'))
     _write_json(os.path.join(config.output_dir, 'family', 'family.json'),
-                [e for _, e in family])
+                [m.entry for m in family])
     log(f'derived {arch.to_string()}')
+    before = entry['before_repair']
     log('achieved ' + ', '.join(
         f'{o} {_h(entry["achieved"][o])} (target {_h(t)}, '
-        f'{entry["relative_error"][o]:+.2%})'
+        f'{entry["relative_error"][o]:+.2%}; search alone '
+        f'{before["relative_error"][o]:+.2%})'
         for o, t in config.targets.items())
+        + (f'; repaired layers {entry["repaired_layers"]}'
+           if entry['repaired_layers'] else '; no repair needed'
+           if before['within_tolerance'] else '; repair off')
         + f'; wrote {config.output_dir}/arch.json in '
         f'{summary["seconds"]["total"]:.0f}s')
     if not entry['within_tolerance']:
         log(f'WARNING: the derived architecture is not within '
-            f'{config.tolerance:.0%} of every target')
+            f'{config.tolerance:.0%} of every target'
+            + ('' if config.repair else ' (repair is off)'))
     return summary

@@ -1,28 +1,41 @@
 """The HourNAS supernet: a `keras.Model` with an alternating `train_step`.
 
-`build_supernet(space, searched, fixed_ops, config, table, targets,
-proposals)` builds the chain stem -> layers -> head -> classifier where each
-layer index in `searched` is a `MixedLayer` (one row of the architecture
-parameters, columns = `space.op_names`), each index in `fixed_ops` a plain op
-and every other layer is removed (legal only where an identity shortcut
-exists: stage 1 keeps the vital layers only).
+`build_supernet(space, searched, fixed_ops, config, budget, proposals)`
+builds the chain stem -> layers -> head -> classifier where each layer index
+in `searched` is a `MixedLayer` (one row of the architecture parameters,
+columns = `space.op_names`), each index in `fixed_ops` a plain op and every
+other layer is removed (legal only where an identity shortcut exists:
+stage 1 keeps the vital layers only).
 
-Architecture parameters (trainable, `arch_variables`):
-- logits mode (`proposals` is None): `theta` (rows, cols), zeros at start;
-  op weights = `sampling.sample(theta, tau, sampler, seed, mask)`.
-- proposal mode: `proposal_logits` (m, rows, cols) initialized from
-  `proposals` and `pi_logits` (m,) zeros; op weights =
-  `proposals.ensemble_weights(...)` (eqs. 8-9).
+Architecture parameters (`arch_params`, see `arch_params.py`): plain logits
+theta (stage 1, one-stage search without proposals) or m proposals and the
+proposal sampler pi (stage 2, eqs. 8-9), one interface.
+
+Searched layers with an identity shortcut compute x + w_k F_k(x) (the op
+weight scales the residual branch; see `mixed.py`). With
+`zero_init_residual` the last batch-norm scale of every such branch starts
+at zero, so each inserted block starts as the identity: the stage-2
+supernet starts as the stage-1 function it inherits (vital ops, stem, head
+and classifier copied from stage 1).
 
 `train_step` on `((x_w, y_w), (x_a, y_a))` (the 80% and 20% splits):
 1. weight step: op weights sampled with the stateless seed
-   (seed, 2 * step), forward on x_w, cross-entropy (+ L2 weight decay),
-   gradients w.r.t. `weight_variables` only, SGD with momentum and a cosine
-   learning-rate decay over `total_steps`;
-2. architecture step: seed (seed, 2 * step + 1), forward on x_a,
-   cross-entropy + alpha * resource loss (eq. 6; when a table and targets are
-   given), gradients w.r.t. `arch_variables` only, Adam;
+   (seed, 2 * step), forward on x_w, cross-entropy, gradients w.r.t.
+   `weight_variables` only (+ L2 weight decay on the gradient), SGD with
+   momentum and a cosine learning-rate decay over `total_steps`;
+2. architecture step: seed (seed, 2 * step + 1), forward on x_a with the
+   draw's scores (the two-path estimator at layers without a shortcut),
+   cross-entropy + alpha * resource loss (eq. 6, with a budget), gradients
+   w.r.t. the architecture parameters only, Adam. The cross-entropy part of
+   that gradient is also reduced to one norm per searched layer
+   (`arch_grad_norm/L<i>` metrics): which layers learn from accuracy;
 3. tau <- tau * tau_decay, step <- step + 1 (model variables).
+
+Metrics: loss/accuracy (weight step), arch_loss/arch_accuracy
+(architecture step), tau, and with a budget: resource_loss, the expected
+total of each objective under the op distribution and `within_tolerance`,
+the share of the step's drawn architectures within tolerance of every
+target (in stage 1: completable to one, see `budget.py`).
 
 The step has no Python side effects: all state (network weights, batch-norm
 statistics, architecture parameters, both optimizers, `tau`, `step`) lives in
@@ -34,21 +47,8 @@ tf.train.Checkpoint. Under `tf.distribute` every replica draws the same
 architecture (same seed), losses are divided by the number of replicas and
 the optimizers sum the gradients, as in Keras' own `train_step`.
 
-Weight decay is L2 added to the gradient (g + wd * w, PyTorch SGD style,
-every weight variable, also the branches a single-path step did not run), so
-with momentum it matches the reference PyTorch searches; set
-`weight_decay=0` to disable it.
-
 Called without `arch_weights` (evaluate, predict) the net runs the derived
 architecture (`argmax_weights`).
-
-Caveat of the straight-through estimator (gumbel_max): the cross-entropy
-gradient of a row is <dL/dy, y> for the chosen op's output y. When y only
-feeds a conv + training-mode batch norm (a layer without identity path:
-every layer of the stage-1 vital supernet, and in stage 2 the non-vital
-layer just before each vital one) the loss is invariant to the scale of y
-and that gradient is zero up to rounding (measured ~1e-9 against ~1e-2 with
-gumbel_softmax); the resource-loss gradient is unaffected.
 """
 
 import dataclasses
@@ -60,10 +60,10 @@ import tensorflow as tf
 
 from hournas_tf.blocks import layers as hl
 from hournas_tf.errors import UserError
-from hournas_tf.nas import proposals as proposals_lib
+from hournas_tf.nas import arch_params as params_lib
+from hournas_tf.nas import budget as budget_lib
 from hournas_tf.nas import sampling
 from hournas_tf.nas.mixed import MixedLayer
-from hournas_tf.resources import tables
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +80,7 @@ class SupernetConfig:
     arch_lr: float = 0.01         # Adam
     total_steps: int = 1000       # for the lr schedule
     seed: int = 0
+    zero_init_residual: bool = True  # inserted blocks start as identity
 
     def check(self):
         """Raises UserError for a setting outside its valid range."""
@@ -110,16 +111,9 @@ def layer_name(index):
     return f'layer{index + 1:02d}'
 
 
-def _masked_softmax(logits, mask):
-    logits = np.where(mask, np.asarray(logits, np.float64), -np.inf)
-    top = logits.max(axis=-1, keepdims=True)
-    e = np.exp(logits - top)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def _masked_argmax(logits, mask):
-    return np.where(mask, np.asarray(logits, np.float64),
-                    -np.inf).argmax(axis=-1)
+def grad_norm_name(index):
+    """Metric name of the architecture-gradient norm of layer `index`."""
+    return f'arch_grad_norm/L{index + 1}'
 
 
 class _Latest(keras.metrics.Metric):
@@ -137,12 +131,32 @@ class _Latest(keras.metrics.Metric):
         return tf.identity(self.value)
 
 
+class _RowMean(keras.metrics.Metric):
+    """Per-row running mean of a vector; results are one scalar per row."""
+
+    def __init__(self, names, **kwargs):
+        super().__init__(**kwargs)
+        self.names = tuple(names)
+        self.total = self.add_variable(shape=(len(names),),
+                                       initializer='zeros', name='total')
+        self.count = self.add_variable(shape=(), initializer='zeros',
+                                       name='count')
+
+    def update_state(self, values):
+        self.total.assign_add(tf.cast(values, self.total.dtype))
+        self.count.assign_add(tf.constant(1.0, self.count.dtype))
+
+    def result(self):
+        mean = self.total / tf.maximum(self.count, 1.0)
+        return {name: mean[r] for r, name in enumerate(self.names)}
+
+
 class SuperNet(keras.Model):
     """The searchable supernet; see the module docstring and
     `build_supernet`."""
 
     def __init__(self, space, searched, fixed_ops=None, config=None,
-                 table=None, targets=None, proposals=None, **kwargs):
+                 budget=None, proposals=None, **kwargs):
         kwargs.setdefault('name', f'{space.name}_supernet')
         super().__init__(**kwargs)
         config = config or SupernetConfig()
@@ -150,36 +164,28 @@ class SuperNet(keras.Model):
         self.config = config
         self.searched = tuple(searched)
         self.fixed_ops = dict(fixed_ops or {})
-        self.table = table
-        self.targets = dict(targets) if targets else None
+        self.budget = budget
         self.mask = np.array(space.candidate_mask(),
                              dtype=bool)[list(self.searched)]
         self.single_path = config.sampler == 'gumbel_max'
-        rows, cols = self.mask.shape
 
         self.stem = hl.make_stem(space)
-        blocks, block_rows, block_indices = [], [], []
+        block_rows, block_indices = [], []
         for i in range(len(space.layers)):
             if i in self.searched:
                 row = self.searched.index(i)
-                ops = space.layers[i].candidates
-                columns = [space.op_names.index(op) for op in ops]
-                block = MixedLayer(
-                    [hl.make_op(space, i, op, name=op) for op in ops],
-                    columns, self.single_path, name=layer_name(i))
+                block = self._mixed_layer(i)
             elif i in self.fixed_ops:
                 row = None
                 block = hl.make_op(space, i, self.fixed_ops[i],
                                    name=layer_name(i))
             else:
                 continue
-            blocks.append(block)
+            # One attribute per layer (not a list): Keras 3 does not expose
+            # layers held in lists to tf.train.Checkpoint.
+            setattr(self, layer_name(i), block)
             block_rows.append(row)
             block_indices.append(i)
-        # One attribute per layer (not a list): Keras 3 does not expose
-        # layers held in lists to tf.train.Checkpoint.
-        for i, block in zip(block_indices, blocks):
-            setattr(self, layer_name(i), block)
         self._block_rows = tuple(block_rows)
         self._block_indices = tuple(block_indices)
         self.head = hl.make_head(space)
@@ -189,20 +195,12 @@ class SuperNet(keras.Model):
         self.classifier = keras.layers.Dense(space.num_classes,
                                              name='classifier')
 
-        self.has_proposals = proposals is not None
-        if self.has_proposals:
-            proposals = np.asarray(proposals, dtype=np.float32)
-            m = proposals.shape[0]
-            self.proposal_logits = self.add_weight(
-                shape=(m, rows, cols), name='proposal_logits',
-                initializer=keras.initializers.Constant(proposals))
-            self.pi_logits = self.add_weight(
-                shape=(m,), initializer='zeros', name='pi_logits')
-            self._arch_variables = [self.pi_logits, self.proposal_logits]
+        if proposals is None:
+            self.arch_params = params_lib.LogitsParams(
+                self.mask, name='arch_logits')
         else:
-            self.theta = self.add_weight(
-                shape=(rows, cols), initializer='zeros', name='theta')
-            self._arch_variables = [self.theta]
+            self.arch_params = params_lib.ProposalParams(
+                self.mask, proposals, name='arch_proposals')
         self.tau = self.add_weight(
             shape=(), name='tau', trainable=False,
             initializer=keras.initializers.Constant(config.tau_init),
@@ -217,12 +215,25 @@ class SuperNet(keras.Model):
             keras.metrics.Mean(name='arch_loss'),
             keras.metrics.SparseCategoricalAccuracy(name='arch_accuracy'),
             _Latest('tau'),
+            _RowMean([grad_norm_name(i) for i in self.searched],
+                     name='arch_grad_norm'),
         ]
-        if self.targets:
-            trackers.append(keras.metrics.Mean(name='resource_loss'))
-        if table is not None:
-            trackers += [_Latest(obj) for obj in table.objectives]
+        if budget is not None:
+            trackers.append(keras.metrics.Mean(name='within_tolerance'))
+            if budget.free is None:
+                trackers.append(keras.metrics.Mean(name='resource_loss'))
+                trackers += [_Latest(obj) for obj in budget.table.objectives]
         self._trackers = trackers
+
+    def _mixed_layer(self, i):
+        layer = self.space.layers[i]
+        residual = layer.has_shortcut
+        ops = layer.candidates
+        columns = [self.space.op_names.index(op) for op in ops]
+        branches = [hl.make_op(self.space, i, op, name=op,
+                               add_shortcut=not residual) for op in ops]
+        return MixedLayer(branches, columns, self.single_path, residual,
+                          name=layer_name(i))
 
     # --- Structure -------------------------------------------------------
 
@@ -242,6 +253,18 @@ class SuperNet(keras.Model):
         for layer in self._flatten_layers(include_self=False):
             if not layer.built:
                 layer.built = True
+        if self.config.zero_init_residual:
+            self._zero_init_residual_branches()
+
+    def _zero_init_residual_branches(self):
+        """gamma = 0 in the last batch norm of every residual branch."""
+        for layer in self.mixed_layers.values():
+            if not layer.residual:
+                continue
+            for branch in layer.branches:
+                bn = getattr(branch, 'pwl_bn', None)
+                if bn is not None:
+                    bn.gamma.assign(tf.zeros_like(bn.gamma))
 
     @property
     def blocks(self):
@@ -250,14 +273,13 @@ class SuperNet(keras.Model):
 
     @property
     def arch_variables(self):
-        """The architecture parameters: [theta] or [pi_logits,
-        proposal_logits]."""
-        return list(self._arch_variables)
+        """The architecture parameters' variables."""
+        return list(self.arch_params.trainable_weights)
 
     @property
     def weight_variables(self):
         """Trainable network weights (everything but `arch_variables`)."""
-        arch = {id(v) for v in self._arch_variables}
+        arch = {id(v) for v in self.arch_variables}
         return [v for v in self.trainable_variables if id(v) not in arch]
 
     @property
@@ -289,45 +311,25 @@ class SuperNet(keras.Model):
         return tf.stack([tf.constant(self.config.seed, tf.int64),
                          2 * step + offset])
 
-    def sample_weights(self, seed):
-        """Op weights (rows, cols) drawn with a shape-[2] stateless seed."""
-        tau = tf.convert_to_tensor(self.tau)
-        mask = tf.constant(self.mask)
-        if self.has_proposals:
-            weights, _ = proposals_lib.ensemble_weights(
-                tf.convert_to_tensor(self.pi_logits),
-                tf.convert_to_tensor(self.proposal_logits), tau,
-                self.config.sampler, seed, mask)
-            return weights
-        return sampling.sample(tf.convert_to_tensor(self.theta), tau,
-                               self.config.sampler, seed, mask)
+    def sample_weights(self, seed, return_scores=False):
+        """Op weights (rows, cols) drawn with a shape-[2] stateless seed
+        (and the draw's scores)."""
+        weights, scores = self.arch_params.sample(
+            tf.convert_to_tensor(self.tau), self.config.sampler, seed)
+        return (weights, scores) if return_scores else weights
 
     def argmax_weights(self):
         """One-hot op weights of the derived (most probable) architecture."""
-        mask = tf.constant(self.mask)
-        if self.has_proposals:
-            best = tf.argmax(tf.convert_to_tensor(self.pi_logits))
-            logits = tf.gather(tf.convert_to_tensor(self.proposal_logits),
-                               best)
-        else:
-            logits = tf.convert_to_tensor(self.theta)
-        index = sampling.hard_index(sampling.masked_logits(logits, mask))
-        return tf.one_hot(index, self.mask.shape[1], dtype=logits.dtype)
+        return self.arch_params.argmax_weights()
 
     def probabilities(self):
         """The op distribution (rows, cols) as a tensor (differentiable)."""
-        mask = tf.constant(self.mask)
-        if self.has_proposals:
-            pi = tf.nn.softmax(tf.convert_to_tensor(self.pi_logits))
-            per = tf.nn.softmax(sampling.masked_logits(
-                tf.convert_to_tensor(self.proposal_logits), mask), axis=-1)
-            return tf.tensordot(pi, per, axes=[[0], [0]])
-        return tf.nn.softmax(sampling.masked_logits(
-            tf.convert_to_tensor(self.theta), mask), axis=-1)
+        return self.arch_params.probabilities()
 
-    def call(self, inputs, training=None, arch_weights=None):
+    def call(self, inputs, training=None, arch_weights=None, scores=None):
         """Logits for `inputs` under op weights `arch_weights` (rows, cols);
-        the derived architecture (`argmax_weights`) when None."""
+        the derived architecture (`argmax_weights`) when None. `scores`
+        turns on the two-path estimator at layers without a shortcut."""
         if arch_weights is None:
             arch_weights = self.argmax_weights()
         x = self.stem(inputs, training=training)
@@ -335,7 +337,9 @@ class SuperNet(keras.Model):
             if row is None:
                 x = block(x, training=training)
             else:
-                x = block(x, arch_weights[row], training=training)
+                x = block(x, arch_weights[row],
+                          None if scores is None else scores[row],
+                          training=training)
         x = self.head(x, training=training)
         x = self.pool(x)
         if self.dropout is not None:
@@ -388,65 +392,102 @@ class SuperNet(keras.Model):
             y, logits, from_logits=True)
         return tf.reduce_mean(tf.cast(ce, tf.float32))
 
+    def weight_step(self, x, y, scale):
+        """One SGD step of the network weights on a sampled architecture;
+        returns (sampled weights, logits, labels, loss)."""
+        weight_vars = self.weight_variables
+        arch = tf.stop_gradient(self.sample_weights(self._seed(0)))
+        with tf.GradientTape() as tape:
+            logits = self(x, training=True, arch_weights=arch)
+            y = self._labels(y, logits)
+            loss = self._cross_entropy(y, logits)
+            scaled = loss * scale
+        grads = tape.gradient(scaled, weight_vars)
+        if self.config.weight_decay:
+            wd = self.config.weight_decay * scale
+            grads = [wd * v if g is None else g + wd * tf.cast(v, g.dtype)
+                     for g, v in zip(grads, weight_vars)]
+        self.optimizer.apply(grads, weight_vars)
+        return arch, logits, y, loss
+
+    def arch_step(self, x, y, scale):
+        """One Adam step of the architecture parameters; returns (sampled
+        weights, logits, labels, cross-entropy, resource loss or None,
+        per-row norms of the cross-entropy gradient)."""
+        arch_vars = self.arch_variables
+        with tf.GradientTape(persistent=True) as tape:
+            arch, scores = self.sample_weights(self._seed(1),
+                                               return_scores=True)
+            logits = self(x, training=True, arch_weights=arch,
+                          scores=scores)
+            y = self._labels(y, logits)
+            ce = self._cross_entropy(y, logits)
+            scaled_ce = ce * scale
+            resource = scaled_resource = None
+            if self.budget is not None and self.budget.free is None:
+                resource = budget_lib.resource_loss(
+                    self.budget.table, self.budget.targets, arch)
+                scaled_resource = self.config.alpha * resource * scale
+        # Two gradients from one tape: the cross-entropy part alone gives
+        # the per-layer norms, the resource part is cheap (no network).
+        grads = tape.gradient(scaled_ce, arch_vars)
+        grads = [tf.zeros_like(v) if g is None else g
+                 for g, v in zip(grads, arch_vars)]
+        norms = self.arch_params.row_norms(grads)
+        if resource is not None and self.config.alpha:
+            extra = tape.gradient(scaled_resource, arch_vars)
+            grads = [g if e is None else g + e
+                     for g, e in zip(grads, extra)]
+        del tape
+        self.arch_optimizer.apply(grads, arch_vars)
+        return arch, logits, y, ce, resource, norms
+
     @tf.autograph.experimental.do_not_convert
     def train_step(self, data):
         (x_w, y_w), (x_a, y_a) = data
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         scale = 1.0 / replicas
-        config = self.config
 
         # 1. Network weights on the 80% split.
-        weight_vars = self.weight_variables
-        with tf.GradientTape() as tape:
-            arch = tf.stop_gradient(self.sample_weights(self._seed(0)))
-            logits = self(x_w, training=True, arch_weights=arch)
-            y_w = self._labels(y_w, logits)
-            loss = self._cross_entropy(y_w, logits)
-            scaled = loss * scale
-        grads = tape.gradient(scaled, weight_vars)
-        if config.weight_decay:
-            wd = config.weight_decay * scale
-            grads = [wd * v if g is None else g + wd * tf.cast(v, g.dtype)
-                     for g, v in zip(grads, weight_vars)]
-        self.optimizer.apply(grads, weight_vars)
-
+        drawn_w, logits, y_w, loss = self.weight_step(x_w, y_w, scale)
         # 2. Architecture parameters on the 20% split.
-        arch_vars = self.arch_variables
-        with tf.GradientTape() as tape:
-            arch = self.sample_weights(self._seed(1))
-            arch_logits = self(x_a, training=True, arch_weights=arch)
-            y_a = self._labels(y_a, arch_logits)
-            arch_loss = self._cross_entropy(y_a, arch_logits)
-            total = arch_loss
-            if self.targets:
-                resource = proposals_lib.resource_loss(
-                    self.table, self.targets, arch)
-                if config.alpha:
-                    total = total + config.alpha * resource
-            scaled = total * scale
-        arch_grads = tape.gradient(scaled, arch_vars)
-        self.arch_optimizer.apply(arch_grads, arch_vars)
-
+        drawn_a, arch_logits, y_a, arch_loss, resource, norms = \
+            self.arch_step(x_a, y_a, scale)
         # 3. Temperature and step counter.
-        self.tau.assign(self.tau * config.tau_decay)
+        self.tau.assign(self.tau * self.config.tau_decay)
         self.step.assign_add(tf.constant(1, tf.int64))
 
         # Metrics.
-        batch = tf.shape(y_w)[0]
-        self._metric('loss').update_state(loss, sample_weight=batch)
+        self._metric('loss').update_state(loss,
+                                           sample_weight=tf.shape(y_w)[0])
         self._metric('accuracy').update_state(y_w, logits)
         self._metric('arch_loss').update_state(
             arch_loss, sample_weight=tf.shape(y_a)[0])
         self._metric('arch_accuracy').update_state(y_a, arch_logits)
         self._metric('tau').update_state(self.tau)
-        if self.targets:  # of the sampled architecture, even if alpha is 0
-            self._metric('resource_loss').update_state(resource)
-        if self.table is not None:
-            expected = proposals_lib.expected_totals(
-                self.table, self.probabilities())
-            for obj, value in expected.items():
-                self._metric(obj).update_state(value)
-        return {m.name: m.result() for m in self.metrics}
+        self._metric('arch_grad_norm').update_state(norms / scale)
+        if self.budget is not None:
+            within = self._metric('within_tolerance')
+            for drawn in (drawn_w, drawn_a):
+                within.update_state(
+                    budget_lib.within_tolerance(self.budget, drawn))
+            if resource is not None:  # even if alpha is 0
+                self._metric('resource_loss').update_state(resource)
+                expected = budget_lib.expected_totals(
+                    self.budget.table, self.probabilities())
+                for obj, value in expected.items():
+                    self._metric(obj).update_state(value)
+        return self._results()
+
+    def _results(self):
+        out = {}
+        for m in self.metrics:
+            result = m.result()
+            if isinstance(result, dict):
+                out.update(result)
+            else:
+                out[m.name] = result
+        return out
 
     @tf.autograph.experimental.do_not_convert
     def test_step(self, data):
@@ -463,52 +504,35 @@ class SuperNet(keras.Model):
 
     # --- Derivation ------------------------------------------------------
 
+    @property
+    def has_proposals(self):
+        return self.arch_params.has_proposals
+
     def op_probabilities(self):
-        """np (rows, cols): the op distribution, 0 where masked.
-
-        Logits mode: softmax(theta); proposal mode: the pi-weighted mixture
-        sum_j softmax(pi)_j softmax(theta_j).
-        """
-        if self.has_proposals:
-            return np.tensordot(self.proposal_probabilities(),
-                                self.proposal_op_probabilities(), axes=1)
-        return _masked_softmax(self.theta.numpy(), self.mask)
-
-    def proposal_op_probabilities(self):
-        """np (m, rows, cols): softmax of each proposal (proposal mode)."""
-        self._need_proposals('proposal_op_probabilities')
-        return _masked_softmax(self.proposal_logits.numpy(), self.mask)
+        """np (rows, cols): the op distribution, 0 where masked (with
+        proposals: the pi-weighted mixture of the proposals)."""
+        return self.arch_params.op_probabilities()
 
     def proposal_probabilities(self):
-        """np (m,): softmax(pi_logits) (proposal mode)."""
-        self._need_proposals('proposal_probabilities')
-        pi = np.asarray(self.pi_logits.numpy(), np.float64)
-        e = np.exp(pi - pi.max())
-        return e / e.sum()
+        """np (m,): softmax(pi) ([1.0] for plain logits)."""
+        return self.arch_params.proposal_probabilities()
 
-    def _ops_of(self, logits):
-        columns = _masked_argmax(logits, self.mask)
+    def proposal_op_probabilities(self):
+        """np (m, rows, cols): softmax of each proposal."""
+        return self.arch_params.proposal_op_probabilities()
+
+    def _ops_of(self, columns):
         return {i: self.space.op_names[c]
                 for i, c in zip(self.searched, columns)}
 
     def derive(self):
         """{layer index: op}: the most probable op of every searched layer
-        (proposal mode: in the most probable proposal)."""
-        if self.has_proposals:
-            best = int(np.argmax(self.pi_logits.numpy()))
-            return self._ops_of(self.proposal_logits.numpy()[best])
-        return self._ops_of(self.theta.numpy())
+        (with proposals: in the most probable proposal)."""
+        return self._ops_of(self.arch_params.derive())
 
     def derive_proposals(self):
         """One `derive`-style dict per proposal ([derive()] without)."""
-        if not self.has_proposals:
-            return [self.derive()]
-        return [self._ops_of(logits)
-                for logits in self.proposal_logits.numpy()]
-
-    def _need_proposals(self, what):
-        if not self.has_proposals:
-            raise UserError(f'{what} needs a supernet built with proposals')
+        return [self._ops_of(c) for c in self.arch_params.derive_all()]
 
     def copy_weights_from(self, other):
         """Copies stem, head, classifier and every (layer, op) present in
@@ -532,8 +556,8 @@ class SuperNet(keras.Model):
         return copied
 
 
-def build_supernet(space, searched, fixed_ops=None, config=None, table=None,
-                   targets=None, proposals=None):
+def build_supernet(space, searched, fixed_ops=None, config=None,
+                   budget=None, proposals=None):
     """Builds (and creates the variables of) a `SuperNet`.
 
     Args:
@@ -543,10 +567,9 @@ def build_supernet(space, searched, fixed_ops=None, config=None, table=None,
         fixed_ops: {layer index: op name} of layers built as plain ops.
             Every layer in neither is removed (only where `has_shortcut`).
         config: a `SupernetConfig` (default: the paper's settings).
-        table: a `counting.ResourceTable` with rows == `searched` (expected
-            resources are reported as metrics).
-        targets: {objective: whole-network value}; with `table`, adds
-            alpha * resource loss to the architecture step.
+        budget: a `budget.Budget` whose table rows are `searched`: adds
+            alpha * resource loss to the architecture step (unless the
+            budget has `free` layers) and the resource metrics.
         proposals: (m, rows, cols) proposal logits (proposal mode).
 
     Call `compile()` (inside the same distribution scope) before `fit`.
@@ -594,23 +617,16 @@ def build_supernet(space, searched, fixed_ops=None, config=None, table=None,
             raise UserError(
                 f'proposals must have shape (m, {rows}, {cols}), got '
                 f'{proposals.shape}')
-    if table is not None:
-        if not isinstance(table, tables.ResourceTable):
-            raise UserError('table must be a tables.ResourceTable')
+    if budget is not None:
+        if not isinstance(budget, budget_lib.Budget):
+            raise UserError('budget must be a budget.Budget')
+        table = budget.table
         if tuple(table.layer_indices) != searched or \
                 tuple(table.op_names) != space.op_names:
             raise UserError(
                 f'resource table rows {list(table.layer_indices)} do not '
                 f'match the searched layers {list(searched)}')
-    if targets:
-        if table is None:
-            raise UserError('resource targets need a resource table')
-        for objective in targets:
-            if objective not in table.objectives:
-                raise UserError(
-                    f'unknown objective {objective!r}; this table has '
-                    f'{", ".join(table.objectives)}')
-    net = SuperNet(space, searched, fixed_ops, config, table=table,
-                   targets=targets or None, proposals=proposals)
+    net = SuperNet(space, searched, fixed_ops, config, budget=budget,
+                   proposals=proposals)
     net.build((None, space.image_size, space.image_size, 3))
     return net

@@ -140,6 +140,23 @@ def within(totals_, targets, tol=0.03):
     return np.asarray(ok)
 
 
+def normalizers(table, targets):
+    """M_i of eq. 5: the maximum total of each targeted objective."""
+    result = {}
+    for objective in targets:
+        high = feasible_range(table, objective)[1]
+        result[objective] = high if high > 0 else 1.0
+    return result
+
+
+def free_range(table, objective):
+    """(min, max) of `objective` over the table's rows alone (no fixed
+    part): what the rows can still add when they are chosen later."""
+    low, high = feasible_range(table, objective)
+    fixed = float(table.fixed[objective])
+    return low - fixed, high - fixed
+
+
 def relative_errors(achieved, targets):
     """{objective: (achieved - target) / target}."""
     return {obj: (achieved[obj] - t) / t for obj, t in targets.items()}
