@@ -21,6 +21,12 @@ op weights `sampling.sample(theta)`: stage 1 and the one-stage search
 without proposals. `ProposalParams` is m proposals (m, rows, cols) and the
 proposal sampler pi (m,), eqs. 8-9: stage 2. Plain logits behave as a single
 proposal with probability 1.
+
+`temperature` T is the sampling temperature of the ops: Gumbel-Max draws
+come from softmax(theta / T) (stage 2 uses the proposals' final annealing
+temperature, the distribution they were optimized for). The probabilities
+reported here (`probabilities`, `op_probabilities`, ...) are those of the
+draws, softmax(theta / T).
 """
 
 import keras
@@ -48,9 +54,10 @@ def masked_argmax(logits, mask):
 class ArchParams(keras.layers.Layer):
     """Common part: the candidate mask and the numpy views."""
 
-    def __init__(self, mask, **kwargs):
+    def __init__(self, mask, temperature=1.0, **kwargs):
         super().__init__(**kwargs)
         self.mask = np.asarray(mask, dtype=bool)
+        self.temperature = float(temperature)
         self.built = True
 
     @property
@@ -80,8 +87,9 @@ class ArchParams(keras.layers.Layer):
         raise NotImplementedError
 
     def proposal_op_probabilities(self):
-        """np (m, rows, cols): softmax of each proposal."""
-        return masked_softmax(self._logits_numpy(), self.mask)
+        """np (m, rows, cols): softmax(theta_j / T) of each proposal."""
+        return masked_softmax(self._logits_numpy() / self.temperature,
+                              self.mask)
 
     def _logits_numpy(self):
         raise NotImplementedError
@@ -93,15 +101,16 @@ class ArchParams(keras.layers.Layer):
 class LogitsParams(ArchParams):
     """theta (rows, cols), one distribution per searched layer."""
 
-    def __init__(self, mask, **kwargs):
-        super().__init__(mask, **kwargs)
+    def __init__(self, mask, temperature=1.0, **kwargs):
+        super().__init__(mask, temperature, **kwargs)
         self.theta = self.add_weight(shape=self.mask.shape, name='theta',
                                      initializer='zeros')
 
     def sample(self, tau, sampler, seed):
         return sampling.sample(tf.convert_to_tensor(self.theta), tau,
                                sampler, seed, tf.constant(self.mask),
-                               return_scores=True)
+                               return_scores=True,
+                               temperature=self.temperature)
 
     def _masked(self):
         return sampling.masked_logits(tf.convert_to_tensor(self.theta),
@@ -112,7 +121,7 @@ class LogitsParams(ArchParams):
         return tf.one_hot(index, self.mask.shape[1], dtype=self.theta.dtype)
 
     def probabilities(self):
-        return tf.nn.softmax(self._masked(), axis=-1)
+        return tf.nn.softmax(self._masked() / self.temperature, axis=-1)
 
     def proposal_probabilities(self):
         return np.ones(1)
@@ -128,8 +137,8 @@ class LogitsParams(ArchParams):
 class ProposalParams(ArchParams):
     """m proposals theta_j (m, rows, cols) and the proposal logits pi (m,)."""
 
-    def __init__(self, mask, proposals, **kwargs):
-        super().__init__(mask, **kwargs)
+    def __init__(self, mask, proposals, temperature=1.0, **kwargs):
+        super().__init__(mask, temperature, **kwargs)
         proposals = np.asarray(proposals, dtype=np.float32)
         self.pi_logits = self.add_weight(
             shape=(proposals.shape[0],), initializer='zeros',
@@ -150,7 +159,8 @@ class ProposalParams(ArchParams):
         weights, _, scores = proposals_lib.ensemble_weights(
             tf.convert_to_tensor(self.pi_logits),
             tf.convert_to_tensor(self.proposal_logits), tau, sampler, seed,
-            tf.constant(self.mask), return_scores=True)
+            tf.constant(self.mask), return_scores=True,
+            temperature=self.temperature)
         return weights, scores
 
     def _best(self):
@@ -166,7 +176,7 @@ class ProposalParams(ArchParams):
         pi = tf.nn.softmax(tf.convert_to_tensor(self.pi_logits))
         per = tf.nn.softmax(sampling.masked_logits(
             tf.convert_to_tensor(self.proposal_logits),
-            tf.constant(self.mask)), axis=-1)
+            tf.constant(self.mask)) / self.temperature, axis=-1)
         return tf.tensordot(pi, per, axes=[[0], [0]])
 
     def proposal_probabilities(self):

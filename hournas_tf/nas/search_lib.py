@@ -11,10 +11,10 @@
    architectures sampled from them hit the targets (`proposals.py`).
 4. Stage 2: vital ops fixed (weights, stem, head and classifier from stage
    1; the inserted non-vital blocks start as the identity), non-vital
-   layers drawn through pi and the proposals, for `nonvital_epochs`. The
-   proposals enter stage 2 divided by their final annealing temperature
-   (`ProposalConfig.tau_end`), so stage 2's Gumbel-Max draws come from the
-   distribution the proposals were optimized for.
+   layers drawn through pi and the proposals, for `nonvital_epochs`. Its
+   Gumbel-Max draws use the proposals' final annealing temperature
+   (`ProposalConfig.tau_end`) as sampling temperature, so they come from
+   the distribution the proposals were optimized for.
 5. Derivation (`derive.py`): the most probable proposal, then each layer's
    most probable op, reported as found (`before_repair`) and, with
    `repair`, moved into the tolerance box by the greedy repair if it
@@ -112,16 +112,6 @@ def sample_report(table, logits, targets, tolerance, seed, pi=None,
     return report, scatter
 
 
-def stage2_logits(result, pconfig):
-    """The proposal logits stage 2 starts from: theta / tau_end.
-
-    The proposals are optimized for draws from softmax(theta / tau_end);
-    stage 2 draws by Gumbel-Max from softmax(its logits), so dividing by
-    tau_end makes its first draws come from exactly that distribution.
-    """
-    return (result.logits / pconfig.tau_end).astype(np.float32)
-
-
 def optimize(space, searched, fixed_ops, config, output_dir, stage_name):
     """Builds the table of `searched` layers and optimizes the proposals.
 
@@ -162,10 +152,13 @@ def optimize(space, searched, fixed_ops, config, output_dir, stage_name):
         log(f'  {NUM_SAMPLES:,} samples at tau={tau}: '
             f'{r["share_within_tolerance"]:.1%} within '
             f'{config.tolerance:.0%} of every target')
-    start, _ = sample_report(table, stage2_logits(result, pconfig),
-                             config.targets, config.tolerance,
-                             config.seed + 100, temperatures=(1.0,))
-    start = start['1']
+    # Stage 2 draws from softmax(theta / tau_end): report that distribution
+    # (fresh samples, another seed).
+    start, _ = sample_report(table, result.logits, config.targets,
+                             config.tolerance, config.seed + 100,
+                             temperatures=(pconfig.tau_end,))
+    start = {'sample_temperature': pconfig.tau_end,
+             **start[f'{pconfig.tau_end:g}']}
     log(f'  stage 2 starts from these draws: '
         f'{start["share_within_tolerance"]:.1%} of {NUM_SAMPLES:,} within '
         f'{config.tolerance:.0%} of every target')
@@ -313,7 +306,7 @@ def preflight(config):
     whole_space_check(_space(config), config.targets)
 
 
-def _supernet_config(config, sampler, steps, alpha):
+def _supernet_config(config, sampler, steps, alpha, temperature=1.0):
     from hournas_tf.nas import supernet as supernet_lib
 
     return supernet_lib.SupernetConfig(
@@ -321,7 +314,8 @@ def _supernet_config(config, sampler, steps, alpha):
         tau_decay=config.tau_decay, alpha=alpha,
         weight_lr=config.weight_lr, arch_lr=config.arch_lr,
         total_steps=max(1, steps), seed=config.seed,
-        zero_init_residual=config.zero_init_residual)
+        zero_init_residual=config.zero_init_residual,
+        sample_temperature=temperature)
 
 
 def _stage1_budget(space, vital, config):
@@ -426,13 +420,14 @@ def run_search(config, strategy=None):
         space, searched, vital_ops, config, config.output_dir, 'stage2')
     sconfig = _supernet_config(config, config.sampler,
                                steps * config.nonvital_epochs,
-                               alpha=config.alpha)
+                               alpha=config.alpha,
+                               temperature=pconfig.tau_end)
     with strategy.scope():
         stage2 = supernet_lib.build_supernet(
             space, tuple(searched), vital_ops, sconfig,
             budget=budget_lib.Budget(table, config.targets,
                                      config.tolerance),
-            proposals=stage2_logits(presult, pconfig))
+            proposals=presult.logits)
         stage2.compile()
         if stage1 is not None:
             stage2.copy_weights_from(stage1)

@@ -81,11 +81,13 @@ class SupernetConfig:
     total_steps: int = 1000       # for the lr schedule
     seed: int = 0
     zero_init_residual: bool = True  # inserted blocks start as identity
+    sample_temperature: float = 1.0  # Gumbel-Max draws ~ softmax(theta / T)
 
     def check(self):
         """Raises UserError for a setting outside its valid range."""
         sampling.check_sampler(self.sampler)
-        for name in ('tau_init', 'weight_lr', 'arch_lr'):
+        for name in ('tau_init', 'weight_lr', 'arch_lr',
+                     'sample_temperature'):
             if not getattr(self, name) > 0:
                 raise UserError(f'{name}={getattr(self, name)!r} must be > 0')
         if not 0 < self.tau_decay <= 1:
@@ -197,10 +199,11 @@ class SuperNet(keras.Model):
 
         if proposals is None:
             self.arch_params = params_lib.LogitsParams(
-                self.mask, name='arch_logits')
+                self.mask, config.sample_temperature, name='arch_logits')
         else:
             self.arch_params = params_lib.ProposalParams(
-                self.mask, proposals, name='arch_proposals')
+                self.mask, proposals, config.sample_temperature,
+                name='arch_proposals')
         self.tau = self.add_weight(
             shape=(), name='tau', trainable=False,
             initializer=keras.initializers.Constant(config.tau_init),
