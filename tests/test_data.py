@@ -1,12 +1,9 @@
 import hashlib
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO
 
 import hournas_tf
 from hournas_tf import data
@@ -298,13 +295,3 @@ def test_retraining_batch_larger_than_the_train_split_is_a_user_error(
     with pytest.raises(UserError, match='batch_size 64 is larger'):
         data.load_train_data(data.DataConfig(
             dataset=f'image_folder:{folder}', image_size=32, batch_size=64))
-
-
-def test_bench_command_reports_user_errors_with_exit_code_2():
-    result = subprocess.run(
-        [sys.executable, 'tools/bench_input.py', '--dataset=mnist'],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
-    assert result.returncode == 2
-    assert "error: unknown dataset 'mnist'" in result.stderr
-    assert 'Traceback' not in result.stderr
