@@ -102,7 +102,7 @@ def test_fit_vital_ops_restores_feasibility():
     space = spaces.get_space('fbnet')
     big = vital_policy.max_vital_ops(space)
     targets = {'macs': 120e6, 'params': 3.3e6}
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match='outside the feasible range'):
         search_lib.optimize(space, [i for i in range(22) if i not in big], big,
                           config_lib.SearchConfig(targets=targets), '/tmp',
                           'x')
