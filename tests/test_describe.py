@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from conftest import run_module
 
 
@@ -38,15 +39,22 @@ def test_describe_space_and_arch_file(tmp_path):
     assert json.loads(out.stdout)['macs'] == small['macs']
 
 
-def test_bad_input_exits_2_with_one_line():
-    cases = [('--arch=fbnet_q', 'unknown architecture'),
-             ('--space=resnet', "unknown space 'resnet'"),
-             ('--arch_file=/nonexistent.json', 'does not exist'),
-             ('--image_size=abc', '--image_size'),
-             ('--arch=fbnet:k3_e1', 'has 1 ops')]
-    for flag, message in cases:
-        out = run_module('hournas_tf.describe', flag)
-        assert out.returncode == 2, (flag, out.stderr)
-        lines = out.stderr.strip().splitlines()
-        assert len(lines) == 1 and message in lines[0], (flag, out.stderr)
-        assert 'Traceback' not in out.stderr
+@pytest.mark.parametrize('flags, message', [
+    (['--arch=fbnet_q'], "unknown architecture 'fbnet_q'"),
+    (['--space=resnet'], "unknown space 'resnet'"),
+    (['--arch_file=/nonexistent.json'], 'does not exist'),
+    (['--image_size=abc'], "flag --image_size=abc: invalid literal"),
+    (['--arch=fbnet:k3_e1'], 'has 1 ops'),
+    ([], 'give exactly one of --arch, --arch_file, --space (got 0)'),
+    (['--arch=fbnet_b', '--space=fbnet'],
+     'give exactly one of --arch, --arch_file, --space (got 2)'),
+    (['--arch=fbnet_b', '--arch_file=a.json'],
+     'give exactly one of --arch, --arch_file, --space (got 2)'),
+    (['--flagfile=/nonexistent.flags'], 'Unable to open flagfile'),
+])
+def test_bad_input_exits_2_with_one_line(flags, message):
+    out = run_module('hournas_tf.describe', *flags)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith('error: ') and message in out.stderr
+    assert out.stderr.count('\n') == 1, out.stderr
+    assert out.stdout == ''
