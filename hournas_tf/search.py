@@ -91,10 +91,8 @@ def define_flags():
                       'gumbel_softmax: all ops weighted (FBNet); softmax: '
                       'DARTS.')
     flags.DEFINE_enum('vital_sampler', 'gumbel_softmax', config_lib.SAMPLERS,
-                      'Sampler of stage 1 (vital layers only). Under '
-                      'gumbel_max a vital layer gets no cross-entropy '
-                      'gradient (batch norm cancels the straight-through '
-                      'scale); see docs/search.md.')
+                      'Sampler of stage 1 (vital layers only); see '
+                      'docs/search.md.')
     flags.DEFINE_bool('vital_first', True, 'Search the vital layers first '
                       '(false: one stage, all layers through proposals; '
                       'paper table 4).')
