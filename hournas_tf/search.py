@@ -19,6 +19,7 @@ from hournas_tf import errors
 from hournas_tf import spaces
 from hournas_tf.errors import UserError
 from hournas_tf.nas import config as config_lib
+from hournas_tf.resources.counting import human
 from hournas_tf.training import strategies
 
 # The embedded default (keep configs/demo.flags identical; a test checks).
@@ -57,8 +58,9 @@ def define_flags():
     # Targets.
     flags.DEFINE_float('target_macs', None,
                        'Whole-network MACs target (e.g. 295e6). Without '
-                       'either target: the demo\'s 10e6 MACs and 0.25e6 '
-                       'params; give one alone to search for it alone.')
+                       f"either target: the demo's {human(DEMO['target_macs'])}"
+                       f" MACs and {human(DEMO['target_params'])} params; "
+                       'give one alone to search for it alone.')
     flags.DEFINE_float('target_params', None,
                        'Whole-network trainable-parameter target (e.g. '
                        '4.8e6).')
