@@ -2,10 +2,16 @@
 
 Library code raises `UserError` for anything a user can get wrong (a bad name,
 a malformed file, an infeasible target). The commands turn it into a single
-line on stderr and exit code 2, never a traceback.
+line on stderr and exit code 2, never a traceback, with nothing before it:
+`run` hides the log lines of TensorFlow, absl and tensorflow-datasets (they
+are written to stderr, partly by C++ before any setting applies) unless the
+user asks for them, and shows them after all when the command crashes.
 """
 
+import contextlib
+import os
 import sys
+import tempfile
 
 
 class UserError(ValueError):
@@ -30,17 +36,62 @@ def flags_parser(argv):
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:
-        fail(str(e).splitlines()[0])
+        message = str(e).splitlines()[0]
+        fail(message.removeprefix('ERROR:: '))
 
 
-def run(main):
-    """Runs an absl `main`, turning `UserError` into a one-line exit 2."""
+class _Held:
+    """What a `held_stderr` block wrote to stderr (`text`, set at its end)."""
+
+    text = ''
+
+
+@contextlib.contextmanager
+def held_stderr(enabled=True):
+    """Holds back everything written to stderr inside the block (file
+    descriptor 2, so C++ logging too); yields a `_Held` with the text."""
+    held = _Held()
+    if not enabled:
+        yield held
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as file:
+        os.dup2(file.fileno(), 2)
+        try:
+            yield held
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            file.seek(0)
+            held.text = file.read().decode('utf-8', 'replace')
+
+
+def run(main, show_logs=None):
+    """Runs an absl `main`, turning `UserError` into a one-line exit 2.
+
+    TensorFlow's, absl's and tensorflow-datasets' log lines are held back
+    unless absl's `--verbosity` is given or `show_logs(flags.FLAGS)` is
+    true; they are printed before the traceback if `main` crashes.
+    """
     from absl import app
+    from absl import flags
 
     def wrapped(argv):
+        f = flags.FLAGS
+        verbose = f['verbosity'].present or bool(show_logs and show_logs(f))
+        if not verbose:
+            # Fewer lines to hold; ERROR lines stay for a crash report.
+            os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+        held = _Held()
         try:
-            return main(argv)
+            with held_stderr(enabled=not verbose) as held:
+                return main(argv)
         except UserError as e:
             fail(str(e))
+        except Exception:
+            sys.stderr.write(held.text)
+            raise
 
     app.run(wrapped, flags_parser=flags_parser)

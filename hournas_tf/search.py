@@ -13,17 +13,13 @@ scikit-learn's digits, a few minutes on a laptop CPU.
 import datetime
 import os
 
-# TensorFlow's C++ start-up messages (e.g. "failed call to cuInit" on a
-# machine without a GPU) would bury the one-line errors of this command; set
-# TF_CPP_MIN_LOG_LEVEL=0 to see them.
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-
 from absl import flags
 
 from hournas_tf import errors
 from hournas_tf import spaces
 from hournas_tf.errors import UserError
 from hournas_tf.nas import config as config_lib
+from hournas_tf.resources.counting import human
 from hournas_tf.training import strategies
 
 # The embedded default (keep configs/demo.flags identical; a test checks).
@@ -60,9 +56,12 @@ def define_flags():
                        'Scales every channel count (rounded to 8).',
                        lower_bound=0.01)
     # Targets.
-    flags.DEFINE_float('target_macs', DEMO['target_macs'],
-                       'Whole-network MACs target (e.g. 295e6).')
-    flags.DEFINE_float('target_params', DEMO['target_params'],
+    flags.DEFINE_float('target_macs', None,
+                       'Whole-network MACs target (e.g. 295e6). Without '
+                       f"either target: the demo's {human(DEMO['target_macs'])}"
+                       f" MACs and {human(DEMO['target_params'])} params; "
+                       'give one alone to search for it alone.')
+    flags.DEFINE_float('target_params', None,
                        'Whole-network trainable-parameter target (e.g. '
                        '4.8e6).')
     flags.DEFINE_float('tolerance', 0.03, 'Relative tolerance of "what you '
@@ -94,10 +93,8 @@ def define_flags():
                       'gumbel_softmax: all ops weighted (FBNet); softmax: '
                       'DARTS.')
     flags.DEFINE_enum('vital_sampler', 'gumbel_softmax', config_lib.SAMPLERS,
-                      'Sampler of stage 1 (vital layers only). Under '
-                      'gumbel_max a vital layer gets no cross-entropy '
-                      'gradient (batch norm cancels the straight-through '
-                      'scale); see docs/search.md.')
+                      'Sampler of stage 1 (vital layers only); see '
+                      'docs/search.md.')
     flags.DEFINE_bool('vital_first', True, 'Search the vital layers first '
                       '(false: one stage, all layers through proposals; '
                       'paper table 4).')
@@ -130,16 +127,20 @@ def define_flags():
                       'graph optimizer (Grappler) on the train step; off by '
                       'default because it makes the first step of a large '
                       'supernet minutes slower.')
-    flags.DEFINE_integer('verbose', 1, 'Keras fit verbosity (0, 1, 2).')
+    flags.DEFINE_integer('verbose', 1, 'Keras fit verbosity: 0 quiet, 1 '
+                         'progress bars, 2 one line per epoch and the log '
+                         'lines of TensorFlow, absl and tensorflow-datasets '
+                         '(held back otherwise).')
 
 
 def config_from_flags(f):
     """A `SearchConfig` from parsed flags."""
-    targets = {}
-    if f.target_macs:
-        targets['macs'] = float(f.target_macs)
-    if f.target_params:
-        targets['params'] = float(f.target_params)
+    targets = {obj: float(value) for obj, value in (
+        ('macs', f.target_macs), ('params', f.target_params))
+        if value is not None}
+    if not targets:
+        targets = {'macs': DEMO['target_macs'],
+                   'params': DEMO['target_params']}
     output_dir = f.output_dir or os.path.join(
         'runs', f'{f.space}-{datetime.datetime.now():%Y%m%d-%H%M%S}')
     return config_lib.SearchConfig(
@@ -178,4 +179,4 @@ def main(argv):
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main)
+    errors.run(main, show_logs=lambda f: f.verbose >= 2)

@@ -1,12 +1,11 @@
+import collections
 import hashlib
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO
+from conftest import run_python
 
 import hournas_tf
 from hournas_tf import data
@@ -90,6 +89,43 @@ def test_digits_loads_through_the_api(digits_dir):
     assert train.steps_per_epoch == info.num_train // 16
 
 
+def _pipeline_labels(ds, take=None):
+    """Labels of a batched pipeline: all batches, or the first `take`."""
+    ds = ds.unbatch()
+    if take is not None:
+        ds = ds.take(take)
+    return collections.Counter(int(y) for _, y in ds)
+
+
+def _raw_labels(ds):
+    return collections.Counter(int(ex['label']) for ex in ds)
+
+
+def test_digits_pipelines_carry_the_raw_labels(digits_dir):
+    """Every image of the raw splits reaches the pipelines with its label:
+    train and test against scikit-learn's arrays, the search splits against
+    their raw examples (one pass of the repeating pipelines)."""
+    from hournas_tf.data import digits
+
+    _, labels, is_test = digits.load_arrays()
+    # 1,438 = 2 x 719: a batch of 719 drops no training example.
+    train = data.load_train_data(data.DataConfig(data_dir=digits_dir,
+                                                 batch_size=719))
+    assert _pipeline_labels(train.train) == collections.Counter(
+        labels[~is_test].tolist())
+    assert _pipeline_labels(train.eval) == collections.Counter(
+        labels[is_test].tolist())
+    config = data.DataConfig(data_dir=digits_dir, batch_size=32, seed=5)
+    search = data.load_search_data(config)
+    raw_weights, raw_arch = data.search_split_examples(config)
+    raw_weights, raw_arch = _raw_labels(raw_weights), _raw_labels(raw_arch)
+    assert raw_weights + raw_arch == collections.Counter(
+        labels[~is_test].tolist())
+    assert _pipeline_labels(
+        search.weights, search.num_weight_examples) == raw_weights
+    assert _pipeline_labels(search.arch, search.num_arch_examples) == raw_arch
+
+
 def _ids_and_hashes(ds):
     ids, hashes = [], []
     for ex in ds:
@@ -155,23 +191,47 @@ def test_preprocessing_shapes_and_deterministic_eval():
         data.preprocess_for_eval(small, 'jpeg', 32)
 
 
+def _class_of_image(image):
+    """The class `_make_folder` wrote into the red channel (40 c + i)."""
+    red = image[..., 0] * preprocessing.STDDEV_RGB[0] + \
+        preprocessing.MEAN_RGB[0]
+    return int(round(float(red.max()))) // 40
+
+
+def _labels_and_classes(ds, take=None):
+    """(label, class read off the image) of every example of a pipeline."""
+    ds = ds.unbatch()
+    if take is not None:
+        ds = ds.take(take)
+    return [(int(y), _class_of_image(x.numpy())) for x, y in ds]
+
+
 def test_image_folder_loads(folder):
     config = data.DataConfig(dataset=f'image_folder:{folder}', image_size=32,
-                             batch_size=4, weight_fraction=0.8)
+                             batch_size=5, weight_fraction=0.8)
     info = data.dataset_info(config)
     assert info.class_names == ('cat', 'dog', 'fox')
     assert (info.num_train, info.num_eval) == (15, 3)
     assert info.eval_split == 'holdout'
     train = data.load_train_data(config)
     images, labels = next(iter(train.train))
-    assert images.shape == (4, 32, 32, 3) and labels.dtype == tf.int32
-    labels = np.concatenate([y.numpy() for _, y in train.eval])
-    assert sorted(labels) == [0, 1, 2]
+    assert images.shape == (5, 32, 32, 3) and labels.dtype == tf.int32
+    # Every label is the class index of the image's folder.
+    pairs = _labels_and_classes(train.train)
+    assert len(pairs) == 15 and all(y == c for y, c in pairs)
+    pairs = _labels_and_classes(train.eval)
+    assert sorted(pairs) == [(0, 0), (1, 1), (2, 2)]
     search = data.load_search_data(
         data.DataConfig(dataset=config.dataset, image_size=32, batch_size=3))
     assert (search.num_weight_examples, search.num_arch_examples) == (12, 3)
     assert next(iter(search.arch))[0].shape == (3, 32, 32, 3)
+    for ds, n in ((search.weights, 12), (search.arch, 3)):
+        pairs = _labels_and_classes(ds, n)
+        assert len(pairs) == n and all(y == c for y, c in pairs)
     weights, arch = data.search_split_examples(config)
+    for ex in [*weights, *arch]:
+        folder_name = ex['id'].numpy().decode().split(os.sep)[0]
+        assert int(ex['label']) == info.class_names.index(folder_name)
     w_ids = {ex['id'].numpy() for ex in weights}
     a_ids = {ex['id'].numpy() for ex in arch}
     assert len(w_ids) == 12 and len(a_ids) == 3 and not w_ids & a_ids
@@ -188,10 +248,12 @@ def test_image_folder_with_split_folders(tmp_path):
         dataset=f'image_folder:{tmp_path}', image_size=96, batch_size=2))
     assert next(iter(train.train))[0].shape == (2, 96, 96, 3)
     assert next(iter(train.eval))[0].shape == (2, 96, 96, 3)
+    pairs = _labels_and_classes(train.eval)
+    assert sorted(pairs) == [(0, 0), (0, 0), (1, 1), (1, 1)]
 
 
 def _folder_error(path):
-    with pytest.raises(UserError) as e:
+    with pytest.raises(UserError, match='^image folder ') as e:
         data.dataset_info(data.DataConfig(dataset=f'image_folder:{path}'))
     message = str(e.value)
     assert '\n' not in message
@@ -219,13 +281,13 @@ def test_image_folder_errors(tmp_path):
 
 
 def test_unprepared_tfds_sets_say_how_to_prepare(tmp_path):
-    with pytest.raises(UserError) as e:
+    with pytest.raises(UserError, match='cifar10 is not prepared') as e:
         data.load_train_data(data.DataConfig('cifar10', data_dir=tmp_path))
     message = str(e.value)
     assert 'not prepared' in message and str(tmp_path) in message
     assert ("tfds.builder('cifar10', data_dir='" in message
             and 'download_and_prepare()' in message)
-    with pytest.raises(UserError) as e:
+    with pytest.raises(UserError, match='imagenet2012 is not prepared') as e:
         data.dataset_info(data.DataConfig('imagenet2012', data_dir=tmp_path))
     message = str(e.value)
     manual = os.path.join(str(tmp_path), 'downloads', 'manual')
@@ -252,28 +314,53 @@ def test_generated_folder_trains_one_step_of_build_model(folder):
     assert np.isfinite(history.history['loss'][0])
 
 
-def test_global_batch_under_a_strategy(digits_dir):
-    strategy = tf.distribute.MirroredStrategy(['/cpu:0'])
-    config = data.DataConfig(data_dir=digits_dir, batch_size=8)
-    search = data.load_search_data(config, strategy=strategy)
-    assert search.global_batch_size == 8
-    assert search.per_replica_batch_size == 8 // strategy.num_replicas_in_sync
-    images, _ = next(iter(search.weights))
-    assert images.shape[0] == 8
-    dist = strategy.experimental_distribute_dataset(search.arch)
-    per_replica, _ = next(iter(dist))
-    values = strategy.experimental_local_results(per_replica)
-    assert sum(int(v.shape[0]) for v in values) == 8
+# Logical devices must be set before TensorFlow initializes its devices,
+# so this runs in a process of its own.
+TWO_REPLICAS = """
+import sys
 
-    class ThreeReplicas:
-        num_replicas_in_sync = 3
+import numpy as np
+import tensorflow as tf
 
-    with pytest.raises(UserError, match='3 replicas'):
-        data.load_train_data(config, strategy=ThreeReplicas())
-    train = data.load_train_data(
-        data.DataConfig(data_dir=digits_dir, batch_size=6),
-        strategy=ThreeReplicas())
-    assert (train.global_batch_size, train.per_replica_batch_size) == (6, 2)
+cpu = tf.config.list_physical_devices('CPU')[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+from hournas_tf import data
+from hournas_tf.errors import UserError
+
+strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
+assert strategy.num_replicas_in_sync == 2
+config = data.DataConfig(data_dir=sys.argv[1], batch_size=8)
+search = data.load_search_data(config, strategy=strategy)
+assert (search.global_batch_size, search.per_replica_batch_size) == (8, 4)
+assert next(iter(search.weights))[0].shape[0] == 8
+for ds in (search.weights, search.arch):
+    x, y = next(iter(strategy.experimental_distribute_dataset(ds)))
+    xs = strategy.experimental_local_results(x)
+    ys = strategy.experimental_local_results(y)
+    assert [tuple(v.shape) for v in xs] == [(4, 32, 32, 3)] * 2
+    assert [tuple(v.shape) for v in ys] == [(4,)] * 2
+    assert not np.array_equal(xs[0].numpy(), xs[1].numpy())
+try:
+    data.load_train_data(data.DataConfig(data_dir=sys.argv[1], batch_size=7),
+                         strategy=strategy)
+    raise SystemExit('batch 7 over 2 replicas was accepted')
+except UserError as e:
+    assert 'must divide evenly over the 2 replicas' in str(e), e
+train = data.load_train_data(
+    data.DataConfig(data_dir=sys.argv[1], batch_size=6), strategy=strategy)
+assert (train.global_batch_size, train.per_replica_batch_size) == (6, 3)
+x, _ = next(iter(strategy.experimental_distribute_dataset(train.train)))
+assert [v.shape[0] for v in strategy.experimental_local_results(x)] == [3, 3]
+print('ok')
+"""
+
+
+def test_global_batch_splits_over_two_replicas(digits_dir):
+    res = run_python('-c', TWO_REPLICAS, digits_dir, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.strip().splitlines()[-1] == 'ok'
 
 
 def test_search_splits_smaller_than_a_batch_repeat_into_full_batches(
@@ -298,13 +385,3 @@ def test_retraining_batch_larger_than_the_train_split_is_a_user_error(
     with pytest.raises(UserError, match='batch_size 64 is larger'):
         data.load_train_data(data.DataConfig(
             dataset=f'image_folder:{folder}', image_size=32, batch_size=64))
-
-
-def test_bench_command_reports_user_errors_with_exit_code_2():
-    result = subprocess.run(
-        [sys.executable, 'tools/bench_input.py', '--dataset=mnist'],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
-    assert result.returncode == 2
-    assert "error: unknown dataset 'mnist'" in result.stderr
-    assert 'Traceback' not in result.stderr

@@ -193,7 +193,8 @@ def test_get_config_round_trip():
 
 
 def test_rejects_mismatched_columns():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match='one column per branch, got 1 '
+                       'branches and 2 columns'):
         MixedLayer([hl.Skip()], [0, 1])
 
 

@@ -107,7 +107,7 @@ def test_check_targets():
     targets = reference_targets(table)
     tables.check_targets(table, targets)
     low, high = tables.feasible_range(table, 'macs')
-    with pytest.raises(errors.UserError) as info:
+    with pytest.raises(errors.UserError, match='outside the feasible') as info:
         tables.check_targets(table, {'macs': 2 * high})
     message = str(info.value)
     assert 'macs' in message and '\n' not in message

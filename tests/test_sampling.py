@@ -148,7 +148,7 @@ def test_hard_index():
 
 
 def test_unknown_sampler_lists_choices():
-    with pytest.raises(errors.UserError) as info:
+    with pytest.raises(errors.UserError, match='unknown sampler') as info:
         sampling.sample(tf.constant(LOGITS), 1.0, 'gumbel', seed(0))
     message = str(info.value)
     assert 'gumbel' in message

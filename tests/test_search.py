@@ -4,8 +4,8 @@ import os
 import pytest
 from conftest import REPO
 from conftest import run_module
+from conftest import run_python
 
-from hournas_tf import search
 from hournas_tf import spaces
 from hournas_tf.errors import UserError
 from hournas_tf.nas import config as config_lib
@@ -14,34 +14,67 @@ from hournas_tf.nas import vital_policy
 from hournas_tf.resources import counting
 from hournas_tf.resources import tables
 
+FLAGFILES = sorted(name for name in os.listdir(os.path.join(REPO, 'configs'))
+                   if name.endswith('.flags'))
 
-def _flagfile(name):
-    values = {}
-    with open(os.path.join(REPO, 'configs', name)) as f:
-        for line in f:
-            line = line.strip()
-            if line and not line.startswith('#'):
-                key, _, value = line[2:].partition('=')
-                values[key] = value
-    return values
+# Parses flagfiles with absl after `define_flags`, in a subprocess (absl's
+# flags are process-wide); a misspelt flag name fails the parse.
+PARSE = """
+import dataclasses, json, sys
+from absl import flags
+from hournas_tf import search
+search.define_flags()
+configs = {}
+for name in sys.argv[1:]:
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(['search', '--flagfile=configs/' + name])
+    configs[name] = dataclasses.asdict(search.config_from_flags(flags.FLAGS))
+print(json.dumps(configs))
+"""
 
 
-def test_demo_flagfile_equals_the_embedded_default():
-    values = _flagfile('demo.flags')
-    assert set(values) == set(search.DEMO)
-    for key, value in search.DEMO.items():
-        assert type(value)(values[key]) == value, key
+@pytest.fixture(scope='module')
+def flagfile_configs():
+    res = run_python('-c', PARSE, *FLAGFILES, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return json.loads(res.stdout)
 
 
-@pytest.mark.parametrize('name', ['fbnet.flags', 'fbnet_c.flags',
-                                  'efbnet.flags', 'mnasnet.flags',
-                                  'efficientnet.flags'])
-def test_flagfile_targets_are_feasible_for_their_space(name):
-    values = _flagfile(name)
-    space = spaces.get_space(values['space'])
-    targets = {'macs': float(values['target_macs']),
-               'params': float(values['target_params'])}
-    search_lib.whole_space_check(space, targets)
+def _search_config(fields):
+    return config_lib.SearchConfig(**{
+        **fields, 'vital_ops': fields['vital_ops'] and tuple(
+            fields['vital_ops'])})
+
+
+@pytest.mark.parametrize('name', FLAGFILES)
+def test_flagfile_targets_are_feasible_with_the_dry_runs_vital_ops(
+        name, flagfile_configs):
+    config = _search_config(flagfile_configs[name])
+    assert set(config.targets) == {'macs', 'params'}
+    search_lib.preflight(config)  # What the command checks first.
+    # The vital ops a dry run fixes, then the targets for the rest.
+    space = spaces.get_space(config.space, image_size=config.image_size,
+                             num_classes=search_lib.known_num_classes(config),
+                             width_multiplier=config.width_multiplier)
+    ops, _ = vital_policy.fit_vital_ops(space, vital_policy.resolve_vital_ops(
+        space, config.vital_ops or 'max'), config.targets)
+    nonvital = [i for i in range(len(space.layers)) if i not in ops]
+    tables.check_targets(tables.resource_table(
+        space, nonvital, ops, tuple(config.targets)), config.targets)
+
+
+def test_demo_flagfile_is_what_the_command_runs_without_flags(tmp_path):
+    used = {}
+    for name, flags in (('default', []),
+                        ('demo', ['--flagfile=configs/demo.flags'])):
+        out = tmp_path / name
+        res = run_module('hournas_tf.search', *flags, '--dry_run',
+                         f'--output_dir={out}')
+        assert res.returncode == 0, res.stderr[-2000:]
+        used[name] = json.loads((out / 'search_config.json').read_text())
+        assert used[name].pop('output_dir') == str(out)
+    assert used['demo'] == used['default']
+    assert used['default']['targets'] == {'macs': 10e6, 'params': 0.25e6}
 
 
 @pytest.mark.large
@@ -64,15 +97,6 @@ def test_dry_run_fbnet_lands_every_proposal_within_3_percent(tmp_path):
     assert 'within 3% of every target' in res.stdout
 
 
-def test_infeasible_target_fails_before_training_naming_the_range(tmp_path):
-    res = run_module('hournas_tf.search', '--target_macs=1e12',
-                     f'--output_dir={tmp_path / "x"}')
-    assert res.returncode == 2
-    line = res.stderr.strip().splitlines()
-    assert len(line) == 1 and 'feasible' in line[0] and '[' in line[0]
-    assert 'Traceback' not in res.stderr
-
-
 def test_existing_output_dir_is_never_overwritten(tmp_path):
     keep = tmp_path / 'mine.txt'
     keep.write_text('user data')
@@ -84,25 +108,80 @@ def test_existing_output_dir_is_never_overwritten(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ['mine.txt']
 
 
-@pytest.mark.parametrize('flag, message', [
-    ('--space=resnet', '--space'),
-    ('--sampler=argmax', '--sampler'),
-    ('--dataset=mnist', "unknown dataset"),
-    ('--vital_ops=k3_e1', 'vital layers'),
+def _image_folder(root, classes=3, per_class=4):
+    """A folder of tiny PNGs, one subfolder per class."""
+    from PIL import Image
+
+    for c in range(classes):
+        os.makedirs(root / f'class{c}')
+        for i in range(per_class):
+            Image.new('RGB', (12, 12), (40 * c + i, 0, 0)).save(
+                root / f'class{c}' / f'{i}.png')
+    return root
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--space=resnet'], 'flag --space=resnet: value should be one of'),
+    (['--sampler=argmax'], 'flag --sampler=argmax: value should be one of'),
+    (['--dataset=mnist'], "unknown dataset 'mnist'; valid: digits"),
+    (['--vital_ops=k3_e1'], '--vital_ops has 1 ops but space'),
+    (['--vital_first=false', '--vital_ops=max'],
+     '--vital_ops needs --vital_first'),
+    (['--target_macs=0'], 'target macs=0.0 must be > 0'),
+    (['--target_params=-1e5'], 'target params=-100000.0 must be > 0'),
+    (['--target_macs=1e5'], 'target macs=100K is outside the feasible range '
+     '[2.188M, 16.99M]'),
+    (['--target_macs=1e12'], 'target macs=1000G is outside the feasible '
+     'range [2.188M, 16.99M]'),
+    (['--target_macs=2.2e6', '--target_params=0.3e6'],
+     'the targets cannot be reached with any choice of vital ops'),
+    (['--num_classes=5'], "num_classes=5 but dataset 'digits' has 10"),
+    (['--flagfile={tmp}/missing.flags'], 'Unable to open flagfile'),
+    (['--output_dir={tmp}/file'], "output_dir '{tmp}/file' is a file"),
+    # After TensorFlow and tensorflow-datasets have loaded.
+    (['--dataset=cifar10', '--data_dir={tmp}/empty'],
+     'cifar10 is not prepared in data dir {tmp}/empty; prepare it once'),
+    (['--dataset=image_folder:{tmp}/images', '--num_classes=5'],
+     "num_classes=5 but dataset 'image_folder:{tmp}/images' has 3 classes"),
 ])
-def test_bad_flags_exit_2_with_one_line(flag, message, tmp_path):
-    res = run_module('hournas_tf.search', flag, '--dry_run',
-                     f'--output_dir={tmp_path / "x"}')
+def test_user_errors_are_one_line_and_leave_no_folder(flags, message,
+                                                      tmp_path):
+    (tmp_path / 'empty').mkdir()
+    (tmp_path / 'file').write_text('mine')
+    _image_folder(tmp_path / 'images')
+    before = sorted(os.listdir(tmp_path))
+    flags = [f.format(tmp=tmp_path) for f in flags]
+    if not any(f.startswith('--output_dir') for f in flags):
+        flags.append(f'--output_dir={tmp_path}/runs/search')
+    res = run_module('hournas_tf.search', *flags)
     assert res.returncode == 2, res.stderr[-2000:]
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], res.stderr[-2000:]
+    assert res.stderr.startswith('error: ')
+    assert message.format(tmp=tmp_path) in res.stderr
+    assert res.stderr.count('\n') == 1, res.stderr[-2000:]
+    assert 'Traceback' not in res.stderr
+    # Nothing created is left behind, nothing that was there is touched.
+    assert sorted(os.listdir(tmp_path)) == before
+    assert os.listdir(tmp_path / 'empty') == []
+    assert (tmp_path / 'file').read_text() == 'mine'
+
+
+def test_a_failed_run_can_be_rerun_once_fixed(tmp_path):
+    folder = _image_folder(tmp_path / 'images')
+    out = f'--output_dir={tmp_path}/run'
+    res = run_module('hournas_tf.search', f'--dataset=image_folder:{folder}',
+                     '--num_classes=4', out)
+    assert res.returncode == 2 and 'has 3 classes' in res.stderr
+    res = run_module('hournas_tf.search', f'--dataset=image_folder:{folder}',
+                     '--num_classes=3', out, '--dry_run')
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert (tmp_path / 'run' / 'dry_run.json').exists()
 
 
 def test_fit_vital_ops_restores_feasibility():
     space = spaces.get_space('fbnet')
     big = vital_policy.max_vital_ops(space)
     targets = {'macs': 120e6, 'params': 3.3e6}
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match='outside the feasible range'):
         search_lib.optimize(space, [i for i in range(22) if i not in big], big,
                           config_lib.SearchConfig(targets=targets), '/tmp',
                           'x')
@@ -228,3 +307,65 @@ def test_command_sampler_list_equals_the_sampling_module():
     from hournas_tf.nas import sampling
 
     assert config_lib.SAMPLERS == sampling.SAMPLERS
+
+
+VITAL_OPS = ['k3_e3_se0.25', 'k5_e3_se0.25', 'k3_e6_se0.25', 'k5_e3_se0.25',
+             'k3_e3_se0.25']
+TINY = ['--max_steps_per_epoch=2', '--proposal_iters=50', '--num_proposals=2',
+        '--batch_size=16', '--vital_epochs=1', '--nonvital_epochs=1',
+        '--verbose=2']
+
+
+@pytest.mark.large
+@pytest.mark.parametrize('flags, sampler, targets, vital_ops', [
+    # One stage, every layer through the proposals (paper table 4), DARTS's
+    # softmax, a parameter target alone.
+    (['--vital_first=false', '--sampler=softmax', '--target_params=0.25e6'],
+     'softmax', {'params': 0.25e6}, None),
+    # Stage 1 skipped with given vital ops; FBNet's Gumbel-softmax.
+    (['--vital_ops=' + ','.join(VITAL_OPS), '--sampler=gumbel_softmax'],
+     'gumbel_softmax', {'macs': 10e6, 'params': 0.25e6}, VITAL_OPS),
+    # Stage 1 skipped with the largest vital ops, a MACs target alone.
+    (['--vital_ops=max', '--target_macs=10e6'], 'gumbel_max',
+     {'macs': 10e6}, 'max'),
+])
+def test_search_modes_run_through_the_command(flags, sampler, targets,
+                                              vital_ops, tmp_path):
+    out = tmp_path / 'run'
+    res = run_module('hournas_tf.search', *flags, *TINY,
+                     f'--output_dir={out}')
+    assert res.returncode == 0, res.stderr[-4000:]
+    assert f'stage nonvital: 1 epoch(s) x 2 steps, batch 16, sampler ' \
+        f'{sampler}\n' in res.stdout
+    assert 'stage vital' not in res.stdout
+    arch = spaces.load_architecture(str(out / 'arch.json'))
+    data = json.loads((out / 'arch.json').read_text())['search']
+    assert json.loads((out / 'search_config.json').read_text())[
+        'sampler'] == sampler == data['sampler']
+    assert data['targets'] == targets and data['within_tolerance']
+    cost = counting.arch_cost(arch).total
+    for obj, target in targets.items():
+        assert abs(cost.get(obj) - target) <= 0.03 * target, obj
+    assert set(data['achieved']) == set(targets)
+    space = arch.search_space()
+    vital = list(space.vital_layers)
+    if vital_ops is None:
+        assert data['vital_first'] is False and data['vital_ops'] == {}
+        searched = list(range(len(space.layers)))
+    else:
+        if vital_ops == 'max':
+            vital_ops, _ = vital_policy.fit_vital_ops(
+                space, vital_policy.max_vital_ops(space), targets)
+            vital_ops = [vital_ops[i] for i in vital]
+        assert data['vital_ops'] == {str(i + 1): op
+                                     for i, op in zip(vital, vital_ops)}
+        assert data['vital_ops_changed_for_feasibility'] == []
+        assert [arch.ops[i] for i in vital] == vital_ops
+        searched = [i for i in range(len(space.layers)) if i not in vital]
+    records = [json.loads(line) for line in
+               (out / 'history.jsonl').read_text().splitlines()]
+    assert [r['stage'] for r in records] == ['nonvital']
+    assert sorted(int(k) - 1 for k in records[0]['arch_grad_norm']) == \
+        searched
+    assert sorted(os.listdir(out / 'tensorboard')) == ['nonvital']
+    assert not (out / 'ops_vital.png').exists()

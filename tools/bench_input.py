@@ -32,13 +32,15 @@ def define_flags():
                         'or image_folder:PATH.')
     flags.DEFINE_string('data_dir', None, 'tfds data dir (digits: cache dir).')
     flags.DEFINE_integer('image_size', None, 'Image size; default: the '
-                         "dataset's.")
-    flags.DEFINE_integer('batch_size', 64, 'Global batch size.')
+                         "dataset's.", lower_bound=8)
+    flags.DEFINE_integer('batch_size', 64, 'Global batch size.',
+                         lower_bound=1)
     flags.DEFINE_string('cache', 'auto', 'auto, memory or none.')
     flags.DEFINE_integer('batches', 100, 'Pipeline batches to time (after one '
-                         'warm-up pass of at most 200 batches).')
+                         'warm-up pass of at most 200 batches).',
+                         lower_bound=1)
     flags.DEFINE_integer('train_steps', 10, 'Training steps to time (after 2 '
-                         'warm-up steps).')
+                         'warm-up steps).', lower_bound=1)
     flags.DEFINE_string('json', None, "Also write the results as JSON to this "
                         "file ('-' for stdout).")
 
@@ -125,6 +127,11 @@ def main(argv):
         cache=FLAGS.cache,
     )
     data.check_config(config)
+    if FLAGS.json not in (None, '-'):
+        folder = os.path.dirname(os.path.abspath(FLAGS.json))
+        if not os.path.isdir(folder):
+            raise errors.UserError(f'--json={FLAGS.json}: folder {folder} '
+                                   'does not exist')
     result = bench(config, FLAGS.batches, FLAGS.train_steps)
     verdict = (
         'the input pipeline is not the bottleneck' if result['ratio'] >= 1

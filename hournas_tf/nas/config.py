@@ -65,6 +65,9 @@ def check_config(config):
                             f'{choices(OBJECTIVES)}')
         if not value > 0:
             raise UserError(f'target {obj}={value!r} must be > 0')
+    if config.vital_ops and not config.vital_first:
+        raise UserError('--vital_ops needs --vital_first: with '
+                        '--vital_first=false no layer is fixed first')
     for name, low in (('num_proposals', 1), ('proposal_iters', 1),
                       ('vital_epochs', 0), ('nonvital_epochs', 0),
                       ('batch_size', 1)):

@@ -40,6 +40,7 @@ from hournas_tf.nas import derive as derive_lib
 from hournas_tf.nas.config import check_config
 from hournas_tf.nas.vital_policy import fit_vital_ops
 from hournas_tf.nas.vital_policy import resolve_vital_ops
+from hournas_tf.output_dir import new_output_dir
 from hournas_tf.resources import counting
 from hournas_tf.resources import tables
 
@@ -60,15 +61,6 @@ def _proposals():
     from hournas_tf.nas import proposals
 
     return proposals
-
-
-def prepare_output_dir(path):
-    """Creates `path`; refuses to reuse a non-empty folder."""
-    if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
-        raise UserError(f'output_dir {path!r} already exists and is not '
-                        'empty; choose a new --output_dir (nothing was '
-                        'overwritten)')
-    os.makedirs(path, exist_ok=True)
 
 
 def _write_json(path, data):
@@ -173,11 +165,15 @@ def optimize(space, searched, fixed_ops, config, output_dir, stage_name):
 
 
 def run_dry(config):
-    """Everything but training (the command's `--dry_run`)."""
-    check_config(config)
+    """Everything but training (the command's `--dry_run`); a failure
+    leaves no output folder behind."""
+    preflight(config)
+    with new_output_dir(config.output_dir):
+        return _run_dry(config)
+
+
+def _run_dry(config):
     space = _space(config)
-    whole_space_check(space, config.targets)
-    prepare_output_dir(config.output_dir)
     _log_space(space)
     if config.vital_first:
         vital_ops = resolve_vital_ops(space, config.vital_ops or 'max')
@@ -224,15 +220,24 @@ def _space(config):
                             width_multiplier=config.width_multiplier)
 
 
+KNOWN_NUM_CLASSES = {'digits': 10, 'cifar10': 10, 'imagenet2012': 1000}
+
+
 def known_num_classes(config):
     """Class count without loading data where it is known."""
     from hournas_tf import data as data_lib
 
     kind, _ = data_lib.parse_dataset_name(config.dataset)
-    known = {'digits': 10, 'cifar10': 10, 'imagenet2012': 1000}
-    if kind in known:
-        return known[kind]
+    if kind in KNOWN_NUM_CLASSES:
+        return KNOWN_NUM_CLASSES[kind]
     return data_lib.dataset_info(_data_config(config)).num_classes
+
+
+def check_num_classes(config, num_classes):
+    """Raises UserError if `--num_classes` differs from the dataset's."""
+    if config.num_classes and config.num_classes != num_classes:
+        raise UserError(f'num_classes={config.num_classes} but dataset '
+                        f'{config.dataset!r} has {num_classes} classes')
 
 
 def _data_config(config, image_size=None):
@@ -300,10 +305,21 @@ def train_stage(stage, supernet, search_data, epochs, steps, config,
 
 
 def preflight(config):
-    """Checks that need no TensorFlow: settings and the targets against the
-    whole space. Raises UserError."""
+    """Checks that need no TensorFlow: settings, a known dataset's class
+    count, the targets against the whole space and, searching the vital
+    layers first, whether any vital ops (the given ones, else starting
+    from `max`) keep them reachable. Raises UserError."""
+    from hournas_tf import data as data_lib
+
     check_config(config)
-    whole_space_check(_space(config), config.targets)
+    kind, _ = data_lib.parse_dataset_name(config.dataset)
+    if kind in KNOWN_NUM_CLASSES:
+        check_num_classes(config, KNOWN_NUM_CLASSES[kind])
+    space = _space(config)
+    whole_space_check(space, config.targets)
+    if config.vital_first:
+        fit_vital_ops(space, resolve_vital_ops(
+            space, config.vital_ops or 'max'), config.targets)
 
 
 def _supernet_config(config, sampler, steps, alpha, temperature=1.0):
@@ -338,11 +354,16 @@ def save_derived(supernet, derived, path):
 
 
 def run_search(config, strategy=None):
-    """The whole search; returns the summary written into arch.json."""
+    """The whole search; returns the summary written into arch.json. A
+    failure before training leaves no output folder behind."""
     # Before TensorFlow is imported or anything is written: targets outside
     # the space fail at once.
     preflight(config)
-    prepare_output_dir(config.output_dir)
+    with new_output_dir(config.output_dir) as output:
+        return _run_search(config, strategy, output)
+
+
+def _run_search(config, strategy, output):
     _write_json(os.path.join(config.output_dir, 'search_config.json'),
                 _config_json(config))
     start = time.perf_counter()
@@ -363,9 +384,7 @@ def run_search(config, strategy=None):
     strategy = strategy or tf.distribute.get_strategy()
     data_config = _data_config(config)
     info = data_lib.dataset_info(data_config)
-    if config.num_classes and config.num_classes != info.num_classes:
-        raise UserError(f'num_classes={config.num_classes} but dataset '
-                        f'{config.dataset!r} has {info.num_classes} classes')
+    check_num_classes(config, info.num_classes)
     space = spaces.get_space(config.space, image_size=info.image_size,
                              num_classes=info.num_classes,
                              width_multiplier=config.width_multiplier)
@@ -389,6 +408,7 @@ def run_search(config, strategy=None):
                 space, tuple(vital), {}, sconfig,
                 budget=_stage1_budget(space, vital, config))
             stage1.compile()
+        output.keep()  # Training starts: a failure now keeps the folder.
         timings['vital'] = train_stage('vital', stage1, search_data,
                                        config.vital_epochs, steps, config,
                                        space, vital)
@@ -431,6 +451,7 @@ def run_search(config, strategy=None):
         stage2.compile()
         if stage1 is not None:
             stage2.copy_weights_from(stage1)
+    output.keep()
     timings['nonvital'] = train_stage('nonvital', stage2, search_data,
                                       config.nonvital_epochs, steps, config,
                                       space, searched, table)

@@ -1,0 +1,76 @@
+"""The command wrapper: one line on stderr, exit 2, log lines held back."""
+
+import textwrap
+
+import pytest
+from conftest import run_python
+
+# A command whose main writes log lines the way TensorFlow does (C++ on file
+# descriptor 2, Python through absl logging) before it fails.
+COMMAND = textwrap.dedent('''
+    import os
+    import sys
+
+    from absl import flags
+    from absl import logging
+
+    from hournas_tf import errors
+
+    flags.DEFINE_string('outcome', 'user_error', '')
+    flags.DEFINE_bool('chatty', False, '')
+
+
+    def main(argv):
+        os.write(2, b'I0000 port.cc:153] oneDNN custom operations are on\\n')
+        logging.warning('tfds: variant folder has no dataset_info.json')
+        print('progress', flush=True)
+        if flags.FLAGS.outcome == 'user_error':
+            raise errors.UserError('cifar10 is not prepared')
+        if flags.FLAGS.outcome == 'crash':
+            raise RuntimeError('a bug')
+
+
+    errors.run(main, show_logs=lambda f: f.chatty)
+''')
+
+
+def _run(*args):
+    return run_python('-c', COMMAND, *args, timeout=120)
+
+
+def test_a_user_error_is_the_only_line_on_stderr():
+    out = _run()
+    assert out.returncode == 2
+    assert out.stderr == 'error: cifar10 is not prepared\n'
+    assert out.stdout == 'progress\n'
+
+
+def test_a_success_prints_no_log_lines():
+    out = _run('--outcome=ok')
+    assert (out.returncode, out.stderr, out.stdout) == (0, '', 'progress\n')
+
+
+@pytest.mark.parametrize('flag', ['--chatty', '--verbosity=0'])
+def test_logs_are_shown_when_asked_for(flag):
+    out = _run(flag)
+    assert out.returncode == 2
+    lines = out.stderr.splitlines()
+    assert 'oneDNN' in lines[0] and 'dataset_info.json' in lines[1]
+    assert lines[-1] == 'error: cifar10 is not prepared'
+
+
+def test_a_crash_shows_the_held_logs_then_the_traceback():
+    out = _run('--outcome=crash')
+    assert out.returncode == 1
+    assert out.stderr.index('oneDNN') < out.stderr.index('dataset_info') \
+        < out.stderr.index('Traceback') < out.stderr.index('a bug')
+
+
+@pytest.mark.parametrize('flag, message', [
+    ('--flagfile=/nonexistent.flags', 'error: Unable to open flagfile: '),
+    ('--outcom=ok', "error: Unknown command line flag 'outcom'"),
+])
+def test_flag_errors_are_one_line(flag, message):
+    out = _run(flag)
+    assert out.returncode == 2
+    assert out.stderr.startswith(message) and out.stderr.count('\n') == 1
