@@ -1,0 +1,290 @@
+"""Retraining as a library: `run_training(config, strategy)` and
+`dry_run(config, shape)`.
+
+1. The output folder is checked (new, or an interrupted run of the same
+   settings to resume; anything else is refused before it changes).
+2. Data: all of the training split (augmented, optional cutout) and the
+   eval split, labels one-hot.
+3. The model is `build_model(arch)` with the run's dropout and stochastic
+   depth. With inherited weights, a plain twin (no dropout, no stochastic
+   depth) loads them, its batch-norm statistics are recalibrated on
+   training batches and it is evaluated: the quick estimate. Its weights
+   then start the training.
+4. `model.fit` with the recipe (`recipes.py`) and the callbacks
+   (`callbacks.py`); with EMA the averaged weights replace the trained ones
+   at the end.
+5. The batch-norm statistics of the final weights are recalibrated on
+   training batches. Keras's moving averages (momentum 0.99 in most
+   spaces) start at mean 0 / variance 1 and keep 0.99^steps of that start:
+   after a short run (digits: 22 steps an epoch) they are far from the
+   statistics of the trained weights, and EMA weights never had their own.
+6. Evaluation on the eval split; model.keras and metrics.json.
+
+The eval split is only evaluated: nothing is chosen by it.
+"""
+
+import dataclasses
+import json
+import os
+import statistics
+import time
+
+from hournas_tf import data
+from hournas_tf.errors import UserError
+from hournas_tf.resources import counting
+from hournas_tf.spaces.architecture import Architecture
+from hournas_tf.training import config as config_lib
+from hournas_tf.training import run_dir
+
+MODEL_FILE = 'model.keras'
+
+
+def log(message):
+    print(f'[hournas] {message}', flush=True)
+
+
+def _architecture(config):
+    return dataclasses.replace(Architecture.from_string(config.arch),
+                               name=config.arch_name)
+
+
+def schedule_steps(config, num_train):
+    """(steps per epoch, total steps, warm-up steps) of `config`."""
+    steps = num_train // config.batch_size
+    return (steps, steps * config.epochs,
+            round(config.warmup_epochs * steps))
+
+
+def dry_run(config, shape):
+    """The resolved settings, MACs/params and steps, without training;
+    returns them as a dict (also printed)."""
+    config_lib.check_config(config)
+    check_batch(config, shape.num_train)
+    cost = counting.arch_cost(_architecture(config)).total
+    steps, total, warmup = schedule_steps(config, shape.num_train)
+    summary = {
+        'config': config_lib.to_json(config),
+        'macs': int(cost.macs),
+        'params': int(cost.params),
+        'num_train': shape.num_train,
+        'num_eval': shape.num_eval,
+        'num_classes': shape.num_classes,
+        'steps_per_epoch': steps,
+        'total_steps': total,
+        'warmup_steps': warmup,
+    }
+    print(json.dumps(summary, indent=2), flush=True)
+    log(f'{config.arch_name}: {counting.human(cost.macs)} MACs, '
+        f'{counting.human(cost.params)} params; {steps} steps per epoch x '
+        f'{config.epochs} epochs = {total} steps ({warmup} warm-up), batch '
+        f'{config.batch_size}; dry run, nothing trained or written')
+    return summary
+
+
+def check_batch(config, num_train):
+    """Raises UserError when the batch is larger than the training split."""
+    if config.batch_size > num_train:
+        raise UserError(f'batch_size {config.batch_size} is larger than the '
+                        f'{num_train} training images of {config.dataset}; '
+                        'use a smaller batch_size')
+
+
+def _data_config(config):
+    return data.DataConfig(dataset=config.dataset, data_dir=config.data_dir,
+                           image_size=config.image_size,
+                           batch_size=config.batch_size, seed=config.seed,
+                           cutout=config.cutout)
+
+
+def _one_hot(dataset, num_classes):
+    import tensorflow as tf
+
+    return dataset.map(lambda x, y: (x, tf.one_hot(y, num_classes)),
+                       num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _compile(model, config, steps_per_epoch, num_classes):
+    from hournas_tf.training import recipes
+
+    model.compile(optimizer=recipes.make_optimizer(config, steps_per_epoch),
+                  loss=recipes.make_loss(config.label_smoothing),
+                  metrics=recipes.make_metrics(num_classes))
+    recipes.add_kernel_weight_decay(model, config.weight_decay)
+
+
+def _evaluate(model, dataset):
+    """{metric: value} of `model` on `dataset`, with `loss` renamed."""
+    results = model.evaluate(dataset, verbose=0, return_dict=True)
+    return {k: float(v) for k, v in results.items()}
+
+
+def _recalibrated(arch, weights_of, train, config):
+    """A plain `build_model(arch)` with the weights of `weights_of` (a
+    model or a weights file) and recalibrated batch-norm statistics."""
+    from hournas_tf.blocks.model import build_model
+    from hournas_tf.training import recalibration
+
+    plain = build_model(arch)
+    if isinstance(weights_of, str):
+        plain.load_weights(weights_of)
+    else:
+        plain.set_weights(weights_of.get_weights())
+    recalibration.recalibrate_batch_norm(plain, train,
+                                         config.bn_recalibration_batches)
+    return plain
+
+
+def _inherited_estimate(arch, config, train, evaluation, num_classes):
+    """The plain model with inherited weights, recalibrated, and its
+    scores on the eval split before and after recalibration."""
+    from hournas_tf.blocks.model import build_model
+    from hournas_tf.training import recipes
+
+    before = build_model(arch)
+    before.load_weights(config.inherit_weights)
+    before.compile(loss=recipes.make_loss(0.0),
+                   metrics=recipes.make_metrics(num_classes))
+    scores_before = _evaluate(before, evaluation)
+    plain = _recalibrated(arch, config.inherit_weights, train, config)
+    plain.compile(loss=recipes.make_loss(0.0),
+                  metrics=recipes.make_metrics(num_classes))
+    scores = _evaluate(plain, evaluation)
+    return plain, {
+        'weights': config.inherit_weights,
+        'accuracy': scores['accuracy'],
+        'cross_entropy': scores['cross_entropy'],
+        'accuracy_before_recalibration': scores_before['accuracy'],
+    }
+
+
+def _images_per_second(durations, steps, batch):
+    """Training throughput, leaving out the first epoch (tracing) when
+    there are others."""
+    if not durations:
+        return None
+    steady = durations[1:] or durations
+    return steps * batch / statistics.median(steady)
+
+
+def _versions():
+    import keras
+    import tensorflow as tf
+
+    return {'tensorflow': tf.__version__, 'keras': keras.__version__}
+
+
+def run_training(config, strategy=None, callbacks=()):
+    """Trains `config.arch`; returns the dict written to metrics.json.
+
+    `callbacks` are added after the run's own (see `callbacks.py`).
+    """
+    start = time.perf_counter()
+    config_lib.check_config(config)
+    state = run_dir.check_output_dir(config)
+    arch = _architecture(config)
+    import keras
+    import tensorflow as tf
+
+    from hournas_tf.blocks.model import build_model
+    from hournas_tf.training import callbacks as callbacks_lib
+    from hournas_tf.training import recipes
+    from hournas_tf.training import weights as weights_lib
+
+    keras.utils.set_random_seed(config.seed)
+    strategy = strategy or tf.distribute.get_strategy()
+    train_data = data.load_train_data(_data_config(config), strategy)
+    info = train_data.info
+    if (info.image_size, info.num_classes) != (arch.image_size,
+                                               arch.num_classes):
+        raise UserError(f'architecture is for {arch.image_size}px images '
+                        f'and {arch.num_classes} classes, the data for '
+                        f'{info.image_size}px and {info.num_classes}')
+    train = _one_hot(train_data.train, info.num_classes)
+    evaluation = _one_hot(train_data.eval, info.num_classes)
+    steps = train_data.steps_per_epoch
+    with recipes.precision_policy(config.mixed_precision), strategy.scope():
+        model = build_model(arch, name=config.arch_name,
+                                       dropout=config.dropout,
+                                       drop_path_rate=config.drop_path_rate)
+        if config.inherit_weights:
+            # Before anything is written: weights that do not fit fail here.
+            weights_lib.load_weights(model, config.inherit_weights)
+        run_dir.create_output_dir(config)
+        if state == run_dir.RESUME:
+            log(f'resuming the interrupted run in {config.output_dir}')
+        inherited = None
+        if config.inherit_weights:
+            plain, inherited = _inherited_estimate(
+                arch, config, train, evaluation, info.num_classes)
+            model.set_weights(plain.get_weights())
+            before = inherited['accuracy_before_recalibration']
+            log(f'inherited weights {config.inherit_weights}: eval accuracy '
+                f'{inherited["accuracy"]:.4f} after batch-norm '
+                f'recalibration ({before:.4f} before)')
+        _compile(model, config, steps, info.num_classes)
+    cost = counting.arch_cost(arch).total
+    log(f'training {config.arch_name} ({counting.human(cost.macs)} MACs, '
+        f'{counting.human(cost.params)} params) on {config.dataset}: '
+        f'{info.num_train} images, {steps} steps x {config.epochs} epochs, '
+        f'batch {config.batch_size}')
+    run_callbacks = callbacks_lib.make_callbacks(
+        config.output_dir, ema=config.ema_momentum > 0)
+    timer = run_callbacks[-1]
+    fit_start = time.perf_counter()
+    history = None
+    if config.epochs:
+        history = model.fit(train.repeat(), epochs=config.epochs,
+                            steps_per_epoch=steps,
+                            callbacks=run_callbacks + list(callbacks),
+                            verbose=config.verbose, shuffle=False)
+        with recipes.precision_policy(config.mixed_precision), \
+                strategy.scope():
+            plain = _recalibrated(arch, model, train, config)
+        model.set_weights(plain.get_weights())
+    fit_seconds = time.perf_counter() - fit_start
+    scores = _evaluate(model, evaluation)
+    model.save(os.path.join(config.output_dir, MODEL_FILE))
+    metrics = {
+        'architecture': config.arch,
+        'arch_name': config.arch_name,
+        'dataset': config.dataset,
+        'eval_split': info.eval_split,
+        'num_train': info.num_train,
+        'num_eval': info.num_eval,
+        'macs': int(cost.macs),
+        'params': int(cost.params),
+        'epochs': config.epochs,
+        'bn_recalibration_batches': min(config.bn_recalibration_batches,
+                                        steps),
+        'test_accuracy': scores['accuracy'],
+        'test_cross_entropy': scores['cross_entropy'],
+        'test_loss': scores['loss'],
+        **({'test_top5_accuracy': scores['top5_accuracy']}
+           if 'top5_accuracy' in scores else {}),
+        'train_loss': _last(history, 'loss'),
+        'train_accuracy': _last(history, 'accuracy'),
+        'epochs_run': len(timer.durations),
+        'resumed_from_epoch': config.epochs - len(timer.durations)
+        if config.epochs else 0,
+        'train_seconds': fit_seconds,
+        'wall_seconds': time.perf_counter() - start,
+        'images_per_second': _images_per_second(
+            timer.durations, steps, config.batch_size),
+        'versions': _versions(),
+    }
+    if inherited:
+        metrics['inherited'] = inherited
+    run_dir.write_json(os.path.join(config.output_dir,
+                                    run_dir.METRICS_FILE), metrics)
+    log(f'test accuracy {metrics["test_accuracy"]:.4f} on the '
+        f'{info.num_eval} images of the {info.eval_split} split'
+        + (f' (inherited weights alone: {inherited["accuracy"]:.4f})'
+           if inherited else '')
+        + f'; {fit_seconds:.0f}s training, wrote {config.output_dir}')
+    return metrics
+
+
+def _last(history, key):
+    if history is None or not history.history.get(key):
+        return None
+    return float(history.history[key][-1])
