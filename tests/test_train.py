@@ -569,6 +569,11 @@ class _StopAfterEpoch(keras.callbacks.Callback):
             raise KeyboardInterrupt('stopped by the test')
 
 
+class _StopAtTrainEnd(keras.callbacks.Callback):
+    def on_train_end(self, logs=None):
+        raise KeyboardInterrupt('stopped by the test after fit')
+
+
 class _EpochRecorder(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
@@ -592,9 +597,16 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, digits_dir):
     with pytest.raises(UserError, match='other settings'):
         train_lib.run_training(dataclasses.replace(config, epochs=4))
     recorder = _EpochRecorder()
-    metrics = train_lib.run_training(config, callbacks=[recorder])
+    with pytest.raises(KeyboardInterrupt):
+        train_lib.run_training(config,
+                               callbacks=[recorder, _StopAtTrainEnd()])
     assert recorder.epochs == [1, 2]
-    assert metrics['resumed_from_epoch'] == 1 and metrics['epochs_run'] == 2
+    # Stopped after training, before metrics.json: nothing trains again.
+    recorder = _EpochRecorder()
+    metrics = train_lib.run_training(config, callbacks=[recorder])
+    assert recorder.epochs == []
+    assert metrics['resumed_from_epoch'] == 3 and metrics['epochs_run'] == 0
+    assert not (tmp_path / 'run' / 'backup').exists()
     rows = callbacks_lib.read_history(config.output_dir)
     assert [r['epoch'] for r in rows] == [0, 1, 2]
     model = keras.saving.load_model(str(tmp_path / 'run' / 'model.keras'))

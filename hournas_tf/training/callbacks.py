@@ -1,6 +1,8 @@
 """The callbacks of a training run and the files they write.
 
-In `fit` order: BackupAndRestore (`backup/`, deleted when the run ends),
+In `fit` order: BackupAndRestore (`backup/`; kept after `fit` so that a
+run that stops between training and metrics.json resumes without training
+again, and deleted by `run_training` once metrics.json is written),
 SwapEMAWeights (with EMA, so that checkpoints hold the averaged weights),
 ModelCheckpoint best and last (`checkpoints/best.keras`, `last.keras`),
 a CSVLogger (`history.csv`, appended to when a run resumes), TensorBoard
@@ -78,7 +80,7 @@ def make_callbacks(output_dir, ema=False):
     checkpoints = os.path.join(output_dir, CHECKPOINT_DIR)
     best = best_so_far(output_dir)
     callbacks = [keras.callbacks.BackupAndRestore(
-        os.path.join(output_dir, BACKUP_DIR))]
+        os.path.join(output_dir, BACKUP_DIR), delete_checkpoint=False)]
     if ema:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     callbacks += [

@@ -26,6 +26,7 @@ The eval split is only evaluated: nothing is chosen by it.
 import dataclasses
 import json
 import os
+import shutil
 import statistics
 import time
 
@@ -276,6 +277,8 @@ def run_training(config, strategy=None, callbacks=()):
         metrics['inherited'] = inherited
     run_dir.write_json(os.path.join(config.output_dir,
                                     run_dir.METRICS_FILE), metrics)
+    shutil.rmtree(os.path.join(config.output_dir, callbacks_lib.BACKUP_DIR),
+                  ignore_errors=True)
     log(f'test accuracy {metrics["test_accuracy"]:.4f} on the '
         f'{info.num_eval} images of the {info.eval_split} split'
         + (f' (inherited weights alone: {inherited["accuracy"]:.4f})'
