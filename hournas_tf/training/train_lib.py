@@ -119,42 +119,45 @@ def _evaluate(model, dataset):
     return {k: float(v) for k, v in results.items()}
 
 
-def _recalibrated(arch, weights_of, train, config):
-    """A plain `build_model(arch)` with the weights of `weights_of` (a
-    model or a weights file) and recalibrated batch-norm statistics."""
+def _recalibrate(model, arch, train, config):
+    """Recalibrates the batch-norm statistics of `model` on training
+    batches; returns the batches used. Dropout acts after the last batch
+    norm, but stochastic depth would put its noise into the statistics:
+    with it on, a plain twin with the same weights is recalibrated and its
+    weights are copied back."""
     from hournas_tf.blocks.model import build_model
     from hournas_tf.training import recalibration
 
-    plain = build_model(arch)
-    if isinstance(weights_of, str):
-        plain.load_weights(weights_of)
-    else:
-        plain.set_weights(weights_of.get_weights())
-    recalibration.recalibrate_batch_norm(plain, train,
-                                         config.bn_recalibration_batches)
-    return plain
+    target = model
+    if config.drop_path_rate:
+        target = build_model(arch)
+        target.set_weights(model.get_weights())
+    used = recalibration.recalibrate_batch_norm(
+        target, train, config.bn_recalibration_batches)
+    if target is not model:
+        model.set_weights(target.get_weights())
+    return used
 
 
 def _inherited_estimate(arch, config, train, evaluation, num_classes):
-    """The plain model with inherited weights, recalibrated, and its
-    scores on the eval split before and after recalibration."""
+    """A plain `build_model(arch)` with the inherited weights and
+    recalibrated batch-norm statistics, and its scores on the eval split
+    before and after the recalibration."""
     from hournas_tf.blocks.model import build_model
     from hournas_tf.training import recipes
 
-    before = build_model(arch)
-    before.load_weights(config.inherit_weights)
-    before.compile(loss=recipes.make_loss(0.0),
-                   metrics=recipes.make_metrics(num_classes))
-    scores_before = _evaluate(before, evaluation)
-    plain = _recalibrated(arch, config.inherit_weights, train, config)
+    plain = build_model(arch)
+    plain.load_weights(config.inherit_weights)
     plain.compile(loss=recipes.make_loss(0.0),
                   metrics=recipes.make_metrics(num_classes))
+    before = _evaluate(plain, evaluation)
+    _recalibrate(plain, arch, train, config)
     scores = _evaluate(plain, evaluation)
     return plain, {
         'weights': config.inherit_weights,
         'accuracy': scores['accuracy'],
         'cross_entropy': scores['cross_entropy'],
-        'accuracy_before_recalibration': scores_before['accuracy'],
+        'accuracy_before_recalibration': before['accuracy'],
     }
 
 
@@ -172,6 +175,55 @@ def _versions():
     import tensorflow as tf
 
     return {'tensorflow': tf.__version__, 'keras': keras.__version__}
+
+
+def _load_data(config, arch, strategy):
+    """(TrainData, one-hot train, one-hot eval) for `config`."""
+    train_data = data.load_train_data(_data_config(config), strategy)
+    info = train_data.info
+    if (info.image_size, info.num_classes) != (arch.image_size,
+                                               arch.num_classes):
+        raise UserError(f'architecture is for {arch.image_size}px images '
+                        f'and {arch.num_classes} classes, the data for '
+                        f'{info.image_size}px and {info.num_classes}')
+    return (train_data, _one_hot(train_data.train, info.num_classes),
+            _one_hot(train_data.eval, info.num_classes))
+
+
+def _metrics(config, info, scores, history, durations, steps):
+    """The metrics.json dict (timings and the estimate are added later)."""
+    cost = counting.arch_cost(_architecture(config)).total
+    metrics = {
+        'architecture': config.arch,
+        'arch_name': config.arch_name,
+        'dataset': config.dataset,
+        'eval_split': info.eval_split,
+        'num_train': info.num_train,
+        'num_eval': info.num_eval,
+        'macs': int(cost.macs),
+        'params': int(cost.params),
+        'epochs': config.epochs,
+        'test_accuracy': scores['accuracy'],
+        'test_cross_entropy': scores['cross_entropy'],
+        'test_loss': scores['loss'],
+        'train_loss': _last(history, 'loss'),
+        'train_accuracy': _last(history, 'accuracy'),
+        'epochs_run': len(durations),
+        'resumed_from_epoch': (config.epochs - len(durations)
+                               if config.epochs else 0),
+        'images_per_second': _images_per_second(durations, steps,
+                                                config.batch_size),
+        'versions': _versions(),
+    }
+    if 'top5_accuracy' in scores:
+        metrics['test_top5_accuracy'] = scores['top5_accuracy']
+    return metrics
+
+
+def _last(history, key):
+    if history is None or not history.history.get(key):
+        return None
+    return float(history.history[key][-1])
 
 
 def run_training(config, strategy=None, callbacks=()):
@@ -193,20 +245,13 @@ def run_training(config, strategy=None, callbacks=()):
 
     keras.utils.set_random_seed(config.seed)
     strategy = strategy or tf.distribute.get_strategy()
-    train_data = data.load_train_data(_data_config(config), strategy)
-    info = train_data.info
-    if (info.image_size, info.num_classes) != (arch.image_size,
-                                               arch.num_classes):
-        raise UserError(f'architecture is for {arch.image_size}px images '
-                        f'and {arch.num_classes} classes, the data for '
-                        f'{info.image_size}px and {info.num_classes}')
-    train = _one_hot(train_data.train, info.num_classes)
-    evaluation = _one_hot(train_data.eval, info.num_classes)
-    steps = train_data.steps_per_epoch
-    with recipes.precision_policy(config.mixed_precision), strategy.scope():
+    train_data, train, evaluation = _load_data(config, arch, strategy)
+    info, steps = train_data.info, train_data.steps_per_epoch
+    precision = recipes.precision_policy(config.mixed_precision)
+    with precision, strategy.scope():
         model = build_model(arch, name=config.arch_name,
-                                       dropout=config.dropout,
-                                       drop_path_rate=config.drop_path_rate)
+                            dropout=config.dropout,
+                            drop_path_rate=config.drop_path_rate)
         if config.inherit_weights:
             # Before anything is written: weights that do not fit fail here.
             weights_lib.load_weights(model, config.inherit_weights)
@@ -218,10 +263,10 @@ def run_training(config, strategy=None, callbacks=()):
             plain, inherited = _inherited_estimate(
                 arch, config, train, evaluation, info.num_classes)
             model.set_weights(plain.get_weights())
-            before = inherited['accuracy_before_recalibration']
             log(f'inherited weights {config.inherit_weights}: eval accuracy '
                 f'{inherited["accuracy"]:.4f} after batch-norm '
-                f'recalibration ({before:.4f} before)')
+                'recalibration '
+                f'({inherited["accuracy_before_recalibration"]:.4f} before)')
         _compile(model, config, steps, info.num_classes)
     cost = counting.arch_cost(arch).total
     log(f'training {config.arch_name} ({counting.human(cost.macs)} MACs, '
@@ -238,41 +283,18 @@ def run_training(config, strategy=None, callbacks=()):
                             steps_per_epoch=steps,
                             callbacks=run_callbacks + list(callbacks),
                             verbose=config.verbose, shuffle=False)
+    fit_seconds = time.perf_counter() - fit_start
+    recalibrated = 0
+    if config.epochs:
         with recipes.precision_policy(config.mixed_precision), \
                 strategy.scope():
-            plain = _recalibrated(arch, model, train, config)
-        model.set_weights(plain.get_weights())
-    fit_seconds = time.perf_counter() - fit_start
+            recalibrated = _recalibrate(model, arch, train, config)
     scores = _evaluate(model, evaluation)
     model.save(os.path.join(config.output_dir, MODEL_FILE))
-    metrics = {
-        'architecture': config.arch,
-        'arch_name': config.arch_name,
-        'dataset': config.dataset,
-        'eval_split': info.eval_split,
-        'num_train': info.num_train,
-        'num_eval': info.num_eval,
-        'macs': int(cost.macs),
-        'params': int(cost.params),
-        'epochs': config.epochs,
-        'bn_recalibration_batches': min(config.bn_recalibration_batches,
-                                        steps),
-        'test_accuracy': scores['accuracy'],
-        'test_cross_entropy': scores['cross_entropy'],
-        'test_loss': scores['loss'],
-        **({'test_top5_accuracy': scores['top5_accuracy']}
-           if 'top5_accuracy' in scores else {}),
-        'train_loss': _last(history, 'loss'),
-        'train_accuracy': _last(history, 'accuracy'),
-        'epochs_run': len(timer.durations),
-        'resumed_from_epoch': config.epochs - len(timer.durations)
-        if config.epochs else 0,
-        'train_seconds': fit_seconds,
-        'wall_seconds': time.perf_counter() - start,
-        'images_per_second': _images_per_second(
-            timer.durations, steps, config.batch_size),
-        'versions': _versions(),
-    }
+    metrics = _metrics(config, info, scores, history, timer.durations, steps)
+    metrics.update(bn_recalibration_batches=recalibrated,
+                   train_seconds=fit_seconds,
+                   wall_seconds=time.perf_counter() - start)
     if inherited:
         metrics['inherited'] = inherited
     run_dir.write_json(os.path.join(config.output_dir,
@@ -285,9 +307,3 @@ def run_training(config, strategy=None, callbacks=()):
            if inherited else '')
         + f'; {fit_seconds:.0f}s training, wrote {config.output_dir}')
     return metrics
-
-
-def _last(history, key):
-    if history is None or not history.history.get(key):
-        return None
-    return float(history.history[key][-1])
