@@ -31,7 +31,7 @@ class TrainConfig:
     dataset: str = 'digits'
     data_dir: str = None
     image_size: int = 32
-    epochs: int = 8
+    epochs: int = 6
     batch_size: int = 64
     learning_rate: float = 0.1
     momentum: float = 0.9

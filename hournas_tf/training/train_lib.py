@@ -6,10 +6,10 @@
 2. Data: all of the training split (augmented, optional cutout) and the
    eval split, labels one-hot.
 3. The model is `build_model(arch)` with the run's dropout and stochastic
-   depth. With inherited weights, a plain twin (no dropout, no stochastic
-   depth) loads them, its batch-norm statistics are recalibrated on
-   training batches and it is evaluated: the quick estimate. Its weights
-   then start the training.
+   depth. With inherited weights (checked layer by layer first), a plain
+   `build_model(arch)` loads them, its batch-norm statistics are
+   recalibrated on training batches and it is evaluated: the quick
+   estimate. Its weights then start the training.
 4. `model.fit` with the recipe (`recipes.py`) and the callbacks
    (`callbacks.py`); with EMA the averaged weights replace the trained ones
    at the end.
@@ -114,7 +114,7 @@ def _compile(model, config, steps_per_epoch, num_classes):
 
 
 def _evaluate(model, dataset):
-    """{metric: value} of `model` on `dataset`, with `loss` renamed."""
+    """{metric name: value} of `model` on `dataset`."""
     results = model.evaluate(dataset, verbose=0, return_dict=True)
     return {k: float(v) for k, v in results.items()}
 
