@@ -269,10 +269,11 @@ def run_training(config, strategy=None, callbacks=()):
                 f'({inherited["accuracy_before_recalibration"]:.4f} before)')
         _compile(model, config, steps, info.num_classes)
     cost = counting.arch_cost(arch).total
-    log(f'training {config.arch_name} ({counting.human(cost.macs)} MACs, '
-        f'{counting.human(cost.params)} params) on {config.dataset}: '
-        f'{info.num_train} images, {steps} steps x {config.epochs} epochs, '
-        f'batch {config.batch_size}')
+    if config.epochs:
+        log(f'training {config.arch_name} ({counting.human(cost.macs)} '
+            f'MACs, {counting.human(cost.params)} params) on '
+            f'{config.dataset}: {info.num_train} images, {steps} steps x '
+            f'{config.epochs} epochs, batch {config.batch_size}')
     run_callbacks = callbacks_lib.make_callbacks(
         config.output_dir, ema=config.ema_momentum > 0)
     timer = run_callbacks[-1]
@@ -305,5 +306,6 @@ def run_training(config, strategy=None, callbacks=()):
         f'{info.num_eval} images of the {info.eval_split} split'
         + (f' (inherited weights alone: {inherited["accuracy"]:.4f})'
            if inherited else '')
-        + f'; {fit_seconds:.0f}s training, wrote {config.output_dir}')
+        + (f'; {fit_seconds:.0f}s training' if config.epochs else '')
+        + f'; wrote {config.output_dir}')
     return metrics
