@@ -10,16 +10,7 @@ The flag defaults are the embedded digits run (a few minutes on a laptop
 CPU); the paper's recipes are flagfiles in configs/ (docs/train.md).
 """
 
-import contextlib
-import os
-import sys
-
-# See hournas_tf/search.py; TensorFlow 2.21 also writes C++ start-up lines
-# before its logging is set up, which `import_tensorflow_quietly` drops.
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-
 from absl import flags
-from absl import logging
 
 from hournas_tf import errors
 from hournas_tf.errors import UserError
@@ -128,33 +119,9 @@ def config_from_flags(f):
     return config, shape
 
 
-@contextlib.contextmanager
-def _stderr_to_devnull():
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-def import_tensorflow_quietly():
-    """Imports TensorFlow with its C++ start-up lines (CUDA, oneDNN)
-    dropped; an import error is still raised."""
-    with _stderr_to_devnull():
-        import tensorflow  # noqa: F401
-
-
 def main(argv):
     if len(argv) > 1:
         raise UserError(f'unexpected arguments {argv[1:]}; use --flags')
-    if not flags.FLAGS['verbosity'].present:
-        # tfds and TensorFlow log INFO and deprecation lines through absl.
-        logging.set_verbosity(logging.ERROR)
     config, shape = config_from_flags(flags.FLAGS)
     if flags.FLAGS.dry_run:
         train_lib.dry_run(config, shape)
@@ -163,10 +130,9 @@ def main(argv):
     config_lib.check_config(config)
     train_lib.check_batch(config, shape.num_train)
     run_dir.check_output_dir(config)
-    import_tensorflow_quietly()
     train_lib.run_training(config, strategies.make_strategy(config.strategy))
 
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main)
+    errors.run(main, show_logs=lambda f: f.verbose >= 2)

@@ -215,7 +215,8 @@ def test_output_dir_rules(tmp_path):
     assert run_dir.check_output_dir(config) == run_dir.NEW
     os.makedirs(config.output_dir)
     assert run_dir.check_output_dir(config) == run_dir.NEW  # empty
-    run_dir.create_output_dir(config)
+    with run_dir.output_folder(config, run_dir.NEW) as output:
+        output.keep()
     assert run_dir.check_output_dir(config) == run_dir.RESUME
     assert run_dir.check_output_dir(
         dataclasses.replace(config, verbose=0)) == run_dir.RESUME
@@ -235,6 +236,25 @@ def test_output_dir_rules(tmp_path):
         run_dir.check_output_dir(_config(output_dir=str(other)))
     with pytest.raises(UserError, match='is a file'):
         run_dir.check_output_dir(_config(output_dir=str(other / 'notes.txt')))
+
+
+def test_output_folder_is_removed_only_when_new_and_not_kept(tmp_path):
+    config = _config(output_dir=str(tmp_path / 'a' / 'run'))
+    with pytest.raises(UserError, match='data not found'):
+        with run_dir.output_folder(config, run_dir.NEW):
+            assert json.loads((tmp_path / 'a' / 'run' / 'train_config.json'
+                               ).read_text())['epochs'] == 2
+            raise UserError('data not found')
+    assert not (tmp_path / 'a').exists()
+    with pytest.raises(RuntimeError, match='crash'):
+        with run_dir.output_folder(config, run_dir.NEW) as output:
+            output.keep()
+            raise RuntimeError('crash in training')
+    assert (tmp_path / 'a' / 'run' / 'train_config.json').is_file()
+    with pytest.raises(UserError, match='again'):
+        with run_dir.output_folder(config, run_dir.RESUME):
+            raise UserError('failed again')
+    assert (tmp_path / 'a' / 'run' / 'train_config.json').is_file()
 
 
 def test_default_output_dir_and_write_json(tmp_path):
@@ -445,14 +465,6 @@ def test_dry_run_reports_costs_and_steps(capsys):
     assert 'nothing trained' in out
 
 
-def test_import_tensorflow_quietly():
-    train.import_tensorflow_quietly()
-    import sys
-
-    assert 'tensorflow' in sys.modules
-    os.write(2, b'')  # stderr is open again
-
-
 @pytest.mark.parametrize('name, arch, steps', [
     ('train_fbnet_imagenet.flags', 'fbnet_b', 1281167 // 512),
     ('train_efficientnet_imagenet.flags', 'efficientnet_b0', None),
@@ -589,7 +601,7 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, digits_dir):
     config = _config(data_dir=digits_dir, epochs=3, batch_size=128,
                      output_dir=str(tmp_path / 'run'), ema_momentum=0.9,
                      drop_path_rate=0.2, dropout=0.1, cutout=4, verbose=0)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match='stopped by the test'):
         train_lib.run_training(config, callbacks=[_StopAfterEpoch(0)])
     assert len(callbacks_lib.read_history(config.output_dir)) == 1
     assert (tmp_path / 'run' / 'backup').is_dir()
@@ -597,7 +609,7 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, digits_dir):
     with pytest.raises(UserError, match='other settings'):
         train_lib.run_training(dataclasses.replace(config, epochs=4))
     recorder = _EpochRecorder()
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match='after fit'):
         train_lib.run_training(config,
                                callbacks=[recorder, _StopAtTrainEnd()])
     assert recorder.epochs == [1, 2]

@@ -1,16 +1,20 @@
 """The output folder of a training run: new, resumed, or refused (pure).
 
-A folder is used for a new run when it does not exist or is empty. A
-folder holding `train_config.json` with the same settings and no
-`metrics.json` is an interrupted run: it resumes (BackupAndRestore). Any
-other folder is refused and left as it is: a finished run, a run with other
-settings, or something that is not a training run.
+A folder is used for a new run when it does not exist or is empty; it is
+removed again when the run fails before training starts
+(`hournas_tf.output_dir`). A folder holding `train_config.json` with the
+same settings and no `metrics.json` is an interrupted run: it resumes
+(BackupAndRestore) and is never removed. Any other folder is refused and
+left as it is: a finished run, a run with other settings, or something
+that is not a training run.
 """
 
+import contextlib
 import datetime
 import json
 import os
 
+from hournas_tf import output_dir
 from hournas_tf.errors import UserError
 from hournas_tf.training import config as config_lib
 
@@ -39,8 +43,7 @@ def check_output_dir(config):
     if not os.path.exists(path):
         return NEW
     if not os.path.isdir(path):
-        raise UserError(f'output_dir {path!r} is a file; '
-                        f'{_unchanged(path, False)}')
+        output_dir.check_new(path)  # A file: raises.
     if not os.listdir(path):
         return NEW
     stored_path = os.path.join(path, CONFIG_FILE)
@@ -67,11 +70,23 @@ def check_output_dir(config):
     return RESUME
 
 
-def create_output_dir(config):
-    """Creates the folder and writes train_config.json."""
-    os.makedirs(config.output_dir, exist_ok=True)
-    write_json(os.path.join(config.output_dir, CONFIG_FILE),
-               config_lib.to_json(config))
+@contextlib.contextmanager
+def output_folder(config, state):
+    """Yields the run's `output_dir.OutputDir` with train_config.json in it.
+
+    NEW: the folder is created, and removed again if the block raises
+    before `keep()` (call it when training starts). RESUME: the
+    interrupted run's folder, kept whatever happens.
+    """
+    if state == NEW:
+        with output_dir.new_output_dir(config.output_dir) as output:
+            write_json(os.path.join(config.output_dir, CONFIG_FILE),
+                       config_lib.to_json(config))
+            yield output
+    else:
+        output = output_dir.OutputDir(config.output_dir)
+        output.keep()
+        yield output
 
 
 def write_json(path, data):

@@ -2,7 +2,8 @@
 `dry_run(config, shape)`.
 
 1. The output folder is checked (new, or an interrupted run of the same
-   settings to resume; anything else is refused before it changes).
+   settings to resume; anything else is refused before it changes). A new
+   folder is removed again if the run fails before training starts.
 2. Data: all of the training split (augmented, optional cutout) and the
    eval split, labels one-hot.
 3. The model is `build_model(arch)` with the run's dropout and stochastic
@@ -226,40 +227,19 @@ def _last(history, key):
     return float(history.history[key][-1])
 
 
-def run_training(config, strategy=None, callbacks=()):
-    """Trains `config.arch`; returns the dict written to metrics.json.
-
-    `callbacks` are added after the run's own (see `callbacks.py`).
-    """
-    start = time.perf_counter()
-    config_lib.check_config(config)
-    state = run_dir.check_output_dir(config)
-    arch = _architecture(config)
-    import keras
-    import tensorflow as tf
-
+def _prepare_model(config, arch, strategy, train, evaluation, info, steps):
+    """(compiled model, inherited-weight estimate or None)."""
     from hournas_tf.blocks.model import build_model
-    from hournas_tf.training import callbacks as callbacks_lib
     from hournas_tf.training import recipes
     from hournas_tf.training import weights as weights_lib
 
-    keras.utils.set_random_seed(config.seed)
-    strategy = strategy or tf.distribute.get_strategy()
-    train_data, train, evaluation = _load_data(config, arch, strategy)
-    info, steps = train_data.info, train_data.steps_per_epoch
-    precision = recipes.precision_policy(config.mixed_precision)
-    with precision, strategy.scope():
+    with recipes.precision_policy(config.mixed_precision), strategy.scope():
         model = build_model(arch, name=config.arch_name,
                             dropout=config.dropout,
                             drop_path_rate=config.drop_path_rate)
-        if config.inherit_weights:
-            # Before anything is written: weights that do not fit fail here.
-            weights_lib.load_weights(model, config.inherit_weights)
-        run_dir.create_output_dir(config)
-        if state == run_dir.RESUME:
-            log(f'resuming the interrupted run in {config.output_dir}')
         inherited = None
         if config.inherit_weights:
+            weights_lib.load_weights(model, config.inherit_weights)
             plain, inherited = _inherited_estimate(
                 arch, config, train, evaluation, info.num_classes)
             model.set_weights(plain.get_weights())
@@ -268,6 +248,36 @@ def run_training(config, strategy=None, callbacks=()):
                 'recalibration '
                 f'({inherited["accuracy_before_recalibration"]:.4f} before)')
         _compile(model, config, steps, info.num_classes)
+    return model, inherited
+
+
+def run_training(config, strategy=None, callbacks=()):
+    """Trains `config.arch`; returns the dict written to metrics.json.
+
+    `callbacks` are added after the run's own (see `callbacks.py`). A new
+    output folder is removed again when the run fails before training
+    starts (bad data, weights that do not fit).
+    """
+    start = time.perf_counter()
+    config_lib.check_config(config)
+    state = run_dir.check_output_dir(config)
+    arch = _architecture(config)
+    import keras
+    import tensorflow as tf
+
+    from hournas_tf.training import callbacks as callbacks_lib
+    from hournas_tf.training import recipes
+
+    with run_dir.output_folder(config, state) as output:
+        if state == run_dir.RESUME:
+            log(f'resuming the interrupted run in {config.output_dir}')
+        keras.utils.set_random_seed(config.seed)
+        strategy = strategy or tf.distribute.get_strategy()
+        train_data, train, evaluation = _load_data(config, arch, strategy)
+        info, steps = train_data.info, train_data.steps_per_epoch
+        model, inherited = _prepare_model(config, arch, strategy, train,
+                                          evaluation, info, steps)
+        output.keep()  # Training starts: a failure now keeps the folder.
     cost = counting.arch_cost(arch).total
     if config.epochs:
         log(f'training {config.arch_name} ({counting.human(cost.macs)} '
