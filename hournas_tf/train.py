@@ -88,8 +88,10 @@ def define_flags():
     flags.DEFINE_bool('dry_run', False, 'Print the resolved settings, the '
                       "model's MACs/params and the steps per epoch; train "
                       'nothing.')
-    flags.DEFINE_integer('verbose', d.verbose, 'Keras fit verbosity (0, 1, '
-                         '2).')
+    flags.DEFINE_integer('verbose', d.verbose, 'Keras fit verbosity: 0 '
+                         'quiet, 1 progress bars, 2 one line per epoch and '
+                         'the log lines of TensorFlow, absl and '
+                         'tensorflow-datasets (held back otherwise).')
 
 
 def config_from_flags(f):
