@@ -1,7 +1,7 @@
 """Prints the learning curves and results of search runs as markdown.
 
     python tools/search_summary.py runs/demo
-    python tools/search_summary.py runs/s0 runs/s1 runs/s2   # seeds side by side
+    python tools/search_summary.py runs/s0 runs/s1 runs/s2   # side by side
 
 Per run and epoch (from `history.jsonl`): training and architecture-split
 accuracy, the share of drawn architectures within tolerance, the smallest
@@ -66,7 +66,8 @@ def result_row(run_dir):
     times = ', '.join(f'{k} {v:.0f} s' for k, v in seconds.items())
     before = search.get('before_repair', {}).get('relative_error', {})
     repaired = search.get('repaired_layers') or []
-    return (f'| {run_dir} | `{arch["string"].split(":", 1)[-1]}` | {_errors(before)} '
+    ops = arch['string'].split(':', 1)[-1]
+    return (f'| {run_dir} | `{ops}` | {_errors(before)} '
             f'| {_errors(search["relative_error"])} '
             f'| {", ".join(map(str, repaired)) or "none"} | {times} |')
 
