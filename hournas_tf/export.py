@@ -48,7 +48,7 @@ def define_flags():
                          'that calibrate the int8 ranges.', lower_bound=1)
     flags.DEFINE_integer('qat_steps', 100, 'Quantization-aware '
                          'fine-tuning steps.', lower_bound=1)
-    flags.DEFINE_float('qat_learning_rate', 1e-4, 'Adam learning rate of '
+    flags.DEFINE_float('qat_learning_rate', 1e-5, 'Adam learning rate of '
                        'the QAT fine-tuning.')
     flags.DEFINE_integer('batch_size', 32, 'Batch size of the QAT '
                          'fine-tuning.', lower_bound=1)

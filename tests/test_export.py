@@ -364,7 +364,7 @@ def test_export_command_writes_checks_and_reports(trained_path, tmp_path):
 def test_export_command_all_formats_pass_the_check(trained_path, tmp_path):
     out = tmp_path / 'export'
     res = run_module('hournas_tf.export', f'--model={trained_path}',
-                     f'--output_dir={out}', '--qat_steps=50')
+                     f'--output_dir={out}')
     assert res.returncode == 0, res.stderr[-3000:] + res.stdout[-3000:]
     data = json.loads((out / 'export_report.json').read_text())
     rows = {r['format']: r for r in data['artifacts']}
@@ -392,7 +392,8 @@ def test_qat_model_is_fully_integer_and_agrees(trained_path, digits,
     images, labels = digits
     config = config_lib.ExportConfig(model=trained_path)
     data = export_lib.load_data(config, model)
-    qat_model, metrics = qat.qat_model(model, data.train, steps=30)
+    qat_model, metrics = qat.qat_model(model, data.train, config.qat_steps,
+                                       config.qat_learning_rate)
     assert 'accuracy' in metrics
     int8 = tflite.convert(qat_model, 'qat_int8')
     assert tflite.float_ops(int8) == []

@@ -44,7 +44,7 @@ class ExportConfig:
     data_dir: str = None
     representative_steps: int = 200
     qat_steps: int = 100
-    qat_learning_rate: float = 1e-4
+    qat_learning_rate: float = 1e-5
     batch_size: int = 32
     check: bool = True
     check_examples: int = 1000

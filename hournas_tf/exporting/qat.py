@@ -50,7 +50,7 @@ def quantize(twin):
         return q.quantize_apply(q.quantize_annotate_model(annotated))
 
 
-def fine_tune(qat_model, dataset, steps, learning_rate=1e-4):
+def fine_tune(qat_model, dataset, steps, learning_rate=1e-5):
     """`steps` Adam steps on (images, labels) batches (repeated)."""
     import tf_keras
 
@@ -63,7 +63,7 @@ def fine_tune(qat_model, dataset, steps, learning_rate=1e-4):
     return {k: float(v[-1]) for k, v in history.history.items()}
 
 
-def qat_model(model, dataset, steps, learning_rate=1e-4):
+def qat_model(model, dataset, steps, learning_rate=1e-5):
     """(fine-tuned QAT tf_keras model, last training metrics) of a
     hournas_tf Keras 3 model."""
     qat = quantize(twins.build_twin(model, 'tf_keras'))
