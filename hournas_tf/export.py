@@ -14,9 +14,6 @@ written to `export_report.json`. Exit code 1 if a file misses its bound.
 import os
 import sys
 
-# TensorFlow's C++ start-up messages would bury the one-line errors.
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-
 from absl import flags
 
 from hournas_tf import errors
@@ -90,20 +87,14 @@ def main(argv):
     config = config_from_flags(flags.FLAGS)
     # Cheap checks first: a bad value fails before TensorFlow loads.
     config_lib.check_config(config)
-    from hournas_tf.exporting import quiet
-
-    with quiet.native_output_silenced():
-        import tensorflow  # noqa: F401 (its native start-up notices)
-    quiet.quiet_python_logging()
     from hournas_tf.exporting import export_lib
 
     report = export_lib.run_export(config)
     failed = [f'{r["format"]} ({r["bound"]})'
               for r in report.get('artifacts', []) if not r['passed']]
     if failed:
-        print(f'deployment check failed: {", ".join(failed)}; see '
-              f'{config.output_dir}/{config_lib.REPORT_FILE}',
-              file=sys.stderr)
+        print(f'deployment check FAILED: {", ".join(failed)}; see '
+              f'{config.output_dir}/{config_lib.REPORT_FILE}', flush=True)
         sys.exit(1)
 
 

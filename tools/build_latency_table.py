@@ -36,8 +36,6 @@ if __package__ in (None, ''):  # Run as `python tools/build_latency_table.py`.
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
         __file__))))
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-
 import numpy as np  # noqa: E402
 from absl import flags  # noqa: E402
 
@@ -212,11 +210,6 @@ def main(argv):
     if f.from_benchmark_csv:
         table = from_csv(space, f)
     else:
-        from hournas_tf.exporting import quiet
-
-        with quiet.native_output_silenced():
-            import tensorflow  # noqa: F401 (its native start-up notices)
-        quiet.quiet_python_logging()
         if f.export_blocks:
             return export_blocks(space, f.export_blocks, f.mode, f.seed)
         table, evaluation = measure(space, f)

@@ -10,6 +10,7 @@ import zipfile
 
 from hournas_tf.errors import UserError
 from hournas_tf.errors import choices
+from hournas_tf.output_dir import check_new
 
 FORMATS = ('saved_model', 'tflite', 'tflite_fp16', 'tflite_int8',
            'tflite_qat')
@@ -87,7 +88,4 @@ def check_config(config):
                         '--weights')
     if not config.output_dir:
         raise UserError('no output_dir given')
-    if os.path.exists(config.output_dir):
-        raise UserError(f'output_dir {config.output_dir} already exists; '
-                        'choose a new --output_dir (nothing in it was '
-                        'touched)')
+    check_new(config.output_dir)

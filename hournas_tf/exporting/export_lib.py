@@ -6,19 +6,18 @@
 2. Loads the dataset where needed: the training split gives the int8
    calibration images and the QAT fine-tuning batches, the eval split the
    images of the deployment check.
-3. Writes each requested format into a new output folder: the TFLite files
-   first (a model that cannot be converted fails fast), then the
-   SavedModel, then QAT. If anything fails the folder is removed, so a
-   failed export leaves nothing behind; an existing folder is refused.
+3. Writes each requested format into a new output folder
+   (`output_dir.new_output_dir`): the TFLite files first (a model that
+   cannot be converted fails fast), then the SavedModel, then QAT. If
+   anything fails the folder is removed, so a failed export leaves nothing
+   behind; an existing non-empty folder is refused.
 4. Runs the deployment check (`report.py`) and writes
    `export_report.json`.
 """
 
-import contextlib
 import dataclasses
 import json
 import os
-import shutil
 import time
 
 import numpy as np
@@ -27,6 +26,7 @@ from hournas_tf.errors import UserError
 from hournas_tf.exporting import config as config_lib
 from hournas_tf.exporting import source
 from hournas_tf.exporting import twins
+from hournas_tf.output_dir import new_output_dir
 
 # Conversion order: fast, and most likely to fail on a bad op, first.
 ORDER = ('tflite', 'tflite_fp16', 'tflite_int8', 'saved_model', 'tflite_qat')
@@ -36,18 +36,6 @@ TFLITE_MODES = {'tflite': 'float32', 'tflite_fp16': 'float16',
 
 def log(message):
     print(f'[hournas] {message}', flush=True)
-
-
-@contextlib.contextmanager
-def new_output_dir(path):
-    """Creates `path` (which must not exist) and removes it again if the
-    block raises."""
-    os.makedirs(path)
-    try:
-        yield path
-    except BaseException:
-        shutil.rmtree(path, ignore_errors=True)
-        raise
 
 
 def load_model(config):

@@ -17,7 +17,6 @@ builtin kernels instead, and the fallback is recorded.
 import numpy as np
 
 from hournas_tf.errors import UserError
-from hournas_tf.exporting import quiet
 
 MODES = ('float32', 'float16', 'int8', 'qat_int8')
 # Ops that mean the file is not a plain builtin model: Flex (TF) and custom
@@ -85,15 +84,13 @@ def convert(model, mode='float32', calibration=None):
 
     if mode not in MODES:
         raise ValueError(f'unknown mode {mode!r}; valid: {MODES}')
-    with quiet.native_output_silenced():
-        converter = tf.lite.TFLiteConverter.from_concrete_functions(
-            [serving_function(model)])
-        _configure(converter, mode, calibration)
-        try:
-            data = converter.convert()
-        except Exception as e:  # noqa: BLE001 (ConverterError and friends)
-            raise UserError(f'{mode} conversion failed: {_reason(e)}') \
-                from None
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [serving_function(model)])
+    _configure(converter, mode, calibration)
+    try:
+        data = converter.convert()
+    except Exception as e:  # noqa: BLE001 (ConverterError and friends)
+        raise UserError(f'{mode} conversion failed: {_reason(e)}') from None
     check_builtin(data, mode)
     if mode in ('int8', 'qat_int8'):
         check_integer(data)
@@ -179,20 +176,19 @@ def interpreter(data, threads=1):
     from ai_edge_litert.interpreter import Interpreter
     from ai_edge_litert.interpreter import OpResolverType
 
-    with quiet.native_output_silenced():  # "Created XNNPACK delegate"
-        try:
-            it = Interpreter(model_content=bytes(data), num_threads=threads)
-            it.allocate_tensors()
-            return it, 'xnnpack'
-        except RuntimeError as e:
-            if not _delegate_error(e):
-                raise
-        it = Interpreter(
-            model_content=bytes(data), num_threads=threads,
-            experimental_op_resolver_type=(
-                OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
+    try:
+        it = Interpreter(model_content=bytes(data), num_threads=threads)
         it.allocate_tensors()
-        return it, 'builtin'
+        return it, 'xnnpack'
+    except RuntimeError as e:
+        if not _delegate_error(e):
+            raise
+    it = Interpreter(
+        model_content=bytes(data), num_threads=threads,
+        experimental_op_resolver_type=(
+            OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
+    it.allocate_tensors()
+    return it, 'builtin'
 
 
 def quantize_input(images, detail):
