@@ -333,12 +333,16 @@ def latency_target(space, table):
     return round(low + 0.4 * (high - low), 4)
 
 
-def test_dry_run_proposals_land_on_the_latency_target(tmp_path):
+def latency_search(tmp_path):
+    """(table, its file, a feasible latency target, the run's folder)."""
     space = demo_space()
     table = synthetic_table(space)
     path = write_table(tmp_path / 't.json', table)
-    target = latency_target(space, table)
-    out = tmp_path / 'run'
+    return table, path, latency_target(space, table), tmp_path / 'run'
+
+
+def test_dry_run_proposals_land_on_the_latency_target(tmp_path):
+    _, path, target, out = latency_search(tmp_path)
     res = run_module('hournas_tf.search', '--dry_run',
                      f'--target_latency_ms={target}',
                      f'--latency_table={path}', '--proposal_iters=200',
@@ -352,11 +356,7 @@ def test_dry_run_proposals_land_on_the_latency_target(tmp_path):
 
 @pytest.mark.large
 def test_search_lands_within_3_percent_of_the_latency_target(tmp_path):
-    space = demo_space()
-    table = synthetic_table(space)
-    path = write_table(tmp_path / 't.json', table)
-    target = latency_target(space, table)
-    out = tmp_path / 'run'
+    table, path, target, out = latency_search(tmp_path)
     res = run_module(
         'hournas_tf.search', f'--target_latency_ms={target}',
         f'--latency_table={path}',
