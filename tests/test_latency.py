@@ -235,9 +235,12 @@ def test_build_latency_table_from_a_benchmark_csv(tmp_path):
     assert not res.stderr
     table = latency.load_table(str(out), space)
     assert table.device == 'Pixel' and table.source == 'benchmark_csv'
-    res = run_tool(*args)
-    assert res.returncode == 2 and res.stderr.count('\n') == 1
-    assert 'already exists' in res.stderr
+    for bad, message in ((args, 'already exists'),
+                         (args[:1] + args[2:], 'give --space'),
+                         (args + ('--calibrate=1',), 'at least 2')):
+        res = run_tool(*bad)
+        assert res.returncode == 2 and res.stderr.count('\n') == 1
+        assert res.stderr.startswith('error: ') and message in res.stderr
 
 
 def run_tool(script, *args):

@@ -63,18 +63,24 @@ def _size(num_bytes):
     return f'{num_bytes} B'
 
 
+def _latency_cell(result):
+    if result is None:
+        return f'{"-":>17}'
+    return f'{result["median_ms"]:>9.3f} ({result["spread"]:>4.0%})'
+
+
 def format_table(report):
     """The check as a text table, with the conditions of the timings."""
     threads = report['threads']
     head = (f'{"format":<12} {"file":<22} {"size":>9} {"rel diff":>9} '
             f'{"agree":>6} {"acc":>6} '
-            + ' '.join(f'{f"ms@{t}t":>8}' for t in threads) + '  check')
+            + ' '.join(f'{f"ms@{t}t (spread)":>17}' for t in threads)
+            + '  check')
     lines = [head, f'{"keras":<12} {"":<22} {"":>9} {"":>9} {"":>6} '
              f'{report["keras_accuracy"]:>6.3f}']
     for r in report['artifacts']:
         latency = r.get('latency') or {}
-        cells = [f'{latency[str(t)]["median_ms"]:>8.3f}' if str(t) in
-                 latency else f'{"-":>8}' for t in threads]
+        cells = [_latency_cell(latency.get(str(t))) for t in threads]
         lines.append(
             f'{r["format"]:<12} {r["file"]:<22} {_size(r["bytes"]):>9} '
             f'{r["max_rel_diff"]:>9.1e} {r["top1_agreement"]:>6.3f} '
@@ -85,8 +91,9 @@ def format_table(report):
     lines.append(
         f'{report["examples"]} eval images; latency: LiteRT on '
         f'{report["machine"]["cpu"]}, median of {benchmark.REPEATS} x '
-        f'{benchmark.RUNS} invokes after {benchmark.WARMUP} warm-up, '
-        f'load average {load} on {cores} cores'
+        f'{benchmark.RUNS} invokes after {benchmark.WARMUP} warm-up '
+        '(spread: (max - min) / median of the repeats), load average '
+        f'{load} on {cores} cores'
         + (' (busy machine: the latencies are upper bounds)'
            if benchmark.busy(load) else ''))
     return '\n'.join(lines)
