@@ -385,3 +385,42 @@ def test_retraining_batch_larger_than_the_train_split_is_a_user_error(
     with pytest.raises(UserError, match='batch_size 64 is larger'):
         data.load_train_data(data.DataConfig(
             dataset=f'image_folder:{folder}', image_size=32, batch_size=64))
+
+
+def test_cutout_zeroes_one_clipped_square():
+    image = tf.ones((32, 32, 3))
+    tf.random.set_seed(0)
+    areas = []
+    for _ in range(50):
+        out = preprocessing.cutout(image, 16).numpy()
+        zero = out[..., 0] == 0
+        rows, cols = np.nonzero(zero)
+        assert np.all(out[zero] == 0) and np.all(out[~zero] == 1)
+        # One axis-aligned rectangle, at most 16 x 16, clipped at a border
+        # when smaller.
+        height = rows.max() - rows.min() + 1
+        width = cols.max() - cols.min() + 1
+        assert zero.sum() == height * width
+        assert height <= 16 and width <= 16
+        if height < 16:
+            assert rows.min() == 0 or rows.max() == 31
+        areas.append(zero.sum())
+    assert max(areas) == 256 and min(areas) < 256
+
+
+def test_cutout_only_in_retraining(digits_dir):
+    config = data.DataConfig(dataset='digits', data_dir=digits_dir,
+                             batch_size=32, cutout=16)
+    train = data.load_train_data(config)
+    images, _ = next(iter(train.train))
+    zero_pixels = np.all(images.numpy() == 0, axis=-1).sum(axis=(1, 2))
+    assert np.all(zero_pixels >= 64)  # a square of at least 8 x 8
+    evaluation, _ = next(iter(train.eval))
+    assert np.all(np.all(evaluation.numpy() == 0, axis=-1).sum(
+        axis=(1, 2)) == 0)
+    search = data.load_search_data(config)
+    weights, _ = next(iter(search.weights))
+    assert np.all(np.all(weights.numpy() == 0, axis=-1).sum(
+        axis=(1, 2)) == 0)
+    with pytest.raises(UserError, match='cutout'):
+        data.check_config(data.DataConfig(cutout=-1))

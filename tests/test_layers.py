@@ -21,6 +21,8 @@ LAYERS = [
      19, 13),
     (hl.InvertedResidual, dict(c_in=8, c_out=8, kernel_size=3, expansion=6,
                                cascade=True, always_pw=True), 20, 12),
+    (hl.InvertedResidual, dict(c_in=8, c_out=8, kernel_size=3, expansion=6,
+                               drop_path_rate=0.2), 15, 9),
     (hl.Skip, dict(), 0, 0),
 ]
 
@@ -89,3 +91,39 @@ def test_grouped_conv_equals_keras_grouped_conv():
     ref.set_weights(ours.get_weights())
     assert ours.kernel.shape == (1, 1, 4, 12)
     np.testing.assert_allclose(ours(x), ref(x), atol=1e-5)
+
+
+def test_drop_path_drops_whole_branches_in_training_only():
+    layer = hl.InvertedResidual(8, 8, 3, 6, drop_path_rate=0.5)
+    twin = hl.InvertedResidual(8, 8, 3, 6)
+    x = np.random.default_rng(0).normal(size=(256, 4, 4, 8)).astype(
+        'float32')
+    layer.build(x.shape)
+    twin.build(x.shape)
+    twin.set_weights(layer.get_weights())
+    branch = np.asarray(twin(x, training=True)) - x
+    y = np.asarray(layer(x, training=True))
+    kept = np.isclose(y, x + 2 * branch, atol=1e-4).reshape(256, -1).all(1)
+    dropped = np.isclose(y, x, atol=1e-6).reshape(256, -1).all(1)
+    assert np.all(kept ^ dropped)
+    assert 0.35 < dropped.mean() < 0.65
+    assert np.allclose(layer(x, training=False), twin(x, training=False))
+
+
+def test_build_model_rates_and_weights_do_not_depend_on_them(tmp_path):
+    arch = hournas_tf.get_reference('efficientnet_b0', image_size=32,
+                                    num_classes=10, width_multiplier=0.25)
+    plain = hournas_tf.build_model(arch)
+    regularized = hournas_tf.build_model(arch, dropout=0.4,
+                                         drop_path_rate=0.3)
+    rates = [layer.drop_path_rate for layer in regularized.layers
+             if isinstance(layer, hl.InvertedResidual)]
+    assert rates == pytest.approx([0.3 * i / 16 for i in range(16)])
+    assert regularized.get_layer('dropout').rate == 0.4
+    assert plain.get_layer('dropout').rate == 0.2  # the space's
+    path = str(tmp_path / 'plain.weights.h5')
+    plain.save_weights(path)
+    regularized.load_weights(path)
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3))
+    assert np.allclose(plain.predict(x, verbose=0),
+                       regularized.predict(x, verbose=0), atol=1e-6)

@@ -160,12 +160,17 @@ class InvertedResidual(layers.Layer):
 
     `add_shortcut=False` returns the residual branch F(x) alone (a supernet
     adds x itself: x + w * F(x)); the weights are the same either way.
+
+    `drop_path_rate` (stochastic depth, off by default): in training, the
+    residual branch of each example is dropped with this probability and
+    scaled by 1 / (1 - rate) otherwise; blocks without a residual add (or
+    with `add_shortcut=False`) ignore it.
     """
 
     def __init__(self, c_in, c_out, kernel_size, expansion, strides=1,
                  groups=1, se_ratio=0.0, cascade=False, always_pw=False,
                  activation='relu', bn_momentum=0.99, bn_epsilon=1e-3,
-                 add_shortcut=True, **kwargs):
+                 add_shortcut=True, drop_path_rate=0.0, **kwargs):
         super().__init__(**kwargs)
         self.c_in = c_in
         self.c_out = c_out
@@ -180,8 +185,12 @@ class InvertedResidual(layers.Layer):
         self.bn_momentum = bn_momentum
         self.bn_epsilon = bn_epsilon
         self.add_shortcut = bool(add_shortcut)
+        self.drop_path_rate = drop_path_rate
         self.mid = c_in * expansion
         self.residual = strides == 1 and c_in == c_out
+        self.seed_generator = None
+        if self.residual and drop_path_rate:
+            self.seed_generator = keras.random.SeedGenerator(name='drop_path')
         bn = dict(momentum=bn_momentum, epsilon=bn_epsilon)
         self.pw = None
         if always_pw or expansion != 1:
@@ -243,8 +252,17 @@ class InvertedResidual(layers.Layer):
             x = self.se(x)
         x = self.pwl_bn(self.pwl(x), training=training)
         if self.residual and self.add_shortcut:
+            if training and self.seed_generator is not None:
+                x = self._drop_path(x)
             x = x + inputs
         return x
+
+    def _drop_path(self, x):
+        """Drops the whole branch of an example with `drop_path_rate`."""
+        noise_shape = (ops.shape(x)[0], 1, 1, 1)
+        return keras.random.dropout(x, self.drop_path_rate,
+                                    noise_shape=noise_shape,
+                                    seed=self.seed_generator)
 
     def compute_output_shape(self, input_shape):
         size = [None if d is None else -(-d // self.strides)
@@ -260,7 +278,8 @@ class InvertedResidual(layers.Layer):
                 'activation': self.activation,
                 'bn_momentum': self.bn_momentum,
                 'bn_epsilon': self.bn_epsilon,
-                'add_shortcut': self.add_shortcut}
+                'add_shortcut': self.add_shortcut,
+                'drop_path_rate': self.drop_path_rate}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -274,7 +293,8 @@ class Skip(layers.Layer):
         return input_shape
 
 
-def make_op(space, layer_index, op_name, name=None, add_shortcut=True):
+def make_op(space, layer_index, op_name, name=None, add_shortcut=True,
+            drop_path_rate=0.0):
     """The Keras layer for op `op_name` at searchable layer `layer_index`.
 
     `add_shortcut=False`: the residual branch only (see InvertedResidual).
@@ -290,7 +310,8 @@ def make_op(space, layer_index, op_name, name=None, add_shortcut=True):
         strides=layer.stride, groups=op.groups, se_ratio=op.se_ratio,
         cascade=op.cascade, always_pw=style.always_pw,
         activation=style.activation, bn_momentum=style.bn_momentum,
-        bn_epsilon=style.bn_epsilon, add_shortcut=add_shortcut, name=name)
+        bn_epsilon=style.bn_epsilon, add_shortcut=add_shortcut,
+        drop_path_rate=drop_path_rate, name=name)
 
 
 def make_stem(space, name='stem'):
@@ -306,9 +327,13 @@ def make_head(space, name='head'):
                      style.bn_momentum, style.bn_epsilon, name=name)
 
 
-def make_classifier(space, x, name='classifier'):
-    """Global pooling, dropout and the dense classifier (logits) on `x`."""
+def make_classifier(space, x, name='classifier', dropout=None):
+    """Global pooling, dropout and the dense classifier (logits) on `x`.
+
+    `dropout`: the rate before the classifier (default: the space's).
+    """
     x = layers.GlobalAveragePooling2D(name='pool')(x)
-    if space.dropout:
-        x = layers.Dropout(space.dropout, name='dropout')(x)
+    rate = space.dropout if dropout is None else dropout
+    if rate:
+        x = layers.Dropout(rate, name='dropout')(x)
     return layers.Dense(space.num_classes, name=name)(x)

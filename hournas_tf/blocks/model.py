@@ -6,12 +6,19 @@ from hournas_tf.blocks import layers as hl
 from hournas_tf.spaces.architecture import Architecture
 
 
-def build_model(arch, name=None):
+def build_model(arch, name=None, dropout=None, drop_path_rate=0.0):
     """Returns a functional `keras.Model` for `arch`.
 
     Args:
         arch: an `Architecture` or its compact string.
         name: model name (default: the architecture's name or space).
+        dropout: dropout rate before the classifier (default: the space's).
+        drop_path_rate: stochastic depth of the last searchable layer; layer
+            i of n drops its residual branch with `drop_path_rate * i / n`
+            (EfficientNet's schedule), only in training.
+
+    Dropout and stochastic depth create no weights: the same weights file
+    loads into the model for any rates.
 
     The model takes float32 images of shape (image_size, image_size, 3),
     normalized by `hournas_tf.data.normalize`, and returns logits.
@@ -22,8 +29,10 @@ def build_model(arch, name=None):
     inputs = keras.Input((space.image_size, space.image_size, 3),
                          name='image')
     x = hl.make_stem(space)(inputs)
+    num_layers = len(arch.ops)
     for i, op in enumerate(arch.ops):
-        x = hl.make_op(space, i, op)(x)
+        rate = drop_path_rate * i / num_layers
+        x = hl.make_op(space, i, op, drop_path_rate=rate)(x)
     x = hl.make_head(space)(x)
-    outputs = hl.make_classifier(space, x)
+    outputs = hl.make_classifier(space, x, dropout=dropout)
     return keras.Model(inputs, outputs, name=name or arch.name or arch.space)

@@ -76,6 +76,8 @@ class DataConfig:
     `image_size`: None for the dataset's default (`DEFAULT_IMAGE_SIZE`).
     `batch_size`: the global batch size.
     `cache`: 'auto', 'memory' or 'none'.
+    `cutout`: side of the cutout square in retraining (`load_train_data`);
+    0 is off. The search splits never use it.
     """
 
     dataset: str = 'digits'
@@ -86,6 +88,7 @@ class DataConfig:
     weight_fraction: float = 0.8
     cache: str = 'auto'
     shuffle_buffer: int = 10000
+    cutout: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,6 +198,8 @@ def check_config(config):
         raise UserError(
             f'shuffle_buffer must be positive, got {config.shuffle_buffer}'
         )
+    if int(config.cutout) < 0:
+        raise UserError(f'cutout must be >= 0, got {config.cutout}')
 
 
 def split_ranges(num_examples, weight_fraction, seed):
@@ -410,7 +415,7 @@ def search_split_examples(config):
 
 
 def _pipeline(source, ds, config, *, split, num_examples, batch, augment,
-              shuffle, drop_remainder, strategy, repeat=False):
+              shuffle, drop_remainder, strategy, repeat=False, cutout=0):
     import tensorflow as tf
 
     size = source.info.image_size
@@ -439,12 +444,15 @@ def _pipeline(source, ds, config, *, split, num_examples, batch, augment,
         )
     if repeat:
         ds = ds.repeat()
-    transform = (
-        preprocessing.preprocess_for_train if augment
-        else preprocessing.preprocess_for_eval
-    )
+    if augment:
+        def transform(image):
+            return preprocessing.preprocess_for_train(image, style, size,
+                                                      cutout)
+    else:
+        def transform(image):
+            return preprocessing.preprocess_for_eval(image, style, size)
     ds = ds.map(
-        lambda image, label: (transform(image, style, size), label),
+        lambda image, label: (transform(image), label),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=not shuffle,
     )
@@ -489,7 +497,8 @@ def load_search_data(config, strategy=None):
 
 
 def load_train_data(config, strategy=None):
-    """`TrainData`: all of train (augmented) and the eval split."""
+    """`TrainData`: all of train (augmented, with `config.cutout`) and the
+    eval split."""
     source = _source(config)
     batch, per_replica = _replicas(config, strategy)
     info = source.info
@@ -499,6 +508,7 @@ def load_train_data(config, strategy=None):
         source, source.examples('train', shuffle_files=True), config,
         split='train', num_examples=info.num_train, batch=batch,
         augment=True, shuffle=True, drop_remainder=True, strategy=strategy,
+        cutout=int(config.cutout),
     )
     evaluation = _pipeline(
         source, source.examples('eval'), config, split=info.eval_split,

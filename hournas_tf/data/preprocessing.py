@@ -18,6 +18,11 @@ normalized:
   the scaled image.
 
 Grey images are replicated to 3 channels in all styles.
+
+Cutout (DeVries & Taylor 2017, the paper's CIFAR-10 retraining): an
+optional last training step that zeroes a square of the normalized image
+(zero is the mean colour) at a uniformly random centre, clipped at the
+borders. Only retraining uses it (`DataConfig.cutout`).
 """
 
 import numpy as np
@@ -146,8 +151,27 @@ def _center_crop(image, size):
     return tf.ensure_shape(image, [size, size, 3])
 
 
-def preprocess_for_train(image, style, size):
-    """Augments a decoded image for training; returns normalized float32."""
+def cutout(image, length):
+    """Zeroes a `length` x `length` square of `image` [H, W, C] centred at a
+    uniformly random pixel; the square is clipped at the borders."""
+    import tensorflow as tf
+
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    top = tf.random.uniform([], 0, height, tf.int32) - length // 2
+    left = tf.random.uniform([], 0, width, tf.int32) - length // 2
+    rows = tf.range(height)[:, None]
+    cols = tf.range(width)[None, :]
+    inside = ((rows >= top) & (rows < top + length)
+              & (cols >= left) & (cols < left + length))
+    return image * tf.cast(~inside, image.dtype)[..., None]
+
+
+def preprocess_for_train(image, style, size, cutout_length=0):
+    """Augments a decoded image for training; returns normalized float32.
+
+    `cutout_length` > 0 adds cutout with that square side (after
+    normalization).
+    """
     import tensorflow as tf
 
     _check(style, size)
@@ -156,7 +180,10 @@ def preprocess_for_train(image, style, size):
         image = _random_resized_crop(image, size)
     else:
         image = _pad_crop(_resize(image, size), size, flip=style == 'cifar')
-    return normalize(image)
+    image = normalize(image)
+    if cutout_length:
+        image = cutout(image, int(cutout_length))
+    return image
 
 
 def preprocess_for_eval(image, style, size):

@@ -22,11 +22,16 @@ without proposals. `ProposalParams` is m proposals (m, rows, cols) and the
 proposal sampler pi (m,), eqs. 8-9: stage 2. Plain logits behave as a single
 proposal with probability 1.
 
-`temperature` T is the sampling temperature of the ops: Gumbel-Max draws
-come from softmax(theta / T) (stage 2 uses the proposals' final annealing
-temperature, the distribution they were optimized for). The probabilities
-reported here (`probabilities`, `op_probabilities`, ...) are those of the
-draws, softmax(theta / T).
+`temperature` T is the temperature the logits theta were made for: the
+variables hold phi = theta / T and every draw comes from softmax(phi), the
+distribution theta was optimized for at T (stage 2: the proposals' final
+annealing temperature, `ProposalConfig.tau_end`). The Gumbel-softmax
+relaxation behind the straight-through gradient runs at tau / T, i.e.
+softmax((theta + T g) / tau): dividing the logits by T without it would
+saturate the relaxation and leave no gradient. The optimizer steps on phi,
+whose units are those of the sampled distribution (an Adam step of lr on
+phi is lr x T on theta). `probabilities`, `op_probabilities`, ... are those
+of the draws, softmax(phi).
 """
 
 import keras
@@ -87,9 +92,8 @@ class ArchParams(keras.layers.Layer):
         raise NotImplementedError
 
     def proposal_op_probabilities(self):
-        """np (m, rows, cols): softmax(theta_j / T) of each proposal."""
-        return masked_softmax(self._logits_numpy() / self.temperature,
-                              self.mask)
+        """np (m, rows, cols): softmax(phi_j) of each proposal."""
+        return masked_softmax(self._logits_numpy(), self.mask)
 
     def _logits_numpy(self):
         raise NotImplementedError
@@ -107,10 +111,9 @@ class LogitsParams(ArchParams):
                                      initializer='zeros')
 
     def sample(self, tau, sampler, seed):
-        return sampling.sample(tf.convert_to_tensor(self.theta), tau,
-                               sampler, seed, tf.constant(self.mask),
-                               return_scores=True,
-                               temperature=self.temperature)
+        return sampling.sample(tf.convert_to_tensor(self.theta),
+                               tau / self.temperature, sampler, seed,
+                               tf.constant(self.mask), return_scores=True)
 
     def _masked(self):
         return sampling.masked_logits(tf.convert_to_tensor(self.theta),
@@ -121,7 +124,7 @@ class LogitsParams(ArchParams):
         return tf.one_hot(index, self.mask.shape[1], dtype=self.theta.dtype)
 
     def probabilities(self):
-        return tf.nn.softmax(self._masked() / self.temperature, axis=-1)
+        return tf.nn.softmax(self._masked(), axis=-1)
 
     def proposal_probabilities(self):
         return np.ones(1)
@@ -140,6 +143,7 @@ class ProposalParams(ArchParams):
     def __init__(self, mask, proposals, temperature=1.0, **kwargs):
         super().__init__(mask, temperature, **kwargs)
         proposals = np.asarray(proposals, dtype=np.float32)
+        proposals = proposals / np.float32(self.temperature)
         self.pi_logits = self.add_weight(
             shape=(proposals.shape[0],), initializer='zeros',
             name='pi_logits')
@@ -158,9 +162,9 @@ class ProposalParams(ArchParams):
     def sample(self, tau, sampler, seed):
         weights, _, scores = proposals_lib.ensemble_weights(
             tf.convert_to_tensor(self.pi_logits),
-            tf.convert_to_tensor(self.proposal_logits), tau, sampler, seed,
-            tf.constant(self.mask), return_scores=True,
-            temperature=self.temperature)
+            tf.convert_to_tensor(self.proposal_logits),
+            tau / self.temperature, sampler, seed, tf.constant(self.mask),
+            return_scores=True)
         return weights, scores
 
     def _best(self):
@@ -176,7 +180,7 @@ class ProposalParams(ArchParams):
         pi = tf.nn.softmax(tf.convert_to_tensor(self.pi_logits))
         per = tf.nn.softmax(sampling.masked_logits(
             tf.convert_to_tensor(self.proposal_logits),
-            tf.constant(self.mask)) / self.temperature, axis=-1)
+            tf.constant(self.mask)), axis=-1)
         return tf.tensordot(pi, per, axes=[[0], [0]])
 
     def proposal_probabilities(self):

@@ -284,7 +284,7 @@ def sample_architectures(logits, n, tau, seed, pi=None):
 
 
 def ensemble_weights(pi_logits, proposal_logits, tau, sampler, seed,
-                     mask=None, return_scores=False, temperature=1.0):
+                     mask=None, return_scores=False):
     """Eqs. 8-9: A = sum_i pi_i G(theta_i), differentiable in both.
 
     pi = sample(pi_logits) and A_i = sample(proposal_logits[i]) use the same
@@ -292,9 +292,7 @@ def ensemble_weights(pi_logits, proposal_logits, tau, sampler, seed,
     proposal in the forward pass). `seed` is a shape-[2] int tensor; the
     proposal and op draws use seeds folded from it. Returns (A (rows, cols),
     pi (m,)), plus, with `return_scores`, the perturbed logits of the drawn
-    proposal (see `sampling.sample`). `temperature` is the sampling
-    temperature of the ops (draws from softmax(theta_i / temperature));
-    the proposal itself is drawn from softmax(pi_logits).
+    proposal (see `sampling.sample`).
     """
     sampling.check_sampler(sampler)
     pi_seed = op_seed = None
@@ -305,8 +303,7 @@ def ensemble_weights(pi_logits, proposal_logits, tau, sampler, seed,
         op_seed = tf.random.fold_in(seed, 1)
     pi = sampling.sample(pi_logits, tau, sampler, pi_seed)
     per_proposal, scores = sampling.sample(
-        proposal_logits, tau, sampler, op_seed, mask, return_scores=True,
-        temperature=temperature)
+        proposal_logits, tau, sampler, op_seed, mask, return_scores=True)
     pi = tf.cast(pi, per_proposal.dtype)
     weights = tf.tensordot(pi, per_proposal, axes=[[0], [0]])
     if return_scores:

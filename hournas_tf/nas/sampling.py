@@ -7,10 +7,6 @@ axis = the candidate ops of one layer) into op weights of the same shape:
   one-hot of `argmax(logits + g)`, an exact draw from `softmax(logits)`; the
   backward pass is the gradient of `softmax((logits + g) / tau)`
   (straight-through). `tau` shapes only the gradient.
-  With `temperature` T the noise is T g: the draw comes from
-  softmax(logits / T) while the relaxation stays softmax((logits + T g) /
-  tau), so a sharp sampling distribution (T < 1) does not saturate the
-  gradient the way dividing the logits by T would.
 - `gumbel_softmax` (FBNet): the soft weights `softmax((logits + g) / tau)`;
   every path runs, weighted.
 - `softmax` (DARTS): plain `softmax(logits)`; no noise, `seed` and `tau` are
@@ -67,7 +63,7 @@ def masked_logits(logits, mask):
 
 
 def sample(logits, tau, sampler='gumbel_max', seed=None, mask=None,
-           return_scores=False, temperature=1.0):
+           return_scores=False):
     """Op weights sampled from `logits` (last axis = choices), same shape.
 
     `tau` is the temperature of the Gumbel samplers (ignored by `softmax`);
@@ -77,11 +73,8 @@ def sample(logits, tau, sampler='gumbel_max', seed=None, mask=None,
     must allow at least one choice. 16-bit logits are computed in float32
     and cast back.
 
-    `temperature` (Gumbel samplers) scales the noise: draws come from
-    softmax(logits / temperature); see the module docstring.
-
     With `return_scores`, returns (weights, scores): `scores` are the
-    perturbed logits `logits + T g` without gradient (`softmax`: the logits),
+    perturbed logits `logits + g` without gradient (`softmax`: the logits),
     whose order is the order of a draw without replacement; a mixed layer
     reads its runner-up op from them (the two-path estimator).
     """
@@ -103,8 +96,8 @@ def sample(logits, tau, sampler='gumbel_max', seed=None, mask=None,
         perturbed = logits
     else:
         tau = tf.cast(tau, logits.dtype)
-        perturbed = logits + tf.cast(temperature, logits.dtype) * \
-            gumbel_noise(tf.shape(logits), seed, dtype=logits.dtype)
+        perturbed = logits + gumbel_noise(
+            tf.shape(logits), seed, dtype=logits.dtype)
         soft = tf.nn.softmax(perturbed / tau, axis=-1)
         if sampler == 'gumbel_softmax':
             weights = soft

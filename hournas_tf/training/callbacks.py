@@ -1,0 +1,98 @@
+"""The callbacks of a training run and the files they write.
+
+In `fit` order: BackupAndRestore (`backup/`; kept after `fit` so that a
+run that stops between training and metrics.json resumes without training
+again, and deleted by `run_training` once metrics.json is written),
+SwapEMAWeights (with EMA, so that checkpoints hold the averaged weights),
+ModelCheckpoint best and last (`checkpoints/best.keras`, `last.keras`),
+a CSVLogger (`history.csv`, appended to when a run resumes), TensorBoard
+(`tensorboard/`) and an epoch timer. Keras adds the progress bar.
+
+The best checkpoint is the epoch with the lowest training loss: the eval
+(test) split is never used to choose anything.
+"""
+
+import csv
+import math
+import os
+import time
+
+import keras
+
+BACKUP_DIR = 'backup'
+CHECKPOINT_DIR = 'checkpoints'
+HISTORY_FILE = 'history.csv'
+TENSORBOARD_DIR = 'tensorboard'
+MONITOR = 'loss'
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall time of each epoch run, in seconds (`durations`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.durations = []
+        self._start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.durations.append(time.perf_counter() - self._start)
+
+
+class HistoryLogger(keras.callbacks.CSVLogger):
+    """history.csv: a row per epoch with the training metrics and the
+    learning rate at the epoch's end; appended to when a run resumes.
+    (Unlike CSVLogger, no empty `val_` columns: nothing is validated.)"""
+
+    def __init__(self, filename):
+        super().__init__(filename, append=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        logs['learning_rate'] = float(keras.ops.convert_to_numpy(
+            self.model.optimizer.learning_rate))
+        if self.keys is None:
+            self.keys = sorted(logs)
+        super().on_epoch_end(epoch, logs)
+
+
+def read_history(output_dir):
+    """The rows of history.csv as dicts of floats ([] when absent)."""
+    path = os.path.join(output_dir, HISTORY_FILE)
+    if not os.path.isfile(path):
+        return []
+    with open(path, newline='') as f:
+        return [{k: float(v) for k, v in row.items()}
+                for row in csv.DictReader(f)]
+
+
+def best_so_far(output_dir):
+    """The lowest training loss history.csv records (inf without one)."""
+    losses = [row[MONITOR] for row in read_history(output_dir)
+              if MONITOR in row]
+    return min(losses, default=math.inf)
+
+
+def make_callbacks(output_dir, ema=False):
+    """The run's callbacks; the last one is the `EpochTimer`."""
+    checkpoints = os.path.join(output_dir, CHECKPOINT_DIR)
+    best = best_so_far(output_dir)
+    callbacks = [keras.callbacks.BackupAndRestore(
+        os.path.join(output_dir, BACKUP_DIR), delete_checkpoint=False)]
+    if ema:
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    callbacks += [
+        keras.callbacks.ModelCheckpoint(
+            os.path.join(checkpoints, 'best.keras'), monitor=MONITOR,
+            mode='min', save_best_only=True,
+            initial_value_threshold=None if math.isinf(best) else best),
+        keras.callbacks.ModelCheckpoint(
+            os.path.join(checkpoints, 'last.keras')),
+        HistoryLogger(os.path.join(output_dir, HISTORY_FILE)),
+        keras.callbacks.TensorBoard(
+            os.path.join(output_dir, TENSORBOARD_DIR), write_graph=False),
+        EpochTimer(),
+    ]
+    return callbacks
