@@ -184,8 +184,8 @@ def test_fit_vital_ops_restores_feasibility():
     targets = {'macs': 120e6, 'params': 3.3e6}
     with pytest.raises(UserError, match='outside the feasible range'):
         search_lib.optimize(space, [i for i in range(22) if i not in big], big,
-                          config_lib.SearchConfig(targets=targets), '/tmp',
-                          'x')
+                            config_lib.SearchConfig(targets=targets),
+                            '/tmp/x.png')
     ops, changed = vital_policy.fit_vital_ops(space, big, targets)
     assert changed
     nonvital = [i for i in range(22) if i not in ops]
