@@ -21,7 +21,8 @@ are listed in a hashed order, a window is a random sample; tfds reads only
 the shards it needs (`train[a:b]+train[c:d]` split slicing).
 
 Pipelines. Examples are decoded, cached in memory when `cache` says so
-(`auto`: when the decoded split is estimated below `CACHE_LIMIT_BYTES`),
+(`auto`: when the decoded split is estimated below `CACHE_LIMIT_BYTES`;
+the cache is filled when the pipeline is made, see `_filled_cache`),
 shuffled (training and architecture splits), preprocessed in a parallel
 map (`hournas_tf.data.preprocessing`; the weights and retraining splits use
 training augmentation, the architecture and eval splits the deterministic
@@ -435,7 +436,7 @@ def _pipeline(source, ds, config, *, split, num_examples, batch, augment,
         and source.decoded_bytes(num_examples) < CACHE_LIMIT_BYTES
     )
     if cache:
-        ds = ds.cache()
+        ds = _filled_cache(ds)
     if shuffle:
         ds = ds.shuffle(
             min(int(config.shuffle_buffer), num_examples),
@@ -464,6 +465,20 @@ def _pipeline(source, ds, config, *, split, num_examples, batch, augment,
             tf.data.experimental.AutoShardPolicy.DATA
         )
         ds = ds.with_options(options)
+    return ds
+
+
+def _filled_cache(ds):
+    """`ds.cache()` read through once, so every later iterator reads the
+    finished cache. In TF 2.21 an iterator destroyed part-way (a few
+    batches taken, e.g. for batch-norm recalibration) can complete the
+    shared in-memory cache with the elements it had read, and every later
+    epoch then sees only those (tests/test_data.py reproduces it under
+    load)."""
+    import tensorflow as tf
+
+    ds = ds.cache()
+    ds.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1)
     return ds
 
 
