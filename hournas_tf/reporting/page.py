@@ -45,7 +45,8 @@ body { font-family: sans-serif; margin: 1.5em auto; max-width: 1100px;
        color: #222; line-height: 1.4; }
 h1 { font-size: 1.5em; } h2 { border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 2px 8px; text-align: left; }
+th, td { border: 1px solid #ccc; padding: 2px 8px; text-align: left;
+         overflow-wrap: anywhere; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.vital td { background: #fde3c8; }
 img { max-width: 100%; display: block; margin: 0.5em 0; }
