@@ -30,9 +30,9 @@ def define_flags():
     flags.DEFINE_string('model', None, 'A .keras model of a hournas_tf '
                         'architecture (e.g. model.keras of python -m '
                         'hournas_tf.train).')
-    flags.DEFINE_string('arch', None, 'Its architecture as a compact string '
-                        '(default: the arch of train_config.json next to '
-                        'the model).')
+    flags.DEFINE_string('arch', None, 'Its architecture: a reference name '
+                        'or a compact string (default: the arch of '
+                        'train_config.json next to the model).')
     flags.DEFINE_string('arch_file', None, 'Its architecture as a JSON '
                         'file (instead of --arch).')
     flags.DEFINE_string('dataset', 'digits', 'Dataset whose test (eval) '
@@ -50,16 +50,14 @@ def define_flags():
 
 
 def resolve_arch(model_path, arch, arch_file):
-    """The model's `Architecture`: given, or from train_config.json."""
+    """The model's `Architecture`: `--arch` (a reference name or a compact
+    string) or `--arch_file`, else the `arch` of the train_config.json
+    next to the model."""
     from hournas_tf.spaces.architecture import Architecture
-    from hournas_tf.spaces.architecture import load_architecture
+    from hournas_tf.training.resolve import resolve_architecture
 
-    if arch and arch_file:
-        raise UserError('give --arch or --arch_file, not both')
-    if arch_file:
-        return load_architecture(arch_file)
-    if arch:
-        return Architecture.from_string(arch)
+    if arch or arch_file:
+        return resolve_architecture(arch, arch_file)
     path = os.path.join(os.path.dirname(model_path), 'train_config.json')
     if not os.path.isfile(path):
         raise UserError(f'no --arch and no {path}: give the model\'s '
@@ -69,6 +67,7 @@ def resolve_arch(model_path, arch, arch_file):
 
 
 def probabilities(values):
+    """The masking probabilities of `--probabilities`, each in (0, 1]."""
     try:
         ps = [float(v) for v in values]
     except ValueError:
