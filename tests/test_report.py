@@ -343,3 +343,14 @@ def test_a_search_writes_its_report_and_the_command_adds_retraining(
     assert '0.9876' in text and 'model_float32.tflite' in text
     assert arch.to_string() in text
     check_page(browse(out / 'report.html', tmp_path), SEARCH_IMAGES)
+    # The saved stage-2 supernet gives the derived architecture the
+    # weights the search saved for it (arch.weights.h5).
+    import hournas_tf
+    from hournas_tf.nas import restore
+
+    model = hournas_tf.build_model(arch)
+    model.load_weights(str(out / 'arch.weights.h5'))
+    inherited = derive.standalone_model(restore.load_supernet(str(out)),
+                                        arch)
+    for a, b in zip(model.weights, inherited.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)

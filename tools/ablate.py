@@ -119,6 +119,7 @@ def train_config(config, arch, seed, output_dir):
         arch=arch.to_string(), arch_name=arch.name or arch.space,
         dataset=config.search.dataset, data_dir=config.search.data_dir,
         image_size=arch.image_size, epochs=config.train_epochs,
+        warmup_epochs=min(1.0, config.train_epochs / 2),
         batch_size=config.search.batch_size, seed=seed,
         output_dir=output_dir, verbose=0)
 
