@@ -39,6 +39,11 @@ def test_readme_reference_table_is_the_output_of_reference_table_py():
     ('plot_proposals.py', [], 'give --target_macs and/or --target_params'),
     ('plot_proposals.py', ['--target_macs=1e3'],
      'target macs=1K is outside the feasible range [2.188M, 16.99M]'),
+    # Any class count (no data set is read): the targets are checked.
+    ('plot_proposals.py', ['--space=fbnet', '--image_size=224',
+                           '--num_classes=1000', '--width_multiplier=1',
+                           '--target_params=1e3'],
+     "space 'fbnet' at image_size 224: target params=1K is outside"),
     ('plot_proposals.py', ['--target_macs=10e6', '--output=x.jpg'],
      '--output=x.jpg must end in .png'),
     ('plot_proposals.py', ['--target_macs=10e6', '--output=/nonexistent/x.png'],

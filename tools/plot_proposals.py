@@ -82,7 +82,12 @@ def main(argv):
     config = config_from_flags(f)
     from hournas_tf.nas import search_lib
 
-    search_lib.preflight(config)
+    # The search's checks, less the data set's (no data is read here).
+    config_lib.check_config(config)
+    search_lib.whole_space_check(spaces.get_space(
+        config.space, image_size=config.image_size,
+        num_classes=config.num_classes,
+        width_multiplier=config.width_multiplier), config.targets)
     space, vital_ops, searched = search_lib.untrained_plan(config)
     _, _, _, info = search_lib.optimize(space, searched, vital_ops, config,
                                         f.output)
