@@ -67,6 +67,8 @@ def test_readme_reference_table_is_the_output_of_reference_table_py():
      "unknown architecture 'resnet'"),
     ('block_importance.py', ['--model={model}', '--arch=fbnet_b',
                              '--dataset=mnist'], "unknown dataset 'mnist'"),
+    ('block_importance.py', ['--model={model}', '--arch=fbnet_b'],
+     'the model has 1000 classes, digits has 10'),
     # Fails after TensorFlow and tensorflow-datasets are loaded.
     ('bench_input.py', ['--dataset=cifar10', '--data_dir={tmp}'],
      'cifar10 is not prepared in data dir {tmp}'),

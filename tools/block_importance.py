@@ -89,14 +89,20 @@ def main(argv):
         raise UserError(f'model {f.model} does not exist')
     ps = probabilities(f.probabilities)
     arch = resolve_arch(f.model, f.arch, f.arch_file)
-    from hournas_tf import data as data_lib
+    from hournas_tf.training import resolve
 
-    data_lib.parse_dataset_name(f.dataset)
+    # Known data sets' class counts, before TensorFlow loads.
+    shape = resolve.dataset_shape(f.dataset, f.data_dir, arch.image_size,
+                                  arch)
+    if shape.num_classes != arch.num_classes:
+        raise UserError(f'the model has {arch.num_classes} classes, '
+                        f'{f.dataset} has {shape.num_classes}')
     output_dir = f.output_dir or os.path.join(
         os.path.dirname(os.path.abspath(f.model)), 'block_importance')
     import keras
 
     import hournas_tf.blocks.layers  # noqa: F401 (registers the layers)
+    from hournas_tf import data as data_lib
     from hournas_tf.training import block_importance as bi
 
     model = keras.saving.load_model(f.model, compile=False)
@@ -105,11 +111,6 @@ def main(argv):
         dataset=f.dataset, data_dir=f.data_dir, image_size=arch.image_size,
         batch_size=f.batch_size))
     info = train_data.info
-    if (info.image_size, info.num_classes) != (arch.image_size,
-                                               arch.num_classes):
-        raise UserError(f'the model is for {arch.image_size}px images and '
-                        f'{arch.num_classes} classes, {f.dataset} has '
-                        f'{info.image_size}px and {info.num_classes}')
     result = bi.importance(model, arch, train_data.eval, ps,
                            tuple(range(f.seeds)))
     result = {'model': f.model, 'architecture': arch.to_string(),
