@@ -103,6 +103,12 @@ def test_summary_table_and_conclusion(tmp_path):
     [sentence] = ablate.conclusion(rows)
     assert 'did not beat' in sentence and 'not a clear difference' in \
         sentence
+    one = ablate.summarize({v: rs[:1] for v, rs in results.items()},
+                           TARGETS)
+    assert ablate.conclusion(one) == [
+        'HourNAS beat random (uniform, within tolerance) by +5.00% test '
+        'accuracy: no seed spread to judge it by (one seed per row, or '
+        'identical results).']
 
 
 @pytest.mark.parametrize('args, message', [
@@ -155,3 +161,34 @@ def test_one_random_cell_runs_and_makes_the_table(tmp_path):
     assert json.loads((out / 'random' / 'seed0' / 'result.json')
                       .read_text()) == cell
     assert (out / 'ablation.md').read_text() == table
+
+
+@pytest.mark.large
+def test_search_and_best_of_k_cells_on_one_seed(tmp_path):
+    """The default search and the best-of-k baseline, whose random
+    architectures are scored by that search's saved supernet."""
+    out = tmp_path / 'ablation'
+    res = run_python('tools/ablate.py', f'--output_dir={out}',
+                     '--variants=hournas,random_best_of_k', '--seeds=1',
+                     '--search_epochs=1', '--max_steps_per_epoch=2',
+                     '--proposal_iters=50', '--train_epochs=1',
+                     '--random_k=2', timeout=1800)
+    assert res.returncode == 0, res.stderr[-3000:]
+    search = json.loads((out / 'hournas' / 'seed0' / 'result.json')
+                        .read_text())
+    assert search['within_tolerance'] and search['search_seconds'] > 0
+    assert (out / 'hournas' / 'seed0' / 'search' / 'supernet.json').exists()
+    best = json.loads((out / 'random_best_of_k' / 'seed0' / 'result.json')
+                      .read_text())
+    assert len(best['candidates']) == len(best['estimates']) == 2
+    assert all(0 <= e <= 1 for e in best['estimates'])
+    assert best['estimates'][best['chosen']] == max(best['estimates'])
+    assert best['architecture'] == best['candidates'][best['chosen']]
+    # The candidates keep the vital ops the search fixed.
+    vital = json.loads((out / 'hournas' / 'seed0' / 'search' /
+                        'arch.json').read_text())['search']['vital_ops']
+    ops = best['architecture'].split(':')[1].split(',')
+    assert all(ops[int(i) - 1] == op for i, op in vital.items())
+    data = json.loads((out / 'results.json').read_text())
+    assert set(data['rows']) == {'hournas', 'random_best_of_k'}
+    assert data['conclusion'][0].startswith('HourNAS ')

@@ -478,17 +478,19 @@ def conclusion(rows):
         if c is None:
             continue
         label = _label(baseline)[0]
-        spread = (f'{abs(c["difference"]) / c["pooled_sd"]:.1f} pooled '
-                  f'standard deviations' if c['pooled_sd'] else
-                  'no spread')
         verdict = ('beat' if c['difference'] > 0 else 'did not beat')
-        clear = (c['welch_t'] is not None and abs(c['welch_t']) >= 2.0)
+        head = (f'HourNAS {verdict} {label} by {c["difference"]:+.2%} test '
+                'accuracy')
+        if c['welch_t'] is None:
+            out.append(head + ': no seed spread to judge it by (one seed '
+                       'per row, or identical results).')
+            continue
+        clear = abs(c['welch_t']) >= 2.0
         out.append(
-            f'HourNAS {verdict} {label} by {c["difference"]:+.2%} test '
-            f'accuracy ({spread}; Welch t = '
-            + (f'{c["welch_t"]:.2f}' if c['welch_t'] is not None else 'n/a')
-            + '): ' + ('a difference beyond the seed spread.' if clear else
-                       'within the seed spread, not a clear difference.'))
+            head + f' ({abs(c["difference"]) / c["pooled_sd"]:.1f} pooled '
+            f'standard deviations; Welch t = {c["welch_t"]:.2f}): '
+            + ('a difference beyond the seed spread.' if clear else
+               'within the seed spread, not a clear difference.'))
     return out
 
 
