@@ -289,6 +289,16 @@ def test_render_shows_every_section_and_the_numbers(tmp_path):
         run, other))
 
 
+def test_render_notes_what_a_one_stage_search_did_not_write(tmp_path):
+    run = fake_run(str(tmp_path / 'run'))
+    os.remove(os.path.join(run, 'ops_vital.png'))
+    os.remove(os.path.join(run, 'history.jsonl'))
+    text = page.render(page.load_run(run))
+    assert text.count('<img ') == 3
+    assert 'ops_vital.png: not written by this search' in text
+    assert 'history.jsonl missing: no training curves' in text
+
+
 @needs_browser
 def test_write_report_opens_in_a_browser_with_every_section(tmp_path):
     run = fake_run(str(tmp_path / 'run'))
