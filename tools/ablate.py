@@ -1,6 +1,6 @@
 """Ablations of the search and the random-search baseline, as one table.
 
-    python tools/ablate.py                         # digits, about an hour
+    python tools/ablate.py         # digits, the full table (not timed yet)
     python tools/ablate.py --output_dir=runs/ablation --workers=2
     python tools/ablate.py --seeds=5 --search_epochs=6 --train_epochs=6
 
