@@ -630,7 +630,9 @@ def main(argv):
         _write_json(state_path, {'command': command, 'started':
                                  datetime.datetime.now().isoformat(
                                      timespec='seconds')})
-    started = _read_json(state_path)['started']
+    # The table names the command that started it (a rerun resumes it).
+    state = _read_json(state_path)
+    command, started = state['command'], state['started']
     if not f.table_only:
         workers = [subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), *sys.argv[1:],
