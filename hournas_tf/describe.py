@@ -37,6 +37,9 @@ def define_flags():
                        'architecture).')
     flags.DEFINE_bool('json', False, 'Print one JSON object instead of the '
                       'table.')
+    flags.DEFINE_string('latency_table', None, 'A latency table of the '
+                        'space (tools/build_latency_table.py): prints the '
+                        'predicted latency.')
 
 
 def _overrides(values):
@@ -63,8 +66,9 @@ def _m(value):
     return f'{value / 1e6:.2f}M'
 
 
-def describe_arch(arch):
-    """A JSON-ready dict: per-layer rows and totals."""
+def describe_arch(arch, latency=None):
+    """A JSON-ready dict: per-layer rows and totals (and `latency_ms`, the
+    prediction of a latency table)."""
     space = arch.search_space()
     cost = counting.arch_cost(arch)
     vital = set(space.vital_layers)
@@ -104,7 +108,19 @@ def describe_arch(arch):
         'keras_params': total.keras_params,
         'vital_layers': [i + 1 for i in space.vital_layers],
         'layers': rows,
+        **_predicted_latency(space, arch.ops, latency),
     }
+
+
+def _predicted_latency(space, ops, latency):
+    if latency is None:
+        return {}
+    latency.check_space(space)
+    return {'latency_ms': latency.predict_ms(ops),
+            'latency_table': {'threads': latency.threads,
+                              'mode': latency.mode,
+                              'device': latency.device,
+                              'calibrated': bool(latency.calibration)}}
 
 
 def describe_space(space):
@@ -157,6 +173,11 @@ def format_arch(info):
         f'Keras count_params: {info["keras_params"]:,}',
         f'vital layers: {info["vital_layers"]}',
     ]
+    if 'latency_ms' in info:
+        t = info['latency_table']
+        lines.append(f'predicted latency: {info["latency_ms"]:.3f} ms '
+                     f'({t["mode"]}, {t["threads"]} thread(s), '
+                     f'{t["device"]})')
     return '\n'.join(lines)
 
 
@@ -195,11 +216,19 @@ def main(argv):
                             'num_classes': f.num_classes,
                             'width_multiplier': f.width_multiplier})
     if f.space:
+        if f.latency_table:
+            raise UserError('--latency_table goes with --arch or --arch_file')
         info = describe_space(spaces.get_space(f.space, **overrides))
         text = format_space(info)
     else:
         arch = resolve_arch(f.arch, f.arch_file, overrides)
-        info = describe_arch(arch)
+        latency = None
+        if f.latency_table:
+            from hournas_tf.resources import latency as latency_lib
+
+            latency = latency_lib.load_table(f.latency_table,
+                                             arch.search_space())
+        info = describe_arch(arch, latency)
         text = format_arch(info)
     if f.json:
         json.dump(info, sys.stdout, indent=2)

@@ -67,6 +67,11 @@ def define_flags():
     flags.DEFINE_float('target_params', None,
                        'Whole-network trainable-parameter target (e.g. '
                        '4.8e6).')
+    flags.DEFINE_float('target_latency_ms', None, 'Whole-network latency '
+                       'target in ms, predicted by --latency_table.')
+    flags.DEFINE_string('latency_table', None, 'A latency table of the '
+                        'space (tools/build_latency_table.py): makes '
+                        'latency_ms an objective.')
     flags.DEFINE_float('tolerance', 0.03, 'Relative tolerance of "what you '
                        'set is what you get".')
     flags.DEFINE_bool('repair', True, 'Move a derived architecture that '
@@ -140,8 +145,8 @@ def define_flags():
 def config_from_flags(f):
     """A `SearchConfig` from parsed flags."""
     targets = {obj: float(value) for obj, value in (
-        ('macs', f.target_macs), ('params', f.target_params))
-        if value is not None}
+        ('macs', f.target_macs), ('params', f.target_params),
+        ('latency_ms', f.target_latency_ms)) if value is not None}
     if not targets:
         targets = {'macs': DEMO['target_macs'],
                    'params': DEMO['target_params']}
@@ -151,6 +156,7 @@ def config_from_flags(f):
         space=f.space, dataset=f.dataset, data_dir=f.data_dir,
         image_size=f.image_size, num_classes=f.num_classes,
         width_multiplier=f.width_multiplier, targets=targets,
+        latency_table=f.latency_table,
         num_proposals=f.num_proposals, proposal_iters=f.proposal_iters,
         vital_epochs=f.vital_epochs, nonvital_epochs=f.nonvital_epochs,
         max_steps_per_epoch=f.max_steps_per_epoch, batch_size=f.batch_size,

@@ -69,6 +69,8 @@ def test_readme_reference_table_is_the_output_of_reference_table_py():
                              '--dataset=mnist'], "unknown dataset 'mnist'"),
     ('block_importance.py', ['--model={model}', '--arch=fbnet_b'],
      'the model has 1000 classes, digits has 10'),
+    ('search_summary.py', [], 'give one or more search output folders'),
+    ('search_summary.py', ['{tmp}'], 'history.jsonl does not exist'),
     # Fails after TensorFlow and tensorflow-datasets are loaded.
     ('bench_input.py', ['--dataset=cifar10', '--data_dir={tmp}'],
      'cifar10 is not prepared in data dir {tmp}'),
@@ -176,3 +178,31 @@ def test_block_importance_vital_blocks_lose_more_on_digits(tmp_path):
         f"{100 * data['non_vital_mean_drop']:.2f}: vital blocks lose more")
     image = decoded_png(out / 'block_importance.png')
     assert image.shape[1] > 1000 and image.std() > 0.05
+
+
+def test_search_summary_reads_history_and_arch(tmp_path):
+    records = [
+        {'stage': 'vital', 'epoch': 1, 'accuracy': 0.4361, 'arch_accuracy':
+         0.5, 'within_tolerance': 1.0, 'arch_grad_norm': {'4': 2e-3, '6':
+         5e-3}, 'op_probabilities': {'4': {'a': 0.3, 'b': 0.7}, '6': {
+             'a': 0.55, 'b': 0.45}}},
+        {'stage': 'nonvital', 'epoch': 1, 'accuracy': 0.846, 'arch_accuracy':
+         0.886, 'op_probabilities': {'2': {'a': 0.25, 'b': 0.75}}},
+    ]
+    with open(tmp_path / 'history.jsonl', 'w') as f:
+        f.write('\n'.join(json.dumps(r) for r in records) + '\n')
+    arch = {'string': 'demo[image_size=32]:k3_e1,skip', 'search': {
+        'relative_error': {'macs': -0.01, 'params': 0.006},
+        'before_repair': {'relative_error': {'macs': 0.05, 'params': 0.0}},
+        'repaired_layers': [3], 'seconds': {'vital': 103.2, 'total': 498}}}
+    with open(tmp_path / 'arch.json', 'w') as f:
+        json.dump(arch, f)
+    out = run_tool('search_summary.py', str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    rows = [line for line in out.stdout.splitlines() if line.startswith('| ')]
+    assert rows[1] == ('| vital | 1 | 0.436 | 0.500 | 1.00 | 2.0e-03 '
+                       '| 0.55-0.70 |')
+    assert rows[2] == '| nonvital | 1 | 0.846 | 0.886 | - | - | 0.75-0.75 |'
+    assert rows[-1] == (f'| {tmp_path} | `k3_e1,skip` | macs +5.0%, params '
+                        '+0.0% | macs -1.0%, params +0.6% | 3 '
+                        '| vital 103 s, total 498 s |')

@@ -9,6 +9,7 @@ import dataclasses
 from hournas_tf.errors import UserError
 from hournas_tf.errors import choices
 from hournas_tf.resources.counting import OBJECTIVES
+from hournas_tf.resources.latency import OBJECTIVE as LATENCY
 
 SAMPLERS = ('gumbel_max', 'gumbel_softmax', 'softmax')
 
@@ -24,6 +25,7 @@ class SearchConfig:
     num_classes: int = None
     width_multiplier: float = 1.0
     targets: dict = dataclasses.field(default_factory=dict)
+    latency_table: str = None  # a latency table file: `latency_ms` targets
     num_proposals: int = 8
     proposal_iters: int = 1000
     vital_epochs: int = 1
@@ -57,12 +59,15 @@ def check_config(config):
             raise UserError(f'unknown {name} {getattr(config, name)!r}; '
                             f'valid: {choices(SAMPLERS)}')
     if not config.targets:
-        raise UserError('no resource target: give --target_macs and/or '
-                        '--target_params')
+        raise UserError('no resource target: give --target_macs, '
+                        '--target_params and/or --target_latency_ms')
     for obj, value in config.targets.items():
-        if obj not in OBJECTIVES:
+        if obj == LATENCY and not config.latency_table:
+            raise UserError('a latency target needs --latency_table (build '
+                            'one with tools/build_latency_table.py)')
+        if obj not in OBJECTIVES + (LATENCY,):
             raise UserError(f'unknown objective {obj!r}; valid: '
-                            f'{choices(OBJECTIVES)}')
+                            f'{choices(OBJECTIVES + (LATENCY,))}')
         if not value > 0:
             raise UserError(f'target {obj}={value!r} must be > 0')
     if config.vital_ops and not config.vital_first:

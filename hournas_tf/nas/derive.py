@@ -15,6 +15,7 @@ import numpy as np
 from hournas_tf.nas import repair as repair_lib
 from hournas_tf.resources import counting
 from hournas_tf.resources import tables
+from hournas_tf.resources.latency import OBJECTIVE as LATENCY
 from hournas_tf.spaces import architecture as arch_lib
 
 
@@ -24,14 +25,16 @@ def space_params(space):
                 width_multiplier=space.width_multiplier)
 
 
-def evaluate(space, ops_by_layer, targets, tolerance):
+def evaluate(space, ops_by_layer, targets, tolerance, latency=None):
     """(Architecture, report) of one op per layer: `ops`, `achieved`,
-    `relative_error`, `within_tolerance`."""
+    `relative_error`, `within_tolerance` (`latency`: the latency table of a
+    `latency_ms` target)."""
     arch = arch_lib.Architecture(
         space.name, [ops_by_layer[i] for i in range(len(space.layers))],
         **space_params(space))
     total = counting.arch_cost(arch).total
-    achieved = {obj: total.get(obj) for obj in targets}
+    achieved = {obj: latency.predict_ms(arch.ops) if obj == LATENCY
+                else total.get(obj) for obj in targets}
     errors = tables.relative_errors(achieved, targets)
     return arch, {
         'ops': list(arch.ops),
@@ -77,13 +80,15 @@ def derive_one(space, table, searched, fixed_ops, columns, probabilities,
         ops.update({i: space.op_names[c] for i, c in zip(searched, cols)})
         return ops
 
-    arch, before = evaluate(space, ops_of(columns), targets, tolerance)
+    arch, before = evaluate(space, ops_of(columns), targets, tolerance,
+                            table.latency)
     changed = ()
     if repair and not before['within_tolerance']:
         logits = np.log(np.maximum(probabilities, 1e-12))
         columns, changed = repair_lib.repair(table, columns, logits, targets,
                                              tolerance)
-        arch, after = evaluate(space, ops_of(columns), targets, tolerance)
+        arch, after = evaluate(space, ops_of(columns), targets, tolerance,
+                               table.latency)
     else:
         after = before
     entry = {**after, 'before_repair': before,

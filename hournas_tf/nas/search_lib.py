@@ -78,9 +78,20 @@ def _jsonable(value):
     raise TypeError(f'not JSON serializable: {type(value).__name__}')
 
 
-def whole_space_check(space, targets):
+def latency_table(config, space):
+    """The `--latency_table` of `config` checked against `space` (None
+    without one)."""
+    if not config.latency_table:
+        return None
+    from hournas_tf.resources import latency
+
+    return latency.load_table(config.latency_table, space)
+
+
+def whole_space_check(space, targets, latency=None):
     """Fails before training when a target is outside the space's range."""
-    table = tables.resource_table(space, objectives=tuple(targets))
+    table = tables.resource_table(space, objectives=tuple(targets),
+                                  latency=latency)
     try:
         tables.check_targets(table, targets)
     except UserError as e:
@@ -115,7 +126,8 @@ def optimize(space, searched, fixed_ops, config, plot_path):
     from hournas_tf.nas import plots
 
     table = tables.resource_table(space, searched, fixed_ops,
-                                  tuple(config.targets))
+                                  tuple(config.targets),
+                                  latency_table(config, space))
     tables.check_targets(table, config.targets)
     pconfig = _proposals().ProposalConfig(
         num_proposals=config.num_proposals, iters=config.proposal_iters,
@@ -184,7 +196,8 @@ def untrained_plan(config):
     if not config.vital_first:
         return space, {}, list(range(len(space.layers)))
     vital_ops = resolve_vital_ops(space, config.vital_ops or 'max')
-    vital_ops, changed = fit_vital_ops(space, vital_ops, config.targets)
+    vital_ops, changed = fit_vital_ops(space, vital_ops, config.targets,
+                                       latency=latency_table(config, space))
     log('vital ops (no training): ' + ', '.join(
         f'L{i + 1} {op}' for i, op in vital_ops.items())
         + (f' (changed to stay feasible: {changed})' if changed else ''))
@@ -326,10 +339,12 @@ def preflight(config):
     if kind in KNOWN_NUM_CLASSES:
         check_num_classes(config, KNOWN_NUM_CLASSES[kind])
     space = _space(config)
-    whole_space_check(space, config.targets)
+    latency = latency_table(config, space)
+    whole_space_check(space, config.targets, latency)
     if config.vital_first:
         fit_vital_ops(space, resolve_vital_ops(
-            space, config.vital_ops or 'max'), config.targets)
+            space, config.vital_ops or 'max'), config.targets,
+            latency=latency)
 
 
 def _supernet_config(config, sampler, steps, alpha, temperature=1.0):
@@ -349,8 +364,10 @@ def _stage1_budget(space, vital, config):
     from hournas_tf.nas import budget as budget_lib
 
     objectives = tuple(config.targets)
-    table = tables.resource_table(space, vital, {}, objectives)
-    rest = tables.resource_table(space, _nonvital(space), {}, objectives)
+    latency = latency_table(config, space)
+    table = tables.resource_table(space, vital, {}, objectives, latency)
+    rest = tables.resource_table(space, _nonvital(space), {}, objectives,
+                                 latency)
     free = {obj: tables.free_range(rest, obj) for obj in objectives}
     return budget_lib.Budget(table, config.targets, config.tolerance, free)
 
@@ -399,7 +416,7 @@ def _run_search(config, strategy, output):
                              num_classes=info.num_classes,
                              width_multiplier=config.width_multiplier)
     _log_space(space)
-    whole_space_check(space, config.targets)
+    whole_space_check(space, config.targets, latency_table(config, space))
     search_data = data_lib.load_search_data(data_config, strategy)
     log(f'data {config.dataset}: {search_data.num_weight_examples} images '
         f'for weights, {search_data.num_arch_examples} for architecture '
@@ -435,8 +452,9 @@ def _run_search(config, strategy, output):
         vital_ops, vital_probs = {}, None
     changed_vital = []
     if vital_ops:
-        vital_ops, changed_vital = fit_vital_ops(space, vital_ops,
-                                                 config.targets, vital_probs)
+        vital_ops, changed_vital = fit_vital_ops(
+            space, vital_ops, config.targets, vital_probs,
+            latency_table(config, space))
         log('vital ops: ' + ', '.join(f'L{i + 1} {op}'
                                       for i, op in vital_ops.items())
             + (f' (changed to keep the targets reachable: '

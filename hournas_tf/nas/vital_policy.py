@@ -35,20 +35,22 @@ def resolve_vital_ops(space, spec):
     return dict(zip(vital, spec))
 
 
-def fit_vital_ops(space, vital_ops, targets, probabilities=None):
+def fit_vital_ops(space, vital_ops, targets, probabilities=None,
+                  latency=None):
     """Keeps the targets reachable by the non-vital layers.
 
     If the fixed vital ops make a target infeasible for the rest of the
     network, the vital op change that most reduces the violation (ties: the
     most probable op) is applied until every target is feasible. Returns the
-    (possibly changed) ops and the changed layer indices.
+    (possibly changed) ops and the changed layer indices. `latency`: the
+    latency table of a `latency_ms` target.
     """
     nonvital = [i for i in range(len(space.layers)) if i not in vital_ops]
     ops = dict(vital_ops)
 
     def violation(candidate_ops):
         table = tables.resource_table(space, nonvital, candidate_ops,
-                                        tuple(targets))
+                                        tuple(targets), latency)
         total = 0.0
         for obj, target in targets.items():
             lo, hi = tables.feasible_range(table, obj)

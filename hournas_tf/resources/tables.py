@@ -3,7 +3,8 @@
 A `ResourceTable` holds, for some searchable layers (rows) and the space's op
 vocabulary (columns), the cost of every candidate for each objective, plus the
 fixed cost of everything else; it is generic over objectives (`macs`,
-`params`, `weights`, `keras_params`; a latency table adds `latency_ms`).
+`params`, `weights`, `keras_params`; a latency table adds `latency_ms`,
+see `latency.py`).
 Pure Python + numpy.
 """
 
@@ -19,6 +20,7 @@ from hournas_tf.resources.counting import head_cost
 from hournas_tf.resources.counting import human
 from hournas_tf.resources.counting import op_cost
 from hournas_tf.resources.counting import stem_cost
+from hournas_tf.resources.latency import OBJECTIVE as LATENCY
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +39,7 @@ class ResourceTable:
     values: dict
     mask: np.ndarray
     fixed: dict
+    latency: object = None  # the LatencyTable of `latency_ms`, if any
 
     def total(self, objective, columns):
         """Whole-network cost of one op column per row."""
@@ -50,17 +53,22 @@ class ResourceTable:
 
 
 def resource_table(space, layer_indices=None, fixed_ops=None,
-                   objectives=('macs', 'params')):
+                   objectives=('macs', 'params'), latency=None):
     """Builds the `ResourceTable` of `layer_indices` (default: all layers).
 
     `fixed_ops` maps every other layer index to its op; those costs go into
     `fixed` with the stem, head and classifier. A layer neither in the rows
-    nor in `fixed_ops` is treated as removed (zero cost).
+    nor in `fixed_ops` is treated as removed (zero cost). `latency`: a
+    `latency.LatencyTable` of `space`, needed by the `latency_ms` objective.
     """
     for obj in objectives:
-        if obj not in OBJECTIVES:
+        if obj == LATENCY and latency is None:
+            raise UserError(f'objective {LATENCY} needs a latency table')
+        if obj not in OBJECTIVES and obj != LATENCY:
             raise UserError(f'unknown objective {obj!r}; valid: '
-                            f'{", ".join(OBJECTIVES)}')
+                            f'{", ".join(OBJECTIVES + (LATENCY,))}')
+    if latency is not None:
+        latency.check_space(space)
     if layer_indices is None:
         layer_indices = range(len(space.layers))
     layer_indices = tuple(layer_indices)
@@ -72,13 +80,19 @@ def resource_table(space, layer_indices=None, fixed_ops=None,
             if mask[r, c]:
                 cost = op_cost(space, i, op)
                 for obj in objectives:
-                    values[obj][r, c] = cost.get(obj)
+                    values[obj][r, c] = latency.op_ms(i, op) \
+                        if obj == LATENCY else cost.get(obj)
+    fixed_ops = fixed_ops or {}
     fixed_cost = stem_cost(space) + head_cost(space) + classifier_cost(space)
-    for i, op in (fixed_ops or {}).items():
+    for i, op in fixed_ops.items():
         fixed_cost += op_cost(space, i, op)
-    fixed = {obj: float(fixed_cost.get(obj)) for obj in objectives}
+    fixed = {obj: float(fixed_cost.get(obj)) for obj in objectives
+             if obj != LATENCY}
+    if LATENCY in objectives:
+        fixed[LATENCY] = latency.fixed_ms() + sum(
+            latency.op_ms(i, op) for i, op in fixed_ops.items())
     return ResourceTable(tuple(objectives), layer_indices, names, values,
-                         mask, fixed)
+                         mask, fixed, latency)
 
 
 def check_objective(table, objective):
