@@ -282,6 +282,7 @@ def test_render_shows_every_section_and_the_numbers(tmp_path):
     text = page.render(page.load_run(run))
     assert '0.9876' in text and '0.5432' in text
     assert 'model_float32.tflite' in text and '0.9800' in text
+    assert '<td>1.0e-06</td>' in text  # parity in scientific notation
     assert 'a different architecture' not in text
     other = fake_train(str(tmp_path / 'other'), spaces.get_reference(
         'mobilenet_v2', image_size=32, num_classes=10))

@@ -287,6 +287,10 @@ def _fmt(value):
     return value
 
 
+def _sci(value):
+    return f'{value:.1e}' if isinstance(value, float) else value
+
+
 def _export(run):
     report = run['export']
     if report is None:
@@ -298,7 +302,7 @@ def _export(run):
     for a in report.get('artifacts', []):
         lat = a.get('latency') or {}
         rows.append((a.get('format'), a.get('file'), a.get('bytes'),
-                     _fmt(a.get('max_rel_diff')),
+                     _sci(a.get('max_rel_diff')),
                      _fmt(a.get('top1_agreement')),
                      _fmt(a.get('accuracy')),
                      *(_fmt(lat[t]['median_ms']) if t in lat else '-'
