@@ -16,6 +16,7 @@ RANKS = {
     'resources': 2,
     'data': 3,
     'blocks': 3,
+    'reporting': 3,
     'nas': 4,
     'training': 5,
     'exporting': 5,

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 
@@ -184,8 +185,8 @@ def test_fit_vital_ops_restores_feasibility():
     targets = {'macs': 120e6, 'params': 3.3e6}
     with pytest.raises(UserError, match='outside the feasible range'):
         search_lib.optimize(space, [i for i in range(22) if i not in big], big,
-                          config_lib.SearchConfig(targets=targets), '/tmp',
-                          'x')
+                            config_lib.SearchConfig(targets=targets),
+                            '/tmp/x.png')
     ops, changed = vital_policy.fit_vital_ops(space, big, targets)
     assert changed
     nonvital = [i for i in range(22) if i not in ops]
@@ -370,3 +371,25 @@ def test_search_modes_run_through_the_command(flags, sampler, targets,
         searched
     assert sorted(os.listdir(out / 'tensorboard')) == ['nonvital']
     assert not (out / 'ops_vital.png').exists()
+
+
+def test_untrained_plan_fixes_the_vital_ops_or_searches_every_layer():
+    config = config_lib.SearchConfig(
+        space='efficientnet', image_size=32, num_classes=10,
+        width_multiplier=0.25, targets={'macs': 10e6, 'params': 0.25e6})
+    space, ops, searched = search_lib.untrained_plan(config)
+    vital = list(space.vital_layers)
+    assert sorted(ops) == vital
+    assert ops == vital_policy.fit_vital_ops(
+        space, vital_policy.max_vital_ops(space), config.targets)[0]
+    assert searched == [i for i in range(16) if i not in vital]
+    one = dataclasses.replace(config, vital_first=False)
+    assert search_lib.untrained_plan(one)[1:] == ({}, list(range(16)))
+
+
+def test_write_report_failure_is_a_warning_not_an_error(tmp_path, capsys):
+    search_lib.write_report(str(tmp_path))
+    out = capsys.readouterr().out
+    assert 'WARNING: no report: UserError' in out
+    assert f'python -m hournas_tf.report {tmp_path}' in out
+    assert not (tmp_path / 'report.html').exists()

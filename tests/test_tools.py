@@ -7,6 +7,8 @@ import pytest
 from conftest import REPO
 from conftest import run_python
 
+from hournas_tf import spaces
+
 
 def run_tool(name, *args):
     """Runs `python tools/<name> args...` as a user would."""
@@ -34,6 +36,39 @@ def test_readme_reference_table_is_the_output_of_reference_table_py():
     ('bench_input.py', ['--json=/nonexistent/b.json'],
      'folder /nonexistent does not exist'),
     ('bench_input.py', ['--bogus'], "Unknown command line flag 'bogus'"),
+    ('plot_proposals.py', [], 'give --target_macs and/or --target_params'),
+    ('plot_proposals.py', ['--target_macs=1e3'],
+     'target macs=1K is outside the feasible range [2.188M, 16.99M]'),
+    # Any class count (no data set is read): the targets are checked.
+    ('plot_proposals.py', ['--space=fbnet', '--image_size=224',
+                           '--num_classes=1000', '--width_multiplier=1',
+                           '--target_params=1e3'],
+     "space 'fbnet' at image_size 224: target params=1K is outside"),
+    ('plot_proposals.py', ['--target_macs=10e6', '--output=x.jpg'],
+     '--output=x.jpg must end in .png'),
+    ('plot_proposals.py', ['--target_macs=10e6', '--output=/nonexistent/x.png'],
+     'folder /nonexistent does not exist'),
+    ('plot_proposals.py', ['--target_macs=10e6', '--vital_ops=k3_e3'],
+     '--vital_ops has 1 ops but space'),
+    ('plot_proposals.py', ['--space=resnet'], "flag --space=resnet: value "
+     "should be one of"),
+    ('block_importance.py', [], 'give --model=PATH.keras'),
+    ('block_importance.py', ['--model=/nonexistent.keras'],
+     'model /nonexistent.keras does not exist'),
+    ('block_importance.py', ['--model={model}', '--probabilities=0'],
+     'probability 0 must be in (0, 1]'),
+    ('block_importance.py', ['--model={model}', '--probabilities=a'],
+     "--probabilities must be numbers, got ['a']"),
+    ('block_importance.py', ['--model={model}'],
+     'no --arch and no {tmp}/train_config.json'),
+    ('block_importance.py', ['--model={model}', '--arch=fbnet_b',
+                             '--arch_file=a.json'], 'give exactly one of'),
+    ('block_importance.py', ['--model={model}', '--arch=resnet'],
+     "unknown architecture 'resnet'"),
+    ('block_importance.py', ['--model={model}', '--arch=fbnet_b',
+                             '--dataset=mnist'], "unknown dataset 'mnist'"),
+    ('block_importance.py', ['--model={model}', '--arch=fbnet_b'],
+     'the model has 1000 classes, digits has 10'),
     ('search_summary.py', [], 'give one or more search output folders'),
     ('search_summary.py', ['{tmp}'], 'history.jsonl does not exist'),
     # Fails after TensorFlow and tensorflow-datasets are loaded.
@@ -42,12 +77,107 @@ def test_readme_reference_table_is_the_output_of_reference_table_py():
 ])
 def test_tool_user_errors_are_one_line_with_exit_code_2(
         tool, args, message, tmp_path):
-    args = [a.format(tmp=tmp_path) for a in args]
+    model = tmp_path / 'model.keras'
+    model.write_text('not read: the error comes first')
+    args = [a.format(tmp=tmp_path, model=model) for a in args]
     out = run_tool(tool, *args)
     assert out.returncode == 2, out.stderr[-2000:]
     assert out.stderr.startswith('error: ')
     assert message.format(tmp=tmp_path) in out.stderr
     assert out.stderr.count('\n') == 1, out.stderr[-2000:]
+
+
+def decoded_png(path):
+    import matplotlib.image
+
+    return matplotlib.image.imread(str(path), format='png')
+
+
+@pytest.mark.parametrize('flags, vital_first', [
+    ([], True), (['--vital_first=false', '--target_params=0.25e6'], False)])
+def test_plot_proposals_draws_figure_3_without_training(flags, vital_first,
+                                                        tmp_path):
+    out = tmp_path / 'fig3.png'
+    res = run_tool('plot_proposals.py', '--target_macs=10e6',
+                   '--proposal_iters=100', '--num_proposals=3',
+                   f'--output={out}', *flags)
+    assert res.returncode == 0, res.stderr[-3000:]
+    path = tmp_path / 'fig3.json'
+    assert res.stdout.splitlines()[-1] == f'wrote {out} and {path}'
+    image = decoded_png(out)
+    assert image.shape[0] > 300 and image.shape[1] > 1000
+    assert image.std() > 0.05
+    data = json.loads(path.read_text())
+    targets = {'macs': 10e6, **({'params': 0.25e6} if flags else {})}
+    assert data['targets'] == targets and data['tolerance'] == 0.03
+    space = spaces.get_space('efficientnet', image_size=32, num_classes=10,
+                             width_multiplier=0.25)
+    vital = [i + 1 for i in space.vital_layers]
+    if vital_first:
+        assert sorted(int(k) for k in data['vital_ops']) == vital
+        assert data['searched_layers'] == [
+            i for i in range(1, 17) if i not in vital]
+    else:
+        assert data['vital_ops'] == {}
+        assert data['searched_layers'] == list(range(1, 17))
+    assert len(data['proposals']) == 3
+    for p in data['proposals']:
+        assert p['within_tolerance'], p
+        for obj, target in targets.items():
+            assert abs(p[obj] - target) <= 0.03 * target
+    shares = {t: s['share_within_tolerance'] for t, s in
+              data['samples'].items()}
+    assert set(shares) == {'5', '1', '0.5', '0.1'}
+    assert shares['0.1'] > shares['5']
+    for t, share in shares.items():
+        assert f'10,000 samples at tau={t}: {share:.1%} within 3%' in \
+            res.stdout
+
+
+@pytest.mark.large
+def test_block_importance_vital_blocks_lose_more_on_digits(tmp_path):
+    """A MobileNetV2 at width 0.35 and 16x16 trained 4 epochs on digits;
+    masking a vital block costs more accuracy on average than masking a
+    non-vital one (the paper's figure 2)."""
+    arch = spaces.get_reference('mobilenet_v2', image_size=16,
+                                num_classes=10, width_multiplier=0.35)
+    train = tmp_path / 'train'
+    res = run_python('-m', 'hournas_tf.train', f'--arch={arch.to_string()}',
+                     '--image_size=16', '--epochs=4',
+                     f'--output_dir={train}', '--verbose=0', timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = tmp_path / 'importance'
+    res = run_tool('block_importance.py', f'--model={train / "model.keras"}',
+                   '--seeds=2', f'--output_dir={out}')
+    assert res.returncode == 0, res.stderr[-3000:]
+    data = json.loads((out / 'block_importance.json').read_text())
+    assert data['architecture'] == arch.to_string()
+    assert data['probabilities'] == [0.3, 0.6, 1.0]
+    assert data['num_eval'] == 359 and data['eval_split'] == 'test'
+    assert data['baseline_accuracy'] > 0.8
+    space = arch.search_space()
+    vital = {'stem', 'head', *(f'L{i + 1}' for i in space.vital_layers)}
+    rows = data['blocks']
+    assert [r['name'] for r in rows] == ['stem', *(
+        f'L{i + 1}' for i in range(len(space.layers))), 'head']
+    assert {r['name'] for r in rows if r['vital']} == vital
+    for r in rows:
+        drops = [r['drops'][p]['drop'] for p in ('0.3', '0.6', '1')]
+        assert all(len(r['drops'][p]['per_seed']) == 2 for p in r['drops'])
+        # More masking, more loss (up to the noise of 359 images).
+        assert drops[2] >= drops[0] - 0.02, r
+    print(f"vital {data['vital_mean_drop']:.4f} non-vital "
+          f"{data['non_vital_mean_drop']:.4f}")
+    assert data['vital_mean_drop'] > data['non_vital_mean_drop']
+    assert data['vital_lose_more']
+    lines = res.stdout.splitlines()
+    assert len(lines) == len(rows) + 1
+    assert lines[-1].startswith(
+        f"baseline accuracy {data['baseline_accuracy']:.4f}; mean drop vital "
+        f"{100 * data['vital_mean_drop']:.2f} points, non-vital "
+        f"{100 * data['non_vital_mean_drop']:.2f}: vital blocks lose more")
+    image = decoded_png(out / 'block_importance.png')
+    assert image.shape[1] > 1000 and image.std() > 0.05
 
 
 def test_search_summary_reads_history_and_arch(tmp_path):

@@ -37,6 +37,7 @@ import numpy as np
 from hournas_tf import spaces
 from hournas_tf.errors import UserError
 from hournas_tf.nas import derive as derive_lib
+from hournas_tf.nas import restore
 from hournas_tf.nas.config import check_config
 from hournas_tf.nas.vital_policy import fit_vital_ops
 from hournas_tf.nas.vital_policy import resolve_vital_ops
@@ -115,8 +116,10 @@ def sample_report(table, logits, targets, tolerance, seed, pi=None,
     return report, scatter
 
 
-def optimize(space, searched, fixed_ops, config, output_dir, stage_name):
-    """Builds the table of `searched` layers and optimizes the proposals.
+def optimize(space, searched, fixed_ops, config, plot_path):
+    """Builds the table of `searched` layers, optimizes the proposals and
+    plots `NUM_SAMPLES` architectures sampled from them into `plot_path`
+    (the paper's figure 3).
 
     Returns (table, ProposalResult, ProposalConfig, report dict).
     """
@@ -169,8 +172,7 @@ def optimize(space, searched, fixed_ops, config, output_dir, stage_name):
     plots.proposal_scatter(
         scatter, config.targets, config.tolerance,
         f'{space.name}: {NUM_SAMPLES:,} architectures from '
-        f'{config.num_proposals} proposals', os.path.join(
-            output_dir, f'proposals_{stage_name}.png'))
+        f'{config.num_proposals} proposals', plot_path)
     return table, result, pconfig, {
         'proposals': rows, 'samples': report, 'stage2_start': start,
         'seconds': result.seconds}
@@ -184,22 +186,29 @@ def run_dry(config):
         return _run_dry(config)
 
 
-def _run_dry(config):
+def untrained_plan(config):
+    """(space, vital ops, searched layers) without training: the vital
+    ops are `config.vital_ops` (default the largest), changed where needed
+    to keep the targets reachable; with `vital_first` false no layer is
+    fixed and every layer is searched."""
     space = _space(config)
     _log_space(space)
-    if config.vital_first:
-        vital_ops = resolve_vital_ops(space, config.vital_ops or 'max')
-        vital_ops, changed = fit_vital_ops(
-            space, vital_ops, config.targets,
-            latency=latency_table(config, space))
-        log('vital ops (no training in a dry run): ' + ', '.join(
-            f'L{i + 1} {op}' for i, op in vital_ops.items())
-            + (f' (changed to stay feasible: {changed})' if changed else ''))
-        searched = _nonvital(space)
-    else:
-        vital_ops, searched = {}, list(range(len(space.layers)))
+    if not config.vital_first:
+        return space, {}, list(range(len(space.layers)))
+    vital_ops = resolve_vital_ops(space, config.vital_ops or 'max')
+    vital_ops, changed = fit_vital_ops(space, vital_ops, config.targets,
+                                       latency=latency_table(config, space))
+    log('vital ops (no training): ' + ', '.join(
+        f'L{i + 1} {op}' for i, op in vital_ops.items())
+        + (f' (changed to stay feasible: {changed})' if changed else ''))
+    return space, vital_ops, _nonvital(space)
+
+
+def _run_dry(config):
+    space, vital_ops, searched = untrained_plan(config)
     _, _, _, info = optimize(space, searched, vital_ops, config,
-                             config.output_dir, 'dry_run')
+                             os.path.join(config.output_dir,
+                                          'proposals_dry_run.png'))
     summary = {'space': space.name, 'image_size': space.image_size,
                'targets': config.targets, 'tolerance': config.tolerance,
                'vital_layers': [i + 1 for i in space.vital_layers],
@@ -456,7 +465,8 @@ def _run_search(config, strategy, output):
     searched = _nonvital(space) if vital_ops else list(
         range(len(space.layers)))
     table, presult, pconfig, pinfo = optimize(
-        space, searched, vital_ops, config, config.output_dir, 'stage2')
+        space, searched, vital_ops, config,
+        os.path.join(config.output_dir, 'proposals_stage2.png'))
     sconfig = _supernet_config(config, config.sampler,
                                steps * config.nonvital_epochs,
                                alpha=config.alpha,
@@ -528,6 +538,9 @@ def _run_search(config, strategy, output):
                  os.path.join(config.output_dir, 'arch.json'))
     _write_json(os.path.join(config.output_dir, 'family', 'family.json'),
                 [m.entry for m in family])
+    # The whole stage-2 supernet: inherited weights for any architecture
+    # of its space (`restore.load_supernet`), e.g. a random baseline's.
+    restore.save_supernet(stage2, config.output_dir)
     log(f'derived {arch.to_string()}')
     before = entry['before_repair']
     log('achieved ' + ', '.join(
@@ -544,4 +557,17 @@ def _run_search(config, strategy, output):
         log(f'WARNING: the derived architecture is not within '
             f'{config.tolerance:.0%} of every target'
             + ('' if config.repair else ' (repair is off)'))
+    write_report(config.output_dir)
     return summary
+
+
+def write_report(run_dir):
+    """Writes the run's report.html; a failure is a warning (every result
+    is written already; `python -m hournas_tf.report` retries)."""
+    from hournas_tf.reporting import page
+
+    try:
+        log(f'wrote {page.write_report(run_dir)}')
+    except Exception as e:  # noqa: BLE001 (the search itself succeeded)
+        log(f'WARNING: no report: {type(e).__name__}: {e}; retry with '
+            f'python -m hournas_tf.report {run_dir}')

@@ -1,0 +1,1 @@
+"""The one-page search report (`page.write_report`): no TensorFlow."""

@@ -1,0 +1,194 @@
+"""tools/ablate.py: the ablation table and its random baseline."""
+
+import importlib.util
+import json
+import os
+
+import pytest
+from conftest import REPO
+from conftest import run_python
+
+from hournas_tf.nas import config as config_lib
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location(
+        'ablate', os.path.join(REPO, 'tools', 'ablate.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ablate = load_tool()
+TARGETS = {'macs': 10e6, 'params': 0.25e6}
+
+
+def config(tmp_path, **kw):
+    return ablate.AblationConfig(
+        output_dir=str(tmp_path), search=config_lib.SearchConfig(
+            targets=TARGETS), **kw)
+
+
+def result(variant, seed, accuracy, seconds=10.0):
+    return {'variant': variant, 'seed': seed, 'test_accuracy': accuracy,
+            'search_seconds': seconds,
+            'achieved': {'macs': 10.1e6, 'params': 0.245e6},
+            'relative_error': {'macs': 0.01, 'params': -0.02},
+            'within_tolerance': True,
+            'before_repair_within_tolerance': seed != 1,
+            'job_wall_seconds': 60.0, 'job_cpu_seconds': 100.0}
+
+
+def test_cells_put_the_search_and_its_baselines_first(tmp_path):
+    cells = ablate.cells(config(tmp_path, seeds=(0, 1)))
+    assert cells[:6] == [('hournas', 0), ('hournas', 1), ('random', 0),
+                         ('random', 1), ('random_best_of_k', 0),
+                         ('random_best_of_k', 1)]
+    assert len(cells) == 2 * len(ablate.VARIANTS)
+
+
+def test_search_config_applies_the_variant(tmp_path):
+    c = config(tmp_path)
+    one = ablate.search_config(c, 'one_stage', 2)
+    assert not one.vital_first and one.seed == 2 and one.verbose == 0
+    assert one.output_dir == os.path.join(str(tmp_path), 'one_stage',
+                                          'seed2', 'search')
+    assert ablate.search_config(c, 'm4', 0).num_proposals == 4
+    assert ablate.search_config(c, 'softmax', 0).sampler == 'softmax'
+
+
+def test_claim_and_release_lock_cells(tmp_path):
+    c = config(tmp_path)
+    assert ablate.claim(c, 'random', 0)
+    assert not ablate.claim(c, 'random', 0)  # held by this live process
+    ablate.release(c, 'random', 0)
+    assert ablate.claim(c, 'random', 0)
+    # A lock of a process that is gone is taken over.
+    lock = tmp_path / 'locks' / 'm1-seed0.lock'
+    lock.write_text('999999999')
+    assert ablate.claim(c, 'm1', 0)
+    assert lock.read_text() == str(os.getpid())
+
+
+def test_summary_table_and_conclusion(tmp_path):
+    c = config(tmp_path, seeds=(0, 1, 2), variants=('hournas', 'random'))
+    results = {'hournas': [result('hournas', s, a) for s, a in
+                           enumerate((0.95, 0.96, 0.97))],
+               'random': [result('random', s, a, 0.5) for s, a in
+                          enumerate((0.90, 0.91, 0.92))]}
+    rows = ablate.summarize(results, TARGETS)
+    assert rows['hournas']['accuracy_mean'] == pytest.approx(0.96)
+    assert rows['hournas']['accuracy_sd'] == pytest.approx(0.01)
+    assert rows['random']['n'] == 3
+    assert rows['hournas']['before_repair_within_tolerance'] == 2
+    assert rows['hournas']['params_error_max'] == pytest.approx(0.02)
+    diff = ablate.comparison(rows)
+    assert diff['difference'] == pytest.approx(0.05)
+    assert diff['pooled_sd'] == pytest.approx(0.01)
+    assert diff['welch_t'] == pytest.approx(0.05 / (2 * 0.01 ** 2 / 3)
+                                            ** 0.5)
+    assert ablate.comparison(rows, 'hournas', 'random_best_of_k') is None
+    lines = ablate.table(c, rows).splitlines()
+    assert lines[0].startswith('| variant | paper | search / selection s |'
+                               ' macs (target 10M) | params (target 250K) |')
+    assert len(lines) == 4
+    assert '| 96.00% ± 1.00% | 95.00% - 97.00% | 3 |' in lines[2]
+    assert lines[3].startswith('| random (uniform, within tolerance) |')
+    [sentence] = ablate.conclusion(rows)
+    assert sentence.startswith('HourNAS beat random (uniform, within '
+                               'tolerance) by +5.00% test accuracy (5.0 '
+                               'pooled standard deviations')
+    assert sentence.endswith('a difference beyond the seed spread.')
+    rows['random']['accuracy_mean'] = 0.965
+    [sentence] = ablate.conclusion(rows)
+    assert 'did not beat' in sentence and 'not a clear difference' in \
+        sentence
+    one = ablate.summarize({v: rs[:1] for v, rs in results.items()},
+                           TARGETS)
+    assert ablate.conclusion(one) == [
+        'HourNAS beat random (uniform, within tolerance) by +5.00% test '
+        'accuracy: no seed spread to judge it by (one seed per row, or '
+        'identical results).']
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--variants=m3'], "unknown variant 'm3'; valid: hournas, m1"),
+    (['--variants=random_best_of_k'],
+     'random_best_of_k needs the hournas variant'),
+    (['--target_macs=1e3'], 'is outside the feasible range'),
+    (['--seeds=0'], 'flag --seeds=0: 0 is not'),
+])
+def test_user_errors_are_one_line(args, message, tmp_path):
+    out = tmp_path / 'ablation'
+    res = run_python('tools/ablate.py', f'--output_dir={out}', *args,
+                     timeout=300)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert res.stderr.startswith('error: ') and message in res.stderr
+    assert res.stderr.count('\n') == 1, res.stderr[-2000:]
+    assert not out.exists()
+
+
+@pytest.mark.large
+def test_one_random_cell_runs_and_makes_the_table(tmp_path):
+    """The quickest configuration: one cell (the random baseline), one
+    seed, one retraining epoch; then the table is rewritten from it."""
+    out = tmp_path / 'ablation'
+    args = [f'--output_dir={out}', '--variants=random', '--seeds=1',
+            '--train_epochs=1']
+    res = run_python('tools/ablate.py', *args, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    cell = json.loads((out / 'random' / 'seed0' / 'result.json')
+                      .read_text())
+    assert cell['variant'] == 'random' and cell['within_tolerance']
+    for obj, target in TARGETS.items():
+        assert abs(cell['achieved'][obj] - target) <= 0.03 * target
+    metrics = json.loads((out / 'random' / 'seed0' / 'train' /
+                          'metrics.json').read_text())
+    assert metrics['architecture'] == cell['architecture']
+    assert metrics['epochs'] == 1
+    assert cell['test_accuracy'] == metrics['test_accuracy']
+    assert 0 < cell['share_within_tolerance'] < 1
+    data = json.loads((out / 'results.json').read_text())
+    assert data['rows']['random']['n'] == 1
+    assert data['command'] == 'python tools/ablate.py ' + ' '.join(args)
+    table = (out / 'ablation.md').read_text()
+    assert '| random (uniform, within tolerance) | baseline |' in table
+    assert f'{cell["test_accuracy"]:.2%} ± 0.00%' in table
+    assert table in res.stdout
+    # Rerun: the finished cell is kept, not run again.
+    res = run_python('tools/ablate.py', *args, '--table_only', timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads((out / 'random' / 'seed0' / 'result.json')
+                      .read_text()) == cell
+    assert (out / 'ablation.md').read_text() == table
+
+
+@pytest.mark.large
+def test_search_and_best_of_k_cells_on_one_seed(tmp_path):
+    """The default search and the best-of-k baseline, whose random
+    architectures are scored by that search's saved supernet."""
+    out = tmp_path / 'ablation'
+    res = run_python('tools/ablate.py', f'--output_dir={out}',
+                     '--variants=hournas,random_best_of_k', '--seeds=1',
+                     '--search_epochs=1', '--max_steps_per_epoch=2',
+                     '--proposal_iters=50', '--train_epochs=1',
+                     '--random_k=2', timeout=1800)
+    assert res.returncode == 0, res.stderr[-3000:]
+    search = json.loads((out / 'hournas' / 'seed0' / 'result.json')
+                        .read_text())
+    assert search['within_tolerance'] and search['search_seconds'] > 0
+    assert (out / 'hournas' / 'seed0' / 'search' / 'supernet.json').exists()
+    best = json.loads((out / 'random_best_of_k' / 'seed0' / 'result.json')
+                      .read_text())
+    assert len(best['candidates']) == len(best['estimates']) == 2
+    assert all(0 <= e <= 1 for e in best['estimates'])
+    assert best['estimates'][best['chosen']] == max(best['estimates'])
+    assert best['architecture'] == best['candidates'][best['chosen']]
+    # The candidates keep the vital ops the search fixed.
+    vital = json.loads((out / 'hournas' / 'seed0' / 'search' /
+                        'arch.json').read_text())['search']['vital_ops']
+    ops = best['architecture'].split(':')[1].split(',')
+    assert all(ops[int(i) - 1] == op for i, op in vital.items())
+    data = json.loads((out / 'results.json').read_text())
+    assert set(data['rows']) == {'hournas', 'random_best_of_k'}
+    assert data['conclusion'][0].startswith('HourNAS ')

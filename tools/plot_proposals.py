@@ -1,0 +1,108 @@
+"""The proposal distribution (the paper's figure 3) without training.
+
+    python tools/plot_proposals.py --space=efficientnet --image_size=32 \\
+        --width_multiplier=0.25 --target_macs=10e6 --target_params=0.25e6
+    python tools/plot_proposals.py --space=fbnet --target_macs=295e6 \\
+        --target_params=4.8e6 --num_proposals=8 --output=fig3.png
+
+Fixes the vital ops (`--vital_ops`, default the largest op of each vital
+layer, changed where needed to keep the targets reachable), optimizes the
+m space proposals over the non-vital layers (`--vital_first=false`: over
+every layer) and plots 10,000 architectures sampled from them at several
+temperatures, with the target and the tolerance box: the same code as the
+search's proposals_stage2.png (`nas.search_lib.optimize`). Writes the PNG
+(`--output`) and the numbers next to it as JSON.
+"""
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+
+from absl import flags  # noqa: E402
+
+from hournas_tf import errors  # noqa: E402
+from hournas_tf import spaces  # noqa: E402
+from hournas_tf.errors import UserError  # noqa: E402
+from hournas_tf.nas import config as config_lib  # noqa: E402
+
+
+def define_flags():
+    flags.DEFINE_enum('space', 'efficientnet', spaces.SPACE_NAMES,
+                      'Search space.')
+    flags.DEFINE_integer('image_size', 32, 'Input size.', lower_bound=8)
+    flags.DEFINE_integer('num_classes', 10, 'Classes.', lower_bound=2)
+    flags.DEFINE_float('width_multiplier', 0.25, 'Width multiplier.',
+                       lower_bound=0.01)
+    flags.DEFINE_float('target_macs', None, 'Whole-network MACs target.')
+    flags.DEFINE_float('target_params', None, 'Whole-network params '
+                       'target.')
+    flags.DEFINE_float('tolerance', 0.03, 'Relative tolerance.')
+    flags.DEFINE_integer('num_proposals', 8, 'Number of space proposals m.',
+                         lower_bound=1)
+    flags.DEFINE_integer('proposal_iters', 1000, 'Iterations of the '
+                         'proposal optimization.', lower_bound=1)
+    flags.DEFINE_float('beta', 1e-2, 'Weight of the orthogonality term.')
+    flags.DEFINE_bool('vital_first', True, 'Fix the vital ops and propose '
+                      'the non-vital layers (false: every layer).')
+    flags.DEFINE_list('vital_ops', None, 'Vital ops (one per vital layer, '
+                      'or "max", the default).')
+    flags.DEFINE_integer('seed', 0, 'Random seed.')
+    flags.DEFINE_string('output', 'proposals.png', 'The PNG to write (the '
+                        'JSON goes next to it).')
+
+
+def config_from_flags(f):
+    targets = {obj: float(v) for obj, v in (('macs', f.target_macs),
+                                            ('params', f.target_params))
+               if v is not None}
+    if not targets:
+        raise UserError('give --target_macs and/or --target_params')
+    folder = os.path.dirname(os.path.abspath(f.output))
+    if not os.path.isdir(folder):
+        raise UserError(f'folder {folder} does not exist')
+    if not f.output.endswith('.png'):
+        raise UserError(f'--output={f.output} must end in .png')
+    return config_lib.SearchConfig(
+        space=f.space, dataset='digits', image_size=f.image_size,
+        num_classes=f.num_classes, width_multiplier=f.width_multiplier,
+        targets=targets, num_proposals=f.num_proposals,
+        proposal_iters=f.proposal_iters, beta=f.beta, tolerance=f.tolerance,
+        vital_first=f.vital_first,
+        vital_ops=tuple(f.vital_ops) if f.vital_ops else None, seed=f.seed,
+        output_dir=folder)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UserError(f'unexpected arguments {argv[1:]}; use --flags')
+    f = flags.FLAGS
+    config = config_from_flags(f)
+    from hournas_tf.nas import search_lib
+
+    # The search's checks, less the data set's (no data is read here).
+    config_lib.check_config(config)
+    search_lib.whole_space_check(spaces.get_space(
+        config.space, image_size=config.image_size,
+        num_classes=config.num_classes,
+        width_multiplier=config.width_multiplier), config.targets)
+    space, vital_ops, searched = search_lib.untrained_plan(config)
+    _, _, _, info = search_lib.optimize(space, searched, vital_ops, config,
+                                        f.output)
+    path = f.output[:-len('.png')] + '.json'
+    with open(path, 'w') as fp:
+        json.dump({'space': space.name, 'image_size': space.image_size,
+                   'width_multiplier': space.width_multiplier,
+                   'targets': config.targets, 'tolerance': config.tolerance,
+                   'vital_ops': {i + 1: op for i, op in vital_ops.items()},
+                   'searched_layers': [i + 1 for i in searched], **info},
+                  fp, indent=2, default=float)
+        fp.write('\n')
+    print(f'wrote {f.output} and {path}')
+
+
+if __name__ == '__main__':
+    define_flags()
+    errors.run(main)
