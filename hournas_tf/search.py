@@ -111,7 +111,12 @@ def define_flags():
     flags.DEFINE_float('alpha', 5.0, 'Slope of the resource loss.')
     flags.DEFINE_float('beta', 1e-2, 'Weight of the proposal '
                        'orthogonality term.')
-    flags.DEFINE_float('tau_init', 5.0, 'Initial Gumbel temperature.')
+    flags.DEFINE_float('tau_init', 5.0, 'Initial Gumbel temperature of '
+                       'stage 1 (the paper\'s 5.0).')
+    flags.DEFINE_float('nonvital_tau_init', 1.0, 'Initial Gumbel temperature '
+                       'of the straight-through relaxation in stage 2, in '
+                       'the units of the proposals (10 x their final '
+                       'temperature 0.1; docs/search.md).')
     flags.DEFINE_float('tau_decay', 0.9999, 'Temperature decay per step.')
     flags.DEFINE_float('weight_lr', 0.1, 'SGD learning rate of the weights.')
     flags.DEFINE_float('arch_lr', DEMO['arch_lr'], 'Adam learning rate of the '
@@ -164,6 +169,7 @@ def config_from_flags(f):
         vital_first=f.vital_first,
         vital_ops=tuple(f.vital_ops) if f.vital_ops else None,
         alpha=f.alpha, beta=f.beta, tau_init=f.tau_init,
+        nonvital_tau_init=f.nonvital_tau_init,
         tau_decay=f.tau_decay, weight_lr=f.weight_lr, arch_lr=f.arch_lr,
         tolerance=f.tolerance, repair=f.repair,
         zero_init_residual=f.zero_init_residual, seed=f.seed,

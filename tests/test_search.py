@@ -263,6 +263,10 @@ def test_search_end_to_end_on_digits(tmp_path):
             sorted(rows)
     last = records[-1]
     assert 'proposal_probabilities' in last and 'tau' in last
+    # Each stage anneals from its own start: --tau_init, then
+    # --nonvital_tau_init (3 steps of decay 0.9999 each).
+    assert records[0]['tau'] == pytest.approx(5.0 * 0.9999 ** 3, rel=1e-5)
+    assert last['tau'] == pytest.approx(1.0 * 0.9999 ** 3, rel=1e-5)
     assert len(last['expected_per_proposal']['macs']) == 4
     # The family: each member loads, its cost is what family.json says,
     # and the weights file fits it.

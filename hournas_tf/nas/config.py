@@ -39,6 +39,7 @@ class SearchConfig:
     alpha: float = 5.0
     beta: float = 1e-2
     tau_init: float = 5.0
+    nonvital_tau_init: float = 1.0  # stage 2: 10 x the sampling temperature
     tau_decay: float = 0.9999
     weight_lr: float = 0.1
     arch_lr: float = 0.01
@@ -87,6 +88,6 @@ def check_config(config):
         raise UserError(f'tolerance={config.tolerance!r} must be in (0, 1)')
     if not 0 < config.tau_decay <= 1:
         raise UserError(f'tau_decay={config.tau_decay!r} must be in (0, 1]')
-    for name in ('tau_init', 'weight_lr', 'arch_lr'):
+    for name in ('tau_init', 'nonvital_tau_init', 'weight_lr', 'arch_lr'):
         if not getattr(config, name) > 0:
             raise UserError(f'{name}={getattr(config, name)!r} must be > 0')

@@ -347,11 +347,12 @@ def preflight(config):
             latency=latency)
 
 
-def _supernet_config(config, sampler, steps, alpha, temperature=1.0):
+def _supernet_config(config, sampler, steps, alpha, tau_init,
+                     temperature=1.0):
     from hournas_tf.nas import supernet as supernet_lib
 
     return supernet_lib.SupernetConfig(
-        sampler=sampler, tau_init=config.tau_init,
+        sampler=sampler, tau_init=tau_init,
         tau_decay=config.tau_decay, alpha=alpha,
         weight_lr=config.weight_lr, arch_lr=config.arch_lr,
         total_steps=max(1, steps), seed=config.seed,
@@ -429,7 +430,8 @@ def _run_search(config, strategy, output):
     vital = list(space.vital_layers)
     if config.vital_first and config.vital_ops is None:
         sconfig = _supernet_config(config, config.vital_sampler,
-                                   steps * config.vital_epochs, alpha=0.0)
+                                   steps * config.vital_epochs, alpha=0.0,
+                                   tau_init=config.tau_init)
         with strategy.scope():
             stage1 = supernet_lib.build_supernet(
                 space, tuple(vital), {}, sconfig,
@@ -470,6 +472,7 @@ def _run_search(config, strategy, output):
     sconfig = _supernet_config(config, config.sampler,
                                steps * config.nonvital_epochs,
                                alpha=config.alpha,
+                               tau_init=config.nonvital_tau_init,
                                temperature=pconfig.tau_end)
     with strategy.scope():
         stage2 = supernet_lib.build_supernet(
