@@ -131,6 +131,7 @@ def _image_folder(root, classes=3, per_class=4):
      '--vital_ops needs --vital_first'),
     (['--target_macs=0'], 'target macs=0.0 must be > 0'),
     (['--target_params=-1e5'], 'target params=-100000.0 must be > 0'),
+    (['--nonvital_tau_init=0'], 'nonvital_tau_init=0.0 must be > 0'),
     (['--target_macs=1e5'], 'target macs=100K is outside the feasible range '
      '[2.188M, 16.99M]'),
     (['--target_macs=1e12'], 'target macs=1000G is outside the feasible '
