@@ -23,6 +23,21 @@ def choices(values):
     return ', '.join(str(v) for v in values)
 
 
+def read_json(path, what):
+    """The JSON content of the user's file `path` (`what` names it in the
+    errors: missing, or malformed because it is not JSON)."""
+    import json
+
+    if not os.path.isfile(path):
+        raise UserError(f'{what} {path!r} does not exist')
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(
+            f'malformed {what} {path!r}: it is not JSON ({e})') from None
+
+
 def fail(message):
     """Prints `error: message` to stderr and exits with code 2."""
     print(f'error: {message}', file=sys.stderr)

@@ -74,3 +74,20 @@ def test_flag_errors_are_one_line(flag, message):
     out = _run(flag)
     assert out.returncode == 2
     assert out.stderr.startswith(message) and out.stderr.count('\n') == 1
+
+
+def test_read_json_names_the_file_and_what_is_wrong(tmp_path):
+    from hournas_tf import errors
+
+    good = tmp_path / 'a.json'
+    good.write_text('{"x": [1, 2]}')
+    assert errors.read_json(str(good), 'thing') == {'x': [1, 2]}
+    missing = tmp_path / 'missing.json'
+    with pytest.raises(errors.UserError,
+                       match=f"^thing '{missing}' does not exist$"):
+        errors.read_json(str(missing), 'thing')
+    bad = tmp_path / 'bad.json'
+    bad.write_text('{"x": ')
+    with pytest.raises(errors.UserError,
+                       match=f"^malformed thing '{bad}': it is not JSON"):
+        errors.read_json(str(bad), 'thing')

@@ -34,6 +34,7 @@ import numpy as np
 
 from hournas_tf.errors import UserError
 from hournas_tf.errors import choices
+from hournas_tf.errors import read_json
 
 FORMAT = 'hournas_tf.latency_table'
 VERSION = 1
@@ -209,14 +210,7 @@ def from_json(data, path='latency table'):
 
 def load_table(path, space=None):
     """Reads a table file; with `space`, checks it is for that space."""
-    if not os.path.isfile(path):
-        raise UserError(f'latency table {path} does not exist')
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f'latency table {path} is not JSON: {e}') from None
-    table = from_json(data, path)
+    table = from_json(read_json(path, 'latency table'), path)
     if space is not None:
         table.check_space(space, f'latency table {path}')
     return table

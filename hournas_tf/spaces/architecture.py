@@ -10,10 +10,10 @@ Two interchangeable forms:
 
 import dataclasses
 import json
-import os
 
 from hournas_tf.errors import UserError
 from hournas_tf.errors import choices
+from hournas_tf.errors import read_json
 from hournas_tf.spaces import macros
 
 FORMAT = 'hournas_tf.architecture'
@@ -125,11 +125,4 @@ class Architecture:
 
 def load_architecture(path):
     """Reads an architecture JSON file."""
-    if not os.path.isfile(path):
-        raise UserError(f'architecture file {path!r} does not exist')
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f'malformed architecture file {path!r}: {e}') from None
-    return Architecture.from_json(data)
+    return Architecture.from_json(read_json(path, 'architecture file'))
