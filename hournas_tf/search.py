@@ -15,12 +15,12 @@ import os
 
 from absl import flags
 
+from hournas_tf import distribute
 from hournas_tf import errors
 from hournas_tf import spaces
 from hournas_tf.errors import UserError
 from hournas_tf.nas import config as config_lib
 from hournas_tf.resources.counting import human
-from hournas_tf.training import strategies
 
 # The embedded default (keep configs/demo.flags identical; a test checks).
 DEMO = {
@@ -131,9 +131,21 @@ def define_flags():
     flags.DEFINE_string('output_dir', None, 'Where to write the results '
                         '(default: runs/<space>-<time>; must not exist or '
                         'be empty).')
-    flags.DEFINE_enum('strategy', 'default', strategies.STRATEGIES,
-                      'tf.distribute strategy: default (one device) or '
-                      'mirrored (all local GPUs).')
+    flags.DEFINE_enum('strategy', 'default', distribute.STRATEGIES,
+                      'tf.distribute strategy: default (one device), '
+                      'mirrored (local GPUs, or --cpu_replicas CPU devices), '
+                      'multi_worker_mirrored (TF_CONFIG) or tpu (--tpu).')
+    flags.DEFINE_string('tpu', None, 'The TPU of --strategy=tpu: a name, '
+                        'a grpc:// address or local (a TPU VM).')
+    flags.DEFINE_integer('cpu_replicas', 1, 'Split the CPU into this many '
+                         'logical devices for --strategy=mirrored (a '
+                         'laptop run of the mirrored code path).',
+                         lower_bound=1)
+    flags.DEFINE_bool('sync_batch_norm', False, 'Batch-norm statistics over '
+                      'all replicas, not per replica (docs/distribute.md).')
+    flags.DEFINE_bool('per_replica_paths', False, 'Each replica samples '
+                      'its own path (TuNAS) instead of one path per step '
+                      'for all (docs/distribute.md).')
     flags.DEFINE_bool('dry_run', False, 'Everything but training: spaces, '
                       'vital analysis, feasibility, proposals, 10,000 '
                       'samples.')
@@ -174,7 +186,10 @@ def config_from_flags(f):
         tolerance=f.tolerance, repair=f.repair,
         zero_init_residual=f.zero_init_residual, seed=f.seed,
         output_dir=output_dir,
-        strategy=f.strategy, graph_optimizations=f.graph_optimizations,
+        strategy=f.strategy, tpu=f.tpu, cpu_replicas=f.cpu_replicas,
+        sync_batch_norm=f.sync_batch_norm,
+        per_replica_paths=f.per_replica_paths,
+        graph_optimizations=f.graph_optimizations,
         verbose=f.verbose)
 
 
@@ -190,7 +205,9 @@ def main(argv):
         # Cheap checks first: a bad value fails before TensorFlow loads.
         search_lib.preflight(config)
         search_lib.run_search(config,
-                              strategies.make_strategy(config.strategy))
+                              distribute.make_strategy(
+                                  config.strategy, config.tpu,
+                                  config.cpu_replicas))
 
 
 if __name__ == '__main__':

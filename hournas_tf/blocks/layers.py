@@ -116,7 +116,8 @@ class ConvBNAct(layers.Layer):
     """Bias-free conv, batch norm, activation (stem and head)."""
 
     def __init__(self, filters, kernel_size, strides=1, activation='relu',
-                 bn_momentum=0.99, bn_epsilon=1e-3, **kwargs):
+                 bn_momentum=0.99, bn_epsilon=1e-3, bn_synchronized=False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.filters = filters
         self.kernel_size = kernel_size
@@ -124,10 +125,12 @@ class ConvBNAct(layers.Layer):
         self.activation = activation
         self.bn_momentum = bn_momentum
         self.bn_epsilon = bn_epsilon
+        self.bn_synchronized = bool(bn_synchronized)
         self.conv = layers.Conv2D(filters, kernel_size, strides=strides,
                                   padding='same', use_bias=False, name='conv')
         self.bn = layers.BatchNormalization(
-            momentum=bn_momentum, epsilon=bn_epsilon, name='bn')
+            momentum=bn_momentum, epsilon=bn_epsilon,
+            synchronized=self.bn_synchronized, name='bn')
         self.act = activation_layer('act', activation)
 
     def build(self, input_shape):
@@ -145,7 +148,8 @@ class ConvBNAct(layers.Layer):
                 'kernel_size': self.kernel_size, 'strides': self.strides,
                 'activation': self.activation,
                 'bn_momentum': self.bn_momentum,
-                'bn_epsilon': self.bn_epsilon}
+                'bn_epsilon': self.bn_epsilon,
+                'bn_synchronized': self.bn_synchronized}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -161,6 +165,9 @@ class InvertedResidual(layers.Layer):
     `add_shortcut=False` returns the residual branch F(x) alone (a supernet
     adds x itself: x + w * F(x)); the weights are the same either way.
 
+    `bn_synchronized`: batch statistics over all replicas of a
+    `tf.distribute` strategy (Keras' synchronized batch norm).
+
     `drop_path_rate` (stochastic depth, off by default): in training, the
     residual branch of each example is dropped with this probability and
     scaled by 1 / (1 - rate) otherwise; blocks without a residual add (or
@@ -170,7 +177,8 @@ class InvertedResidual(layers.Layer):
     def __init__(self, c_in, c_out, kernel_size, expansion, strides=1,
                  groups=1, se_ratio=0.0, cascade=False, always_pw=False,
                  activation='relu', bn_momentum=0.99, bn_epsilon=1e-3,
-                 add_shortcut=True, drop_path_rate=0.0, **kwargs):
+                 add_shortcut=True, drop_path_rate=0.0,
+                 bn_synchronized=False, **kwargs):
         super().__init__(**kwargs)
         self.c_in = c_in
         self.c_out = c_out
@@ -186,12 +194,14 @@ class InvertedResidual(layers.Layer):
         self.bn_epsilon = bn_epsilon
         self.add_shortcut = bool(add_shortcut)
         self.drop_path_rate = drop_path_rate
+        self.bn_synchronized = bool(bn_synchronized)
         self.mid = c_in * expansion
         self.residual = strides == 1 and c_in == c_out
         self.seed_generator = None
         if self.residual and drop_path_rate:
             self.seed_generator = keras.random.SeedGenerator(name='drop_path')
-        bn = dict(momentum=bn_momentum, epsilon=bn_epsilon)
+        bn = dict(momentum=bn_momentum, epsilon=bn_epsilon,
+                  synchronized=self.bn_synchronized)
         self.pw = None
         if always_pw or expansion != 1:
             self.pw = GroupedConv2D(self.mid, 1, groups=groups,
@@ -279,7 +289,8 @@ class InvertedResidual(layers.Layer):
                 'bn_momentum': self.bn_momentum,
                 'bn_epsilon': self.bn_epsilon,
                 'add_shortcut': self.add_shortcut,
-                'drop_path_rate': self.drop_path_rate}
+                'drop_path_rate': self.drop_path_rate,
+                'bn_synchronized': self.bn_synchronized}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -294,10 +305,11 @@ class Skip(layers.Layer):
 
 
 def make_op(space, layer_index, op_name, name=None, add_shortcut=True,
-            drop_path_rate=0.0):
+            drop_path_rate=0.0, bn_synchronized=False):
     """The Keras layer for op `op_name` at searchable layer `layer_index`.
 
-    `add_shortcut=False`: the residual branch only (see InvertedResidual).
+    `add_shortcut=False`: the residual branch only (see InvertedResidual);
+    `bn_synchronized`: batch statistics over all replicas.
     """
     layer = space.layers[layer_index]
     op = parse_op(op_name)
@@ -311,20 +323,22 @@ def make_op(space, layer_index, op_name, name=None, add_shortcut=True,
         cascade=op.cascade, always_pw=style.always_pw,
         activation=style.activation, bn_momentum=style.bn_momentum,
         bn_epsilon=style.bn_epsilon, add_shortcut=add_shortcut,
-        drop_path_rate=drop_path_rate, name=name)
+        drop_path_rate=drop_path_rate, bn_synchronized=bn_synchronized,
+        name=name)
 
 
-def make_stem(space, name='stem'):
+def make_stem(space, name='stem', bn_synchronized=False):
     style = space.style
     return ConvBNAct(space.stem.c_out, space.stem.kernel, space.stem.stride,
                      style.activation, style.bn_momentum, style.bn_epsilon,
-                     name=name)
+                     bn_synchronized, name=name)
 
 
-def make_head(space, name='head'):
+def make_head(space, name='head', bn_synchronized=False):
     style = space.style
     return ConvBNAct(space.head_channels, 1, 1, style.activation,
-                     style.bn_momentum, style.bn_epsilon, name=name)
+                     style.bn_momentum, style.bn_epsilon, bn_synchronized,
+                     name=name)
 
 
 def make_classifier(space, x, name='classifier', dropout=None):

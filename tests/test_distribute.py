@@ -1,0 +1,131 @@
+"""Strategies by name, and one step on 2 replicas against one without.
+
+The equality checks split the CPU into 2 logical devices, which only works
+before TensorFlow initializes its devices: they run
+`tests/distribute_checks.py` in processes of their own.
+"""
+
+import json
+import os
+import socket
+
+import numpy as np
+import pytest
+from conftest import REPO
+from conftest import run_python
+
+from hournas_tf import distribute
+from hournas_tf.errors import UserError
+from hournas_tf.nas import config as search_config
+from hournas_tf.training import config as train_config
+
+CHECKS = os.path.join(REPO, 'tests', 'distribute_checks.py')
+
+# The largest difference allowed between the 2-replica step and the
+# single-device step, relative to the variable's size where that exceeds 1
+# (docs/distribute.md has the measured values: reduction order only).
+BOUND = 1e-5
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(name='horovod'), "unknown strategy 'horovod'"),
+    (dict(name='tpu'), 'needs --tpu=ADDRESS'),
+    (dict(name='mirrored', tpu='grpc://1.2.3.4:8470'), 'needs --strategy=tpu'),
+    (dict(name='mirrored', cpu_replicas=0), 'cpu_replicas=0 must be'),
+    (dict(name='default', cpu_replicas=2), 'needs --strategy=mirrored'),
+])
+def test_check_strategy_names_the_bad_value(kwargs, message):
+    with pytest.raises(UserError, match=message):
+        distribute.check_strategy(**kwargs)
+    distribute.check_strategy('mirrored', cpu_replicas=2)
+    distribute.check_strategy('tpu', tpu='local')
+
+
+def test_configs_check_the_strategy_settings():
+    with pytest.raises(UserError, match='needs --tpu'):
+        search_config.check_config(search_config.SearchConfig(
+            targets={'macs': 1e6}, strategy='tpu'))
+    with pytest.raises(UserError, match='per_replica_paths=false'):
+        search_config.check_config(search_config.SearchConfig(
+            targets={'macs': 1e6}, strategy='mirrored', cpu_replicas=2,
+            sync_batch_norm=True, per_replica_paths=True))
+    with pytest.raises(UserError, match='needs --strategy=mirrored'):
+        train_config.check_config(train_config.TrainConfig(
+            arch='x', cpu_replicas=2))
+
+
+def test_default_strategy_is_tensorflows():
+    import tensorflow as tf
+
+    assert distribute.make_strategy('default') is tf.distribute.get_strategy()
+
+
+def equality(case):
+    res = run_python(CHECKS, case, timeout=1800)
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = json.loads(res.stdout.strip().splitlines()[-1])
+    assert report['moved'] > 0  # the step changed the variables
+    return report
+
+
+@pytest.mark.large
+@pytest.mark.parametrize('case', ['search_logits', 'search_proposals'])
+def test_one_search_step_on_two_replicas_equals_one_device(case):
+    report = equality(case)
+    names = ' '.join(report['diffs'])
+    for part in ('arch_params', 'moving_mean', 'moving_variance',
+                 'momentum', 'arch_adam'):
+        assert part in names, part
+    if case == 'search_proposals':
+        assert 'pi' in names
+    assert report['max_scaled_diff'] <= BOUND, (
+        report['worst_scaled'], report['max_scaled_diff'])
+
+
+@pytest.mark.large
+def test_one_train_step_on_two_replicas_equals_one_device():
+    report = equality('train')
+    assert any('moving_mean' in n for n in report['diffs'])
+    assert report['max_scaled_diff'] <= BOUND, (
+        report['worst_scaled'], report['max_scaled_diff'])
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(('localhost', 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.large
+def test_two_workers_end_with_the_same_architecture_parameters():
+    import subprocess
+    import sys
+
+    workers = [f'localhost:{p}' for p in free_ports(2)]
+    procs = []
+    for index in range(2):
+        env = dict(os.environ, PYTHONPATH=REPO, TF_CONFIG=json.dumps({
+            'cluster': {'worker': workers},
+            'task': {'type': 'worker', 'index': index}}))
+        procs.append(subprocess.Popen(
+            [sys.executable, CHECKS, 'worker', '3'], env=env, cwd=REPO,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=1800)
+        assert proc.returncode == 0, err[-3000:]
+        outputs.append(json.loads(out.strip().splitlines()[-1]))
+    first, second = outputs
+    assert first['replicas'] == second['replicas'] == 2
+    assert first['step'] == second['step'] == 3
+    assert sorted(first['arch']) == sorted(second['arch'])
+    start = None
+    for name in first['arch']:
+        a, b = np.array(first['arch'][name]), np.array(second['arch'][name])
+        np.testing.assert_array_equal(a, b, err_msg=name)
+        start = a
+    assert start is not None
