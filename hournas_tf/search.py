@@ -131,18 +131,7 @@ def define_flags():
     flags.DEFINE_string('output_dir', None, 'Where to write the results '
                         '(default: runs/<space>-<time>; must not exist or '
                         'be empty).')
-    flags.DEFINE_enum('strategy', 'default', distribute.STRATEGIES,
-                      'tf.distribute strategy: default (one device), '
-                      'mirrored (local GPUs, or --cpu_replicas CPU devices), '
-                      'multi_worker_mirrored (TF_CONFIG) or tpu (--tpu).')
-    flags.DEFINE_string('tpu', None, 'The TPU of --strategy=tpu: a name, '
-                        'a grpc:// address or local (a TPU VM).')
-    flags.DEFINE_integer('cpu_replicas', 1, 'Split the CPU into this many '
-                         'logical devices for --strategy=mirrored (a '
-                         'laptop run of the mirrored code path).',
-                         lower_bound=1)
-    flags.DEFINE_bool('sync_batch_norm', False, 'Batch-norm statistics over '
-                      'all replicas, not per replica (docs/distribute.md).')
+    define_strategy_flags('default')
     flags.DEFINE_bool('per_replica_paths', False, 'Each replica samples '
                       'its own path (TuNAS) instead of one path per step '
                       'for all (docs/distribute.md).')
@@ -157,6 +146,23 @@ def define_flags():
                          'progress bars, 2 one line per epoch and the log '
                          'lines of TensorFlow, absl and tensorflow-datasets '
                          '(held back otherwise).')
+
+
+def define_strategy_flags(default):
+    """The distribution flags of search and train (`--strategy`
+    defaults to `default`)."""
+    flags.DEFINE_enum('strategy', default, distribute.STRATEGIES,
+                      'tf.distribute strategy: default (one device), '
+                      'mirrored (local GPUs, or --cpu_replicas CPU devices), '
+                      'multi_worker_mirrored (TF_CONFIG) or tpu (--tpu).')
+    flags.DEFINE_string('tpu', None, 'The TPU of --strategy=tpu: a name, '
+                        'a grpc:// address or local (a TPU VM).')
+    flags.DEFINE_integer('cpu_replicas', 1, 'Split the CPU into this many '
+                         'logical devices for --strategy=mirrored (a '
+                         'laptop run of the mirrored code path).',
+                         lower_bound=1)
+    flags.DEFINE_bool('sync_batch_norm', False, 'Batch-norm statistics over '
+                      'all replicas, not per replica (docs/distribute.md).')
 
 
 def config_from_flags(f):

@@ -15,6 +15,7 @@ from absl import flags
 from hournas_tf import distribute
 from hournas_tf import errors
 from hournas_tf.errors import UserError
+from hournas_tf.search import define_strategy_flags
 from hournas_tf.training import config as config_lib
 from hournas_tf.training import resolve
 from hournas_tf.training import run_dir
@@ -81,18 +82,7 @@ def define_flags():
                         '(default: runs/train-<arch>-<time>). Rerunning '
                         'the same command resumes an interrupted run; '
                         'other folders in use are refused.')
-    flags.DEFINE_enum('strategy', d.strategy, distribute.STRATEGIES,
-                      'tf.distribute strategy: default (one device), '
-                      'mirrored (local GPUs, or --cpu_replicas CPU devices), '
-                      'multi_worker_mirrored (TF_CONFIG) or tpu (--tpu).')
-    flags.DEFINE_string('tpu', None, 'The TPU of --strategy=tpu: a name, '
-                        'a grpc:// address or local (a TPU VM).')
-    flags.DEFINE_integer('cpu_replicas', 1, 'Split the CPU into this many '
-                         'logical devices for --strategy=mirrored (a '
-                         'laptop run of the mirrored code path).',
-                         lower_bound=1)
-    flags.DEFINE_bool('sync_batch_norm', False, 'Batch-norm statistics over '
-                      'all replicas, not per replica (docs/distribute.md).')
+    define_strategy_flags(d.strategy)
     flags.DEFINE_integer('seed', d.seed, 'Random seed.')
     flags.DEFINE_bool('dry_run', False, 'Print the resolved settings, the '
                       "model's MACs/params and the steps per epoch; train "

@@ -129,3 +129,40 @@ def test_two_workers_end_with_the_same_architecture_parameters():
         np.testing.assert_array_equal(a, b, err_msg=name)
         start = a
     assert start is not None
+
+
+def test_search_step_compiles_with_xla_under_tpu_rules():
+    """TPUStrategy's rules: static shapes (drop_remainder), no Python side
+    effects (one trace for every step), XLA (jit_compile) throughout."""
+    import tensorflow as tf
+
+    from hournas_tf import spaces
+    from hournas_tf.nas import supernet
+
+    space = spaces.get_space('fbnet', image_size=16, num_classes=10,
+                             width_multiplier=0.25)
+    vital = space.vital_layers
+    searched = tuple(i for i in range(len(space.layers))
+                     if i not in vital)[1:3]
+    net = supernet.build_supernet(
+        space, searched, {i: 'k3_e1' for i in vital},
+        supernet.SupernetConfig(total_steps=3))
+    net.compile(jit_compile=True)
+    rng = np.random.default_rng(0)
+
+    def split():
+        return (rng.normal(size=(8, 16, 16, 3)).astype('float32'),
+                rng.integers(0, 10, 8))
+
+    data = tf.data.Dataset.from_tensor_slices((split(), split())).batch(
+        4, drop_remainder=True).repeat()
+    for spec in tf.nest.flatten(data.element_spec):
+        assert spec.shape.is_fully_defined(), spec
+    theta = net.arch_params.theta.numpy().copy()
+    history = net.fit(data, epochs=1, steps_per_epoch=3, verbose=0,
+                      shuffle=False).history
+    assert net.jit_compile
+    assert int(net.step.numpy()) == 3
+    assert np.isfinite(history['loss'][0])
+    assert np.abs(net.arch_params.theta.numpy() - theta).max() > 0
+    assert net.train_function.experimental_get_tracing_count() == 1
