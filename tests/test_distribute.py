@@ -166,3 +166,65 @@ def test_search_step_compiles_with_xla_under_tpu_rules():
     assert np.isfinite(history['loss'][0])
     assert np.abs(net.arch_params.theta.numpy() - theta).max() > 0
     assert net.train_function.experimental_get_tracing_count() == 1
+
+
+def test_synchronized_batch_norm_round_trips_its_config():
+    import keras
+    from testing import run_layer_test
+
+    from hournas_tf.blocks import layers as hl
+
+    block = run_layer_test(hl.InvertedResidual, dict(
+        c_in=8, c_out=8, kernel_size=3, expansion=2, bn_synchronized=True),
+        (2, 6, 6, 8), fit=False)
+    stem = run_layer_test(hl.ConvBNAct, dict(
+        filters=8, kernel_size=3, bn_synchronized=True), (2, 6, 6, 3),
+        fit=False)
+    norms = [layer for parent in (block, stem)
+             for layer in parent._flatten_layers()
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 4 and all(n.synchronized for n in norms)
+    plain = hl.InvertedResidual(8, 8, 3, 2)
+    assert not plain.get_config()['bn_synchronized']
+    assert not plain.pw_bn.synchronized
+
+
+def test_build_model_and_supernet_synchronize_every_batch_norm():
+    import keras
+
+    from hournas_tf import spaces
+    from hournas_tf.blocks.model import build_model
+    from hournas_tf.nas import supernet
+    from hournas_tf.spaces.architecture import Architecture
+
+    space = spaces.get_space('fbnet', image_size=16, num_classes=10,
+                             width_multiplier=0.25)
+    ops = [layer.candidates[0] for layer in space.layers]
+    model = build_model(Architecture('fbnet', ops, image_size=16,
+                                     num_classes=10, width_multiplier=0.25),
+                        sync_batch_norm=True)
+    vital = space.vital_layers
+    net = supernet.build_supernet(
+        space, [i for i in range(len(space.layers)) if i not in vital][:2],
+        {i: 'k3_e1' for i in vital},
+        supernet.SupernetConfig(sync_batch_norm=True))
+    for m in (model, net):
+        norms = [layer for layer in m._flatten_layers()
+                 if isinstance(layer, keras.layers.BatchNormalization)]
+        assert norms and all(n.synchronized for n in norms)
+    with pytest.raises(UserError, match='turn off per_replica_paths'):
+        supernet.SupernetConfig(sync_batch_norm=True,
+                                per_replica_paths=True).check()
+
+
+def test_per_replica_paths_change_nothing_on_one_device():
+    from hournas_tf import spaces
+    from hournas_tf.nas import supernet
+
+    space = spaces.get_space('fbnet', image_size=16, num_classes=10,
+                             width_multiplier=0.25)
+    vital = tuple(space.vital_layers)
+    seeds = [supernet.build_supernet(space, vital, config=supernet.
+                                     SupernetConfig(per_replica_paths=p))
+             ._seed(1).numpy() for p in (False, True)]
+    np.testing.assert_array_equal(seeds[0], seeds[1])
