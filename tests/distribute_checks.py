@@ -147,23 +147,17 @@ def main(case):
     with mirrored.scope():
         got = variables(net)
     assert sorted(want) == sorted(got), set(want) ^ set(got)
-    diffs, scaled = {}, {}
+    diffs = {}
     for name, (value,) in want.items():
         diffs[name] = max(float(np.max(np.abs(np.asarray(r, 'float64') -
                                                value), initial=0.0))
                           for r in got[name])
-        # Relative to the variable's size where it exceeds 1 (Adam's first
-        # moment holds 0.1 x gradients of size ~10-100).
-        size = float(np.max(np.abs(value), initial=0.0))
-        scaled[name] = diffs[name] / max(1.0, size)
     moved = sum(not np.array_equal(a, b) for a, b in zip(
         weights, single.get_weights()))
     print(json.dumps({'max_diff': max(diffs.values()),
                       'worst': max(diffs, key=diffs.get),
-                      'max_scaled_diff': max(scaled.values()),
-                      'worst_scaled': max(scaled, key=scaled.get),
                       'variables': len(diffs), 'moved': moved,
-                      'diffs': diffs, 'scaled': scaled}))
+                      'diffs': diffs}))
 
 
 def worker(steps):

@@ -22,9 +22,27 @@ from hournas_tf.training import config as train_config
 CHECKS = os.path.join(REPO, 'tests', 'distribute_checks.py')
 
 # The largest difference allowed between the 2-replica step and the
-# single-device step, relative to the variable's size where that exceeds 1
-# (docs/distribute.md has the measured values: reduction order only).
+# single-device step. Adam's moments of the architecture parameters hold
+# the raw architecture gradient, which differs by up to 2.1e-5 (measured,
+# docs/distribute.md: reduction order over 4 + 4 instead of 8 examples,
+# amplified where the gradient is a sum of cancelling terms); Adam's first
+# step moves each parameter by about lr * sign(gradient), so the
+# parameters themselves agree within BOUND.
 BOUND = 1e-5
+ADAM_MOMENT_BOUND = 3e-5
+
+
+def bound(name):
+    """The bound of variable `name` (see above)."""
+    if 'arch_adam' in name and ('momentum' in name or 'velocity' in name):
+        return ADAM_MOMENT_BOUND
+    return BOUND
+
+
+def over_bound(report):
+    """{name: difference} of the variables beyond their bound."""
+    return {name: diff for name, diff in report['diffs'].items()
+            if diff > bound(name)}
 
 
 @pytest.mark.parametrize('kwargs, message', [
@@ -78,16 +96,24 @@ def test_one_search_step_on_two_replicas_equals_one_device(case):
         assert part in names, part
     if case == 'search_proposals':
         assert 'pi' in names
-    assert report['max_scaled_diff'] <= BOUND, (
-        report['worst_scaled'], report['max_scaled_diff'])
+    assert not over_bound(report), over_bound(report)
 
 
 @pytest.mark.large
 def test_one_train_step_on_two_replicas_equals_one_device():
     report = equality('train')
     assert any('moving_mean' in n for n in report['diffs'])
-    assert report['max_scaled_diff'] <= BOUND, (
-        report['worst_scaled'], report['max_scaled_diff'])
+    assert report['max_diff'] <= BOUND, (report['worst'],
+                                         report['max_diff'])
+    assert not over_bound(report), over_bound(report)
+
+
+def test_bounds_catch_a_difference():
+    report = {'diffs': {'model/stem/conv/kernel': 2e-5,
+                        'arch_opt/arch_adam/theta_momentum': 2e-5,
+                        'arch_opt/arch_adam/theta_velocity': 4e-5}}
+    assert over_bound(report) == {'model/stem/conv/kernel': 2e-5,
+                                  'arch_opt/arch_adam/theta_velocity': 4e-5}
 
 
 def free_ports(count):
