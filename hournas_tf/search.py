@@ -115,8 +115,8 @@ def define_flags():
                        'stage 1 (the paper\'s 5.0).')
     flags.DEFINE_float('nonvital_tau_init', 1.0, 'Initial Gumbel temperature '
                        'of the straight-through relaxation in stage 2, in '
-                       'the units of the proposals (10 x their final '
-                       'temperature 0.1; docs/search.md).')
+                       'the units of the proposals (20 x their sampling '
+                       'temperature 0.05; docs/search.md).')
     flags.DEFINE_float('tau_decay', 0.9999, 'Temperature decay per step.')
     flags.DEFINE_float('weight_lr', 0.1, 'SGD learning rate of the weights.')
     flags.DEFINE_float('arch_lr', DEMO['arch_lr'], 'Adam learning rate of the '

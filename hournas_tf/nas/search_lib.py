@@ -494,10 +494,17 @@ def _run_search(config, strategy, output):
                      space.op_names, mask[searched],
                      f'stage 2: proposal {best} (pi = {pi[best]:.2f})',
                      os.path.join(config.output_dir, 'ops_nonvital.png'))
-    _, scatter = sample_report(table, np.log(np.maximum(per_proposal,
-                                                        1e-12)),
-                               config.targets, config.tolerance, config.seed,
-                               pi=pi)
+    # per_proposal are the probabilities of stage 2's draws: at tau = 1
+    # these samples come from the distribution stage 2 ended with.
+    end, scatter = sample_report(table, np.log(np.maximum(per_proposal,
+                                                          1e-12)),
+                                 config.targets, config.tolerance,
+                                 config.seed, pi=pi)
+    end = end['1']
+    log(f'stage 2 ends with {end["share_within_tolerance"]:.1%} of '
+        f'{NUM_SAMPLES:,} draws within {config.tolerance:.0%} of every '
+        f'target (it started with '
+        f'{pinfo["stage2_start"]["share_within_tolerance"]:.1%})')
     plots.proposal_scatter(
         scatter, config.targets, config.tolerance,
         f'{space.name}: {NUM_SAMPLES:,} architectures after the search',
@@ -531,6 +538,7 @@ def _run_search(config, strategy, output):
         'vital_ops': {i + 1: op for i, op in vital_ops.items()},
         'vital_ops_changed_for_feasibility': [i + 1 for i in changed_vital],
         'proposal_optimization': pinfo,
+        'stage2_end': end,
         'family': [m.entry for m in family],
         'seconds': {**timings, 'total': time.perf_counter() - start},
         'sampler': config.sampler,
