@@ -259,14 +259,15 @@ NAN = float('nan')
 INF = float('inf')
 
 
-def floats_outside(low=None, high=None, low_open=True, high_open=True):
-    """Floats outside [low, high] (open ends excluded too), nan and inf."""
+def floats_outside(low=None, high=None, with_low=True, with_high=True):
+    """Floats below `low` and above `high`, the bounds themselves when
+    `with_low` / `with_high` (they are invalid too), nan and +-inf."""
     parts = [st.just(NAN), st.just(INF), st.just(-INF)]
     if low is not None:
-        parts.append(st.floats(max_value=low, exclude_max=not low_open,
+        parts.append(st.floats(max_value=low, exclude_max=not with_low,
                                allow_nan=False))
     if high is not None:
-        parts.append(st.floats(min_value=high, exclude_min=not high_open,
+        parts.append(st.floats(min_value=high, exclude_min=not with_high,
                                allow_nan=False))
     return st.one_of(parts)
 
@@ -278,8 +279,10 @@ def flag_float(value):
 
 NOT_INTEGERS = st.one_of(
     st.sampled_from(['', 'x', '1.5', '1e3', 'nan', 'inf', '0x', ' ', '--',
-                     '١٢', '3 4', '2**3', 'None', 'True']),
-    st.text(max_size=8).filter(lambda s: not _parses(int, s)))
+                     '3 4', '2**3', 'None', 'True']),
+    # Not 0x1f or 0o17 either: absl reads them.
+    st.text(max_size=8).filter(lambda s: not _parses(int, s)
+                               and not s.startswith('0')))
 NOT_FLOATS = st.one_of(
     st.sampled_from(['', 'x', '1,5', '1e', '--1', 'None', 'one', '0x1p3',
                      '1..2', '1e3e3']),
@@ -559,7 +562,7 @@ def run_command(command, argv, cwd):
                 errors.run(module.main, show_logs=_SHOW_LOGS.get(command))
                 code = 0
             except SystemExit as e:
-                code = e.code
+                code = 0 if e.code is None else e.code
             except Reached as e:
                 code, reached = None, str(e)
     finally:
@@ -666,3 +669,437 @@ def parsers():
             'CIFAR10', 'digits ', 'imagenet', 'mnist', 'image_folder:\n'])),
             _parse_dataset, None),
     }
+
+
+# ---------------------------------------------------------------------------
+# Command cases: one bad input each, in a workspace (see `workspace`).
+
+
+@dataclasses.dataclass
+class Case:
+    """A command run: `argv`, the files it needs written first (relative
+    path -> bytes; an image folder), and a text the error line must hold
+    (None: any one-line error)."""
+
+    argv: list
+    expect: str = None
+    files: dict = dataclasses.field(default_factory=dict)
+
+
+def _flag(name, values, expect=None):
+    """Cases `--name=value` for values of a strategy."""
+    return values.map(lambda v: Case([f'--{name}={v}'], expect))
+
+
+def _floats(name, strategy, expect=None):
+    return _flag(name, strategy.map(flag_float), expect or name)
+
+
+def _types(ints=(), floats=(), bools=(), enums=()):
+    """Cases absl refuses: a flag of the wrong type or outside its enum."""
+    parts = []
+    for name in ints:
+        parts.append(_flag(name, NOT_INTEGERS, f'flag --{name}='))
+    for name in floats:
+        parts.append(_flag(name, NOT_FLOATS, f'flag --{name}='))
+    for name in bools:
+        parts.append(_flag(name, NOT_BOOLS, name))
+    for name, valid in enums:
+        parts.append(_flag(name, st.text(max_size=10).filter(
+            lambda s, valid=valid: s not in valid), f'flag --{name}='))
+    return parts
+
+
+def _unknown(known):
+    """Cases with a flag no command defines (`--zz...`)."""
+    del known  # zz: no flag of the command or of absl starts with it
+    return st.text('abcdefghijklmnopqrstuvwxyz_', min_size=1,
+                   max_size=12).map(lambda s: Case([f'--zz{s}=1'],
+                                                   'Unknown command'))
+
+
+POSITIONAL = st.lists(st.text('abc/._-0', min_size=1, max_size=8),
+                      min_size=1, max_size=2).map(
+    lambda args: Case(list(args)))
+OUTPUTS = st.sampled_from(['existing', 'a_file', 'existing/sub'])
+
+
+def _refused_string(text):
+    from hournas_tf.spaces.architecture import Architecture
+
+    try:
+        Architecture.from_string(text)
+    except UserError:
+        return True
+    return False
+
+
+def _refused_file(content):
+    from hournas_tf.spaces.architecture import load_architecture
+
+    try:
+        _in_file(load_architecture, 'arch.json')(content)
+    except UserError:
+        return True
+    return False
+
+
+BAD_ARCH_STRINGS = arch_string().filter(lambda t: ':' in t).filter(
+    _refused_string)
+BAD_ARCH_FILES = arch_file().filter(_refused_file)
+# Tables refused whatever they hold: not JSON, not UTF-8, empty.
+BAD_TABLE_FILES = st.one_of(
+    st.binary(max_size=40).filter(lambda b: not _parses(json.loads, b)),
+    st.just(b''), st.just(b'\xff\xfe{}'),
+    st.integers(0, 400).map(
+        lambda n: json.dumps(valid_table_json()).encode()[:n]))
+
+
+def _with_file(path, content, argv, expect=None):
+    return Case(argv, expect, {path: content})
+
+
+def _folder_files(root, spec):
+    """{relative path: bytes} of an `image_folder` spec under `root`."""
+    files = {}
+    for name, entries in spec['classes'].items():
+        files[os.path.join(root, name, '.keep')] = b''
+        for file, data, _ in entries:
+            files[os.path.join(root, name, file)] = data
+    for rel, data in spec['extra']:
+        files[os.path.join(root, rel)] = data
+    return files
+
+
+BAD_FOLDERS = image_folder(kinds=(GOOD,) + UNREADABLE).filter(
+    lambda spec: folder_verdict(spec) == 'refused').map(
+    lambda spec: Case(['--dataset=image_folder:images'], 'image folder',
+                      _folder_files('images', spec)))
+MISSING_FOLDERS = st.sampled_from(['nowhere', 'a_file', 'existing',
+                                   'existing/sub']).map(
+    lambda p: Case([f'--dataset=image_folder:{p}'], 'image folder'))
+DATASET_NAMES = _flag('dataset', st.text(max_size=12).filter(
+    lambda s: s.strip() not in ('digits', 'cifar10', 'imagenet2012')
+    and not s.strip().startswith('image_folder:')), 'dataset')
+
+
+def _search_cases():
+    known = {'space', 'dataset', 'data_dir', 'image_size', 'num_classes',
+             'width_multiplier', 'target_macs', 'target_params',
+             'target_latency_ms', 'latency_table', 'tolerance', 'repair',
+             'num_proposals', 'proposal_iters', 'vital_epochs',
+             'nonvital_epochs', 'max_steps_per_epoch', 'batch_size',
+             'sampler', 'vital_sampler', 'vital_first', 'vital_ops',
+             'alpha', 'beta', 'tau_init', 'nonvital_tau_init', 'tau_decay',
+             'weight_lr', 'arch_lr', 'zero_init_residual', 'seed',
+             'output_dir', 'strategy', 'dry_run', 'graph_optimizations',
+             'verbose'}
+    ops = st.sampled_from(['k3_e3_se0.25', 'k5_e6_se0.25', 'skip', 'k3_e1',
+                           'k9_e9', 'max', ''])
+    return st.one_of(
+        _floats('target_macs', st.one_of(floats_outside(0, None),
+                                         st.floats(1e-300, 1e5),
+                                         st.floats(1e9, 1e300)), 'macs'),
+        _floats('target_params', st.one_of(floats_outside(0, None),
+                                           st.floats(1e-300, 1e3),
+                                           st.floats(1e8, 1e300)),
+                'params'),
+        _floats('target_latency_ms', st.floats(1e-3, 1e3), 'latency'),
+        st.builds(lambda content, ms: _with_file(
+            'bad_table.json', content,
+            ['--latency_table=bad_table.json',
+             f'--target_latency_ms={ms}'], 'bad_table.json'),
+            BAD_TABLE_FILES, st.floats(1, 100)),
+        st.floats(1e-3, 1e6).filter(lambda ms: not 1 <= ms <= 1e3).map(
+            lambda ms: Case(['--latency_table=table.json',
+                             f'--target_latency_ms={ms!r}'], 'latency')),
+        st.just(Case(['--latency_table=table.json', '--width_multiplier=0.5',
+                      '--target_latency_ms=20'], 'table.json is for')),
+        _floats('tolerance', floats_outside(0, 1)),
+        _floats('tau_decay', floats_outside(0, 1, True, False)),
+        *[_floats(name, floats_outside(0)) for name in (
+            'tau_init', 'nonvital_tau_init', 'weight_lr', 'arch_lr')],
+        *[_floats(name, floats_outside(0, None, False)) for name in (
+            'alpha', 'beta')],
+        _flag('vital_ops', st.lists(ops, min_size=1, max_size=8).filter(
+            lambda v: len(v) != 5 and v != ['max'] and any(v)).map(
+            ','.join),
+            'vital_ops'),
+        st.lists(st.sampled_from(['k3_e3_se0.25', 'k9_e9', 'skip']),
+                 min_size=5, max_size=5).filter(
+            lambda v: 'k9_e9' in v or 'skip' in v).map(
+            lambda v: Case([f'--vital_ops={",".join(v)}'], 'op ')),
+        st.just(Case(['--vital_ops=max', '--vital_first=false'],
+                     '--vital_first')),
+        DATASET_NAMES, MISSING_FOLDERS, BAD_FOLDERS,
+        _flag('num_classes', st.integers(2, 10 ** 6).filter(
+            lambda n: n != 10), 'num_classes'),
+        _flag('width_multiplier', st.sampled_from(['inf', '1e400', 'nan']),
+              'width_multiplier'),
+        _flag('output_dir', OUTPUTS, 'output_dir'),
+        *_types(ints=('image_size', 'num_classes', 'num_proposals',
+                      'batch_size', 'seed', 'vital_epochs'),
+                floats=('target_macs', 'tolerance', 'alpha'),
+                bools=('repair', 'vital_first', 'dry_run'),
+                enums=(('space', SPACE_NAMES_ALL), ('sampler', SAMPLERS),
+                       ('strategy', ('default', 'mirrored')))),
+        _flag('num_proposals', st.integers(-10, 0), 'num_proposals'),
+        _flag('image_size', st.integers(-10, 7), 'image_size'),
+        _unknown(known), POSITIONAL)
+
+
+SPACE_NAMES_ALL = ('fbnet', 'efbnet', 'mnasnet', 'efficientnet',
+                   'proxyless', 'mobilenetv2')
+SAMPLERS = ('gumbel_max', 'gumbel_softmax', 'softmax')
+
+
+def _train_cases():
+    known = {'arch', 'arch_file', 'dataset', 'data_dir', 'image_size',
+             'epochs', 'batch_size', 'learning_rate', 'warmup_epochs',
+             'weight_decay', 'label_smoothing', 'dropout', 'drop_path_rate',
+             'ema_momentum', 'cutout', 'mixed_precision', 'inherit_weights',
+             'bn_recalibration_batches', 'output_dir', 'strategy', 'seed',
+             'dry_run', 'verbose'}
+    unit = floats_outside(0, 1, False, True)
+    return st.one_of(
+        BAD_ARCH_STRINGS.map(lambda t: Case(['--arch_file=', f'--arch={t}'])),
+        st.text('abcxyz_019', min_size=1, max_size=10).map(
+            lambda t: Case(['--arch_file=', f'--arch={t}'], 'unknown arch')),
+        BAD_ARCH_FILES.map(lambda content: _with_file(
+            'bad_arch.json', content, ['--arch_file=bad_arch.json'],
+            'bad_arch.json')),
+        st.sampled_from(['nowhere.json', 'existing', '']).map(
+            lambda p: Case([f'--arch_file={p}'], 'arch')),
+        st.just(Case(['--arch=efficientnet_b0'], 'exactly one of')),
+        st.just(Case(['--epochs=0'], 'epochs=0')),
+        st.floats(3, 1e300).map(lambda w: Case(
+            ['--epochs=3', f'--warmup_epochs={w!r}'], 'warmup_epochs')),
+        _floats('learning_rate', floats_outside(0)),
+        _floats('weight_decay', floats_outside(0, None, False)),
+        *[_floats(name, unit) for name in (
+            'label_smoothing', 'drop_path_rate', 'ema_momentum', 'dropout')],
+        _flag('cutout', st.integers(33, 10 ** 4), 'cutout'),
+        _flag('verbose', st.integers(3, 100) | st.integers(-100, -1),
+              'verbose'),
+        _flag('batch_size', st.integers(1439, 10 ** 6), 'batch_size'),
+        _flag('inherit_weights', st.sampled_from([
+            'nowhere.weights.h5', 'existing', 'a_file',
+            'not_hdf5.weights.h5']), 'inherit_weights'),
+        DATASET_NAMES, MISSING_FOLDERS, BAD_FOLDERS,
+        _flag('output_dir', OUTPUTS, 'output_dir'),
+        *_types(ints=('epochs', 'batch_size', 'cutout', 'image_size'),
+                floats=('learning_rate', 'dropout'),
+                bools=('mixed_precision', 'dry_run'),
+                enums=(('strategy', ('default', 'mirrored')),)),
+        _flag('image_size', st.integers(-10, 7), 'image_size'),
+        _unknown(known), POSITIONAL)
+
+
+def _export_cases():
+    known = {'model', 'arch_file', 'weights', 'formats', 'output_dir',
+             'dataset', 'data_dir', 'representative_steps', 'qat_steps',
+             'qat_learning_rate', 'batch_size', 'check', 'check_examples',
+             'threads', 'seed'}
+    formats = ('saved_model', 'tflite', 'tflite_fp16', 'tflite_int8',
+               'tflite_qat')
+    return st.one_of(
+        st.sampled_from([
+            Case(['--arch_file=', '--model=nowhere.keras'], 'nowhere'),
+            Case(['--arch_file=', '--model=not_a_zip.keras'], 'Keras 3'),
+            Case(['--arch_file=', '--model=bad_zip.keras'], 'bad_zip'),
+            Case(['--arch_file=', '--model=a_file'], 'Keras 3'),
+            Case(['--model=bad_zip.keras'], 'either'),
+            Case(['--arch_file='], 'either'),
+            Case(['--arch_file=', '--model=bad_zip.keras',
+                  '--weights=arch.weights.h5'], '--weights'),
+            Case(['--weights=nowhere.weights.h5'], 'nowhere'),
+            Case(['--weights=not_hdf5.weights.h5'], 'not_hdf5'),
+            Case(['--weights=junk.weights.h5'], 'junk'),
+            Case(['--weights=a_file'], 'a_file'),
+            Case(['--formats='], 'format'),
+            Case(['--arch_file=nowhere.json'], 'nowhere'),
+        ]),
+        BAD_ARCH_FILES.map(lambda content: _with_file(
+            'bad_arch.json', content, ['--arch_file=bad_arch.json',
+                                       '--weights=arch.weights.h5'],
+            'bad_arch.json')),
+        _flag('formats', st.lists(st.text(max_size=8), min_size=1,
+                                  max_size=3).filter(
+            lambda v: any(f not in formats for f in v) and all(
+                ',' not in f for f in v)).map(','.join), 'format'),
+        _flag('threads', st.lists(st.one_of(
+            st.integers(-5, 0).map(str), NOT_INTEGERS.filter(
+                lambda s: ',' not in s and s.strip())), min_size=1,
+            max_size=3).map(','.join), 'threads'),
+        _floats('qat_learning_rate', floats_outside(0)),
+        DATASET_NAMES,
+        _flag('output_dir', OUTPUTS, 'output_dir'),
+        *_types(ints=('representative_steps', 'qat_steps', 'batch_size',
+                      'check_examples', 'seed'),
+                floats=('qat_learning_rate',), bools=('check',)),
+        _flag('qat_steps', st.integers(-10, 0), 'qat_steps'),
+        _unknown(known), POSITIONAL)
+
+
+def _describe_cases():
+    known = {'arch', 'arch_file', 'space', 'image_size', 'num_classes',
+             'width_multiplier', 'json', 'latency_table'}
+    demo = demo_arch().to_string()
+    return st.one_of(
+        BAD_ARCH_STRINGS.map(lambda t: Case([f'--arch={t}'])),
+        st.text('abcxyz_019', min_size=1, max_size=10).map(
+            lambda t: Case([f'--arch={t}'], 'unknown architecture')),
+        BAD_ARCH_FILES.map(lambda content: _with_file(
+            'bad_arch.json', content, ['--arch_file=bad_arch.json'],
+            'bad_arch.json')),
+        st.sampled_from([
+            Case([], 'exactly one of'),
+            Case(['--arch=fbnet_a', '--space=fbnet'], 'exactly one of'),
+            Case(['--arch_file=arch.json', '--space=fbnet'], 'exactly one'),
+            Case(['--space=fbnet', '--latency_table=table.json'],
+                 '--latency_table goes with'),
+            Case(['--arch=fbnet_a', '--latency_table=table.json'],
+                 'table.json is for'),
+            Case(['--arch_file=nowhere.json'], 'nowhere'),
+            Case([f'--arch={demo}', '--latency_table=nowhere.json'],
+                 'nowhere'),
+        ]),
+        BAD_TABLE_FILES.map(lambda content: _with_file(
+            'bad_table.json', content,
+            [f'--arch={demo}', '--latency_table=bad_table.json'],
+            'bad_table.json')),
+        st.builds(lambda target, key, value: Case(
+            [target, f'--{key}={value}'], key),
+            st.sampled_from(['--arch=fbnet_a', '--space=mnasnet',
+                             '--arch_file=arch.json', f'--arch={demo}']),
+            st.sampled_from(['width_multiplier']),
+            floats_outside(0).map(flag_float)),
+        st.builds(lambda target, size: Case(
+            [target, f'--image_size={size}'], 'image_size'),
+            st.sampled_from(['--arch=fbnet_a', '--space=mnasnet',
+                             '--arch_file=arch.json']),
+            st.integers(-10 ** 6, 7)),
+        st.builds(lambda target, n: Case(
+            [target, f'--num_classes={n}'], 'num_classes'),
+            st.sampled_from(['--arch=fbnet_a', '--space=mnasnet',
+                             '--arch_file=arch.json']),
+            st.integers(-10 ** 6, 1)),
+        *_types(ints=('image_size', 'num_classes'),
+                floats=('width_multiplier',), bools=('json',)),
+        _unknown(known), POSITIONAL.map(
+            lambda c: Case(['--arch=fbnet_a', *c.argv])))
+
+
+def _report_cases():
+    search = {'search': {'targets': {'macs': 1e6}}}
+    arch = valid_arch_json()
+
+    def run(files, argv=(), expect=None):
+        return Case(['run', *argv], expect, {
+            os.path.join('run', k): v for k, v in files.items()})
+
+    return st.one_of(
+        st.sampled_from([
+            Case([], 'give one search run folder'),
+            Case(['run', 'run2'], 'give one search run folder'),
+            Case(['nowhere'], 'no arch.json'),
+            Case(['existing'], 'no arch.json'),
+            Case(['a_file'], 'no arch.json'),
+            run({'arch.json': json.dumps(arch).encode()}, (),
+                'no search section'),
+            run({'arch.json': json.dumps({**arch, **search}).encode()},
+                ['--train_dir=existing'], 'no metrics.json'),
+            run({'arch.json': json.dumps({**arch, **search}).encode()},
+                ['--export_report=nowhere.json'], 'nowhere.json'),
+        ]),
+        BAD_ARCH_FILES.map(lambda content: run({'arch.json': content})),
+        JSON.filter(lambda v: not isinstance(v, dict)).map(
+            lambda v: run({'arch.json': json.dumps(
+                {**arch, 'search': v}).encode()}, (), 'search section')),
+        st.builds(lambda content: run({
+            'arch.json': json.dumps({**arch, **search}).encode(),
+            'history.jsonl': content}, (), 'history.jsonl'),
+            st.one_of(st.binary(min_size=1, max_size=30),
+                      JSON.filter(lambda v: not isinstance(v, dict)).map(
+                          lambda v: json.dumps(v).encode())).filter(
+                lambda b: b.strip() and not _is_object_lines(b))),
+        st.builds(lambda name, content: run({
+            'arch.json': json.dumps({**arch, **search}).encode(),
+            name: content}, (), 'malformed'),
+            st.sampled_from(['train/metrics.json',
+                             'export/export_report.json',
+                             'search_config.json']),
+            BAD_TABLE_FILES.filter(bool)),
+        _unknown({'train_dir', 'export_report'}).map(
+            lambda c: Case(['run', *c.argv], c.expect)))
+
+
+def _is_object_lines(content):
+    try:
+        lines = content.decode().splitlines()
+        return all(isinstance(json.loads(line), dict)
+                   for line in lines if line.strip())
+    except (ValueError, UnicodeDecodeError):
+        return False
+
+
+def command_cases():
+    """{command: strategy of `Case`s it must refuse}."""
+    return {'search': _search_cases(), 'train': _train_cases(),
+            'export': _export_cases(), 'describe': _describe_cases(),
+            'report': _report_cases()}
+
+
+# Each command's arguments that make a valid run of the workspace: a case
+# adds its bad input to them (absl: the last value of a flag wins).
+BASES = {
+    'search': [],
+    'train': ['--arch_file=arch.json'],
+    'export': ['--arch_file=arch.json', '--formats=tflite'],
+    'describe': [],
+    'report': [],
+}
+
+
+def run_case(command, case, root):
+    """Writes the case's files into the workspace `root`, runs it and
+    checks it is refused with nothing changed; returns the error line."""
+    for path, content in case.files.items():
+        write(os.path.join(root, path), content)
+    try:
+        return refused_untouched(command, BASES[command] + case.argv, root,
+                                 case.expect)
+    finally:
+        for path in case.files:
+            top = os.path.join(root, path.split(os.sep)[0])
+            if os.path.isdir(top):
+                import shutil
+
+                shutil.rmtree(top)
+            elif os.path.exists(top):
+                os.remove(top)
+
+
+_WEIGHTS = {}
+
+
+def valid_weights():
+    """The bytes of `build_model(demo_arch())`'s weights (TensorFlow;
+    built once per process)."""
+    if 'bytes' not in _WEIGHTS:
+        from hournas_tf.blocks.model import build_model
+
+        with tempfile.TemporaryDirectory() as root:
+            path = os.path.join(root, 'arch.weights.h5')
+            build_model(demo_arch()).save_weights(path)
+            with open(path, 'rb') as f:
+                _WEIGHTS['bytes'] = f.read()
+    return _WEIGHTS['bytes']
+
+
+def command_workspace(root, command):
+    """`workspace(root)`, plus for export the weights of arch.json next to
+    it (the export's base case is valid)."""
+    workspace(root)
+    if command == 'export':
+        write(os.path.join(root, 'arch.weights.h5'), valid_weights())

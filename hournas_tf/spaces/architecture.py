@@ -127,5 +127,9 @@ class Architecture:
 
 
 def load_architecture(path):
-    """Reads an architecture JSON file."""
-    return Architecture.from_json(read_json(path, 'architecture file'))
+    """Reads an architecture JSON file (errors name the file)."""
+    data = read_json(path, 'architecture file')
+    try:
+        return Architecture.from_json(data)
+    except UserError as e:
+        raise UserError(f'architecture file {path!r}: {e}') from None

@@ -1,0 +1,106 @@
+"""Fuzzed bad input at the commands, run in-process the way `python -m`
+runs them (tests/fuzzing.py): search, train, export, describe and report
+each refuse every case with exit code 2 and one `error:` line on stderr,
+no traceback, and nothing in the workspace changed (no existing output
+touched, no output folder left behind). A few real subprocesses check that
+the in-process runs are the real thing."""
+
+import os
+
+import fuzzing
+import pytest
+from conftest import run_module
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
+
+CASES = fuzzing.command_cases()
+# Bounded and reproducible; tools/fuzz_inputs.py runs many more.
+EXAMPLES = {'search': 60, 'train': 60, 'export': 25, 'describe': 60,
+            'report': 40}
+
+
+def _fuzz(command):
+    @settings(max_examples=EXAMPLES[command], deadline=None,
+              derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(case=CASES[command])
+    def check(root, case):
+        fuzzing.count(command, 'refused')
+        fuzzing.run_case(command, case, root)
+    return check
+
+
+@pytest.fixture(scope='module')
+def workspaces(tmp_path_factory):
+    roots = {}
+    for command in fuzzing.COMMANDS:
+        roots[command] = str(tmp_path_factory.mktemp(command))
+        fuzzing.command_workspace(roots[command], command)
+    return roots
+
+
+@pytest.mark.parametrize('command', fuzzing.COMMANDS)
+def test_the_base_case_is_accepted(workspaces, command):
+    """Without a bad input each command gets to its slow part (or, for
+    describe, succeeds): a refused case is refused for its bad input."""
+    if command == 'report':
+        pytest.skip('report has no valid base: every case names its run')
+    argv = fuzzing.BASES[command] or (['--arch=fbnet_a'] if command ==
+                                      'describe' else [])
+    outcome = fuzzing.run_command(command, argv, workspaces[command])
+    if command == 'describe':
+        assert outcome.code == 0 and 'fbnet_a' in outcome.stdout, outcome
+    else:
+        assert outcome.reached, outcome
+
+
+@pytest.mark.parametrize('command', fuzzing.COMMANDS)
+def test_fuzzed_command_input(workspaces, command):
+    _fuzz(command)(workspaces[command])
+
+
+def test_a_crash_is_not_taken_for_a_refusal(tmp_path):
+    """The harness can fail: a traceback propagates, an accepted case and a
+    second stderr line are reported."""
+    fuzzing.workspace(str(tmp_path))
+    with pytest.raises(AssertionError, match='accepted'):
+        fuzzing.run_case('search', fuzzing.Case([]), str(tmp_path))
+    with pytest.raises(AssertionError):
+        fuzzing.check_refused(fuzzing.Outcome(2, '', 'warn\nerror: x\n'))
+    with pytest.raises(AssertionError):
+        fuzzing.check_refused(fuzzing.Outcome(1, '', 'error: x\n'))
+    with pytest.raises(AssertionError, match='expected'):
+        fuzzing.check_refused(fuzzing.Outcome(2, '', 'error: x\n'),
+                              'expected')
+
+
+def test_a_changed_workspace_is_reported(tmp_path):
+    root = str(tmp_path)
+    fuzzing.workspace(root)
+    before = fuzzing.snapshot(root)
+    fuzzing.write(os.path.join(root, 'existing', 'result.txt'), 'changed')
+    assert fuzzing.snapshot(root) != before
+
+
+# Real subprocesses: the same refusals as `python -m` (about 5-10 s each).
+@pytest.mark.parametrize('command, case', [
+    ('search', fuzzing.Case(['--tolerance=nan'], 'tolerance=nan')),
+    ('search', fuzzing.Case(['--width_multiplier=inf'], 'width_multiplier')),
+    ('train', fuzzing.Case(['--arch_file=arch.json', '--learning_rate=inf'],
+                           'learning_rate=inf')),
+    ('describe', fuzzing.Case(['--arch=fbnet_a',
+                               '--latency_table=table.json'], 'is for')),
+    ('export', fuzzing.Case(['--arch_file=arch.json',
+                             '--qat_learning_rate=nan'],
+                            'qat_learning_rate=nan')),
+])
+def test_real_subprocesses_refuse_the_same_cases(tmp_path, command, case):
+    root = str(tmp_path)
+    fuzzing.workspace(root)
+    before = fuzzing.snapshot(root)
+    out = run_module(f'hournas_tf.{command}', *case.argv, cwd=root,
+                     timeout=300)
+    fuzzing.check_refused(fuzzing.Outcome(out.returncode, out.stdout,
+                                          out.stderr), case.expect)
+    assert fuzzing.snapshot(root) == before
