@@ -330,8 +330,10 @@ def image_bytes(ext, mode, size, seed=0):
 
 
 GOOD = 'good'  # a decodable image in any format, mode and size
-UNREADABLE = ('random', 'empty', 'text')  # refused by the listing
-DAMAGED = 'truncated'  # right signature, body cut short
+# Refused by the listing: no image signature, or a 1-bit BMP (TensorFlow
+# decodes 8, 24 and 32 bits per pixel only).
+UNREADABLE = ('random', 'empty', 'text', 'bmp_1bit')
+DAMAGED = 'truncated'  # right signature, cut short: refused too
 
 
 @st.composite
@@ -342,12 +344,21 @@ def image_file(draw, kinds=(GOOD,) + UNREADABLE + (DAMAGED,)):
     upper = draw(st.booleans())
     name = draw(st.text('abcxyz0123', min_size=1, max_size=6)) + '.' + (
         ext.upper() if upper else ext)
+    if kind == 'bmp_1bit':
+        ext, kind, upper = 'bmp', GOOD, False
+        name = name.rsplit('.', 1)[0] + '.bmp'
+        data = image_bytes('bmp', '1', (draw(st.integers(1, 40)), 3))
+        return name, data, 'bmp_1bit'
     if kind == GOOD or kind == DAMAGED:
         mode = draw(st.sampled_from(MODES))
+        if ext == 'bmp' and mode == '1':
+            mode = 'L'
         size = (draw(st.integers(1, 40)), draw(st.integers(1, 40)))
         data = image_bytes(ext, mode, size, draw(st.integers(0, 9)))
         if kind == DAMAGED:
             data = data[:max(len(data) // 2, 12)]
+            while data.rstrip(b'\0').endswith(b';'):  # not a GIF's end
+                data = data[:-1]
     elif kind == 'random':
         data = draw(st.binary(min_size=0, max_size=40).filter(
             lambda b: not b.startswith((b'\x89PNG', b'\xff\xd8\xff', b'BM',
@@ -397,11 +408,12 @@ def write_folder(root, spec):
 
 def folder_verdict(spec):
     """What `list_folder` must do with a spec: 'refused' (fewer than two
-    classes, a class without images, an unreadable image) or 'listed'."""
+    classes, a class without images, an unreadable or truncated image) or
+    'listed'."""
     classes = spec['classes']
     if len(classes) < 2 or any(not files for files in classes.values()):
         return 'refused'
-    if any(kind in UNREADABLE for files in classes.values()
+    if any(kind != GOOD for files in classes.values()
            for _, _, kind in files):
         return 'refused'
     return 'listed'
@@ -771,7 +783,7 @@ def _folder_files(root, spec):
     return files
 
 
-BAD_FOLDERS = image_folder(kinds=(GOOD,) + UNREADABLE).filter(
+BAD_FOLDERS = image_folder().filter(
     lambda spec: folder_verdict(spec) == 'refused').map(
     lambda spec: Case(['--dataset=image_folder:images'], 'image folder',
                       _folder_files('images', spec)))
