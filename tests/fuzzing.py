@@ -375,7 +375,9 @@ def image_folder(draw, min_classes=0, max_classes=4, kinds=None):
     """A folder spec: {'classes': {name: [(file, bytes, kind), ...]},
     'extra': [(relative path, bytes)]} (files that are no images, hidden
     files), or None for a missing folder."""
-    kinds = kinds or (GOOD,) + UNREADABLE + (DAMAGED,)
+    if kinds is None:  # Half the folders have only good images.
+        kinds = (GOOD,) if draw(st.booleans()) else \
+            (GOOD,) + UNREADABLE + (DAMAGED,)
     names = draw(st.lists(st.text('abcdefgh', min_size=1, max_size=5),
                           min_size=min_classes, max_size=max_classes,
                           unique=True))
@@ -656,8 +658,50 @@ def _parse_dataset(name):
     assert (path is None) == (kind != 'image_folder'), (kind, path)
 
 
+_TABLE = {}
+
+
+def _table_path():
+    """A valid latency table file of the demo space (written once)."""
+    if 'path' not in _TABLE:
+        _TABLE['path'] = write(os.path.join(tempfile.mkdtemp(),
+                                            'table.json'),
+                               json.dumps(valid_table_json()))
+    return _TABLE['path']
+
+
+@st.composite
+def search_targets(draw):
+    """A demo `SearchConfig` whose targets are outside the demo space's
+    range, not > 0, or of an unknown objective (any tolerance)."""
+    from hournas_tf.nas import config
+
+    objectives = st.sampled_from(['macs', 'params', 'latency_ms', 'flops',
+                                  'MACS', '', 'weights'])
+    values = st.one_of(floats_outside(0), st.floats(1e-300, 1e3),
+                       st.floats(1e10, 1e300))
+    targets = draw(st.dictionaries(objectives, values, min_size=1,
+                                   max_size=3))
+    return config.SearchConfig(
+        space='efficientnet', dataset='digits', image_size=32,
+        width_multiplier=0.25, targets=targets,
+        latency_table=draw(st.sampled_from([None, _table_path()])),
+        tolerance=draw(st.floats(allow_nan=True, allow_infinity=True)))
+
+
+def _preflight(config):
+    from hournas_tf.nas import search_lib
+
+    search_lib.preflight(config)
+
+
+def _never(result):
+    raise AssertionError(f'accepted: {result!r}')
+
+
 def parsers():
-    """{target: (strategy, parse, valid)} of the parser-level fuzzing."""
+    """{target: (strategy, parse, valid)} of the parser-level fuzzing
+    (`valid` None: any result; `_never`: every input must be refused)."""
     from hournas_tf.spaces.architecture import Architecture
     from hournas_tf.spaces.architecture import load_architecture
 
@@ -680,7 +724,49 @@ def parsers():
             'image_folder', 'image_folder:', 'image_folder: ', 'cifar',
             'CIFAR10', 'digits ', 'imagenet', 'mnist', 'image_folder:\n'])),
             _parse_dataset, None),
+        'search targets': (search_targets(), _preflight, _never),
     }
+
+
+def check_parser(target, value, table=None):
+    """Runs parser `target` of `parsers()` (or of `table`) on `value`
+    and counts the case."""
+    _, parse, valid = (table or parsers())[target]
+    return count(target, refused_or_valid(parse, value, valid))
+
+
+def check_folder(spec):
+    """Lists the folder of an `image_folder` spec; the verdict must be
+    `folder_verdict(spec)`, a listing must hold every image under its
+    class. Returns (verdict, listing or error line, folder)."""
+    from hournas_tf.data import image_folder as folder_lib
+
+    root = os.path.join(tempfile.mkdtemp(), 'images')
+    write_folder(root, spec)
+    try:
+        listing = folder_lib.list_folder(root)
+        verdict = 'listed'
+    except UserError as e:
+        listing, verdict = check_user_error(e), 'refused'
+    count('image folder listing', verdict)
+    assert verdict == folder_verdict(spec), (verdict, listing)
+    if verdict == 'listed':
+        assert listing.class_names == tuple(sorted(spec['classes']))
+        files = sum(len(f) for f in spec['classes'].values())
+        paths = listing.train_paths + listing.eval_paths
+        assert len(paths) == files
+        for path, label in zip(paths, listing.train_labels
+                               + listing.eval_labels):
+            folder = os.path.basename(os.path.dirname(path))
+            assert listing.class_names[label] == folder
+    return verdict, listing, root
+
+
+def check_command(command, case, root):
+    """`run_case`, counted."""
+    line = run_case(command, case, root)
+    count(command, 'refused')
+    return line
 
 
 # ---------------------------------------------------------------------------

@@ -26,8 +26,7 @@ def _fuzz(command):
               suppress_health_check=list(HealthCheck))
     @given(case=CASES[command])
     def check(root, case):
-        fuzzing.count(command, 'refused')
-        fuzzing.run_case(command, case, root)
+        fuzzing.check_command(command, case, root)
     return check
 
 
@@ -104,3 +103,34 @@ def test_real_subprocesses_refuse_the_same_cases(tmp_path, command, case):
     fuzzing.check_refused(fuzzing.Outcome(out.returncode, out.stdout,
                                           out.stderr), case.expect)
     assert fuzzing.snapshot(root) == before
+
+
+def test_fuzz_tool_runs_and_counts_the_cases(tmp_path):
+    counts = tmp_path / 'counts.json'
+    out = run_module('tools.fuzz_inputs', '--examples=7',
+                     '--command_examples=3', '--targets=op_name,describe',
+                     f'--counts_json={counts}', timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert 'op name: 7 cases' in out.stdout
+    assert 'describe: 3 cases (3 refused)' in out.stdout
+    assert 'total: 10 cases, 0 target(s) failed' in out.stdout
+    data = __import__('json').loads(counts.read_text())
+    assert [r['target'] for r in data['targets']] == ['op name', 'describe']
+    bad = run_module('tools.fuzz_inputs', '--targets=nope', timeout=300)
+    assert bad.returncode == 2
+    assert bad.stderr.startswith('error: unknown target(s) nope; valid: ')
+
+
+def test_fuzz_tool_reports_a_failing_target():
+    from hypothesis import strategies as st
+
+    from tools import fuzz_inputs
+
+    assert fuzz_inputs.run_target(lambda v: None, st.integers(), 5, 0) \
+        is None
+    failure = fuzz_inputs.run_target(lambda v: 1 / (v - 3),
+                                     st.integers(0, 9), 50, 0)
+    assert isinstance(failure, ZeroDivisionError)
+    names = fuzz_inputs.target_names({'op name': None})
+    assert names == ['op_name', 'image_folder_listing', 'search', 'train',
+                     'export', 'describe', 'report']
