@@ -5,6 +5,7 @@ no traceback, and nothing in the workspace changed (no existing output
 touched, no output folder left behind). A few real subprocesses check that
 the in-process runs are the real thing."""
 
+import json
 import os
 
 import fuzzing
@@ -74,6 +75,19 @@ def test_a_crash_is_not_taken_for_a_refusal(tmp_path):
                               'expected')
 
 
+@pytest.mark.parametrize('line', [b'null', b'[1]', b'{"a": 1', b'\xff'])
+def test_report_refuses_history_lines_that_are_not_objects(tmp_path, line):
+    """Regression: `null` was skipped like a blank line and the page
+    crashed (KeyError); other lines raised JSONDecodeError."""
+    root = str(tmp_path)
+    fuzzing.workspace(root)
+    arch = {**fuzzing.valid_arch_json(), 'search': {'targets': {}}}
+    case = fuzzing.Case(['run'], 'history.jsonl line 2 is not a JSON object',
+                        {'run/arch.json': json.dumps(arch).encode(),
+                         'run/history.jsonl': b'{"stage": 1}\n' + line})
+    fuzzing.run_case('report', case, root)
+
+
 def test_a_changed_workspace_is_reported(tmp_path):
     root = str(tmp_path)
     fuzzing.workspace(root)
@@ -98,8 +112,7 @@ def test_real_subprocesses_refuse_the_same_cases(tmp_path, command, case):
     root = str(tmp_path)
     fuzzing.workspace(root)
     before = fuzzing.snapshot(root)
-    out = run_module(f'hournas_tf.{command}', *case.argv, cwd=root,
-                     timeout=300)
+    out = run_module(f'hournas_tf.{command}', *case.argv, cwd=root)
     fuzzing.check_refused(fuzzing.Outcome(out.returncode, out.stdout,
                                           out.stderr), case.expect)
     assert fuzzing.snapshot(root) == before
@@ -109,14 +122,14 @@ def test_fuzz_tool_runs_and_counts_the_cases(tmp_path):
     counts = tmp_path / 'counts.json'
     out = run_module('tools.fuzz_inputs', '--examples=7',
                      '--command_examples=3', '--targets=op_name,describe',
-                     f'--counts_json={counts}', timeout=300)
+                     f'--counts_json={counts}')
     assert out.returncode == 0, out.stderr
     assert 'op name: 7 cases' in out.stdout
     assert 'describe: 3 cases (3 refused)' in out.stdout
     assert 'total: 10 cases, 0 target(s) failed' in out.stdout
-    data = __import__('json').loads(counts.read_text())
+    data = json.loads(counts.read_text())
     assert [r['target'] for r in data['targets']] == ['op name', 'describe']
-    bad = run_module('tools.fuzz_inputs', '--targets=nope', timeout=300)
+    bad = run_module('tools.fuzz_inputs', '--targets=nope')
     assert bad.returncode == 2
     assert bad.stderr.startswith('error: unknown target(s) nope; valid: ')
 

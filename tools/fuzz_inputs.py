@@ -139,6 +139,11 @@ def main(argv):
               + (f'; FAILED: {failure!r}' if failure else ''), flush=True)
         if failure:
             failed.append(name)
+            for note in getattr(failure, '__notes__', []):
+                print(f'  {note}', flush=True)
+    # The commands run in-process leave the flags unparsed; absl's app.run
+    # reads them again after main returns.
+    FLAGS.mark_as_parsed()
     total = sum(r['cases'] for r in rows)
     print(f'total: {total} cases, {len(failed)} target(s) failed'
           + (f': {", ".join(failed)}' if failed else ''))

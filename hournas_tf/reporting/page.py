@@ -72,17 +72,17 @@ def read_history(path):
     records = []
     with open(path, errors='replace') as f:
         for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
             try:
-                record = json.loads(line) if line.strip() else None
+                record = json.loads(line)
             except json.JSONDecodeError:
-                record = False
-            if record is False or (record is not None
-                                   and not isinstance(record, dict)):
+                record = None
+            if not isinstance(record, dict):
                 raise UserError(f'{path} line {number} is not a JSON '
                                 'object: not written by python -m '
                                 'hournas_tf.search')
-            if record is not None:
-                records.append(record)
+            records.append(record)
     return records
 
 
