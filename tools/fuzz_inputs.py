@@ -84,28 +84,34 @@ def run_target(check, strategy, examples, seed):
 
 
 def _plan(fuzzing, chosen, f):
-    """[(name, check, strategy, examples, count key)] of the targets."""
+    """[(name, check, strategy, examples, count key)] of the chosen
+    targets (all without `chosen`); a command's workspace is made only
+    when it runs (export's builds a model)."""
     parsers = fuzzing.parsers()
-    plan = []
-    for name in parsers:
-        plan.append((name, lambda v, n=name: fuzzing.check_parser(
-            n, v, parsers), parsers[name][0], f['examples'], name))
-    plan.append((FOLDERS, fuzzing.check_folder, fuzzing.image_folder(),
-                 f['folder_examples'], 'image folder listing'))
-    cases = fuzzing.command_cases()
-    for command in COMMANDS:
-        root = tempfile.mkdtemp(prefix=f'fuzz_{command}_')
-        fuzzing.command_workspace(root, command)
-        plan.append((command, lambda c, cmd=command, r=root:
-                     fuzzing.check_command(cmd, c, r), cases[command],
-                     f['command_examples'], command))
     known = target_names(parsers)
     unknown = sorted(set(chosen or ()) - set(known))
     if unknown:
         raise errors.UserError(f'unknown target(s) {", ".join(unknown)}; '
                                f'valid: {errors.choices(known)}')
-    return [p for p in plan if not chosen
-            or p[0].replace(' ', '_') in chosen]
+
+    def wanted(name):
+        return not chosen or name.replace(' ', '_') in chosen
+
+    plan = []
+    for name in filter(wanted, parsers):
+        plan.append((name, lambda v, n=name: fuzzing.check_parser(
+            n, v, parsers), parsers[name][0], f['examples'], name))
+    if wanted(FOLDERS):
+        plan.append((FOLDERS, fuzzing.check_folder, fuzzing.image_folder(),
+                     f['folder_examples'], 'image folder listing'))
+    cases = fuzzing.command_cases()
+    for command in filter(wanted, COMMANDS):
+        root = tempfile.mkdtemp(prefix=f'fuzz_{command}_')
+        fuzzing.command_workspace(root, command)
+        plan.append((command, lambda c, cmd=command, r=root:
+                     fuzzing.check_command(cmd, c, r), cases[command],
+                     f['command_examples'], command))
+    return plan
 
 
 def main(argv):
