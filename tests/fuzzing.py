@@ -808,9 +808,8 @@ def _types(ints=(), floats=(), bools=(), enums=()):
     return parts
 
 
-def _unknown(known):
-    """Cases with a flag no command defines (`--zz...`)."""
-    del known  # zz: no flag of the command or of absl starts with it
+def _unknown():
+    """Cases with a flag no command (nor absl) defines: `--zz...`."""
     return st.text('abcdefghijklmnopqrstuvwxyz_', min_size=1,
                    max_size=12).map(lambda s: Case([f'--zz{s}=1'],
                                                    'Unknown command'))
@@ -882,16 +881,6 @@ DATASET_NAMES = _flag('dataset', st.text(max_size=12).filter(
 
 
 def _search_cases():
-    known = {'space', 'dataset', 'data_dir', 'image_size', 'num_classes',
-             'width_multiplier', 'target_macs', 'target_params',
-             'target_latency_ms', 'latency_table', 'tolerance', 'repair',
-             'num_proposals', 'proposal_iters', 'vital_epochs',
-             'nonvital_epochs', 'max_steps_per_epoch', 'batch_size',
-             'sampler', 'vital_sampler', 'vital_first', 'vital_ops',
-             'alpha', 'beta', 'tau_init', 'nonvital_tau_init', 'tau_decay',
-             'weight_lr', 'arch_lr', 'zero_init_residual', 'seed',
-             'output_dir', 'strategy', 'dry_run', 'graph_optimizations',
-             'verbose'}
     ops = st.sampled_from(['k3_e3_se0.25', 'k5_e6_se0.25', 'skip', 'k3_e1',
                            'k9_e9', 'max', ''])
     return st.one_of(
@@ -943,7 +932,7 @@ def _search_cases():
                        ('strategy', ('default', 'mirrored')))),
         _flag('num_proposals', st.integers(-10, 0), 'num_proposals'),
         _flag('image_size', st.integers(-10, 7), 'image_size'),
-        _unknown(known), POSITIONAL)
+        _unknown(), POSITIONAL)
 
 
 SPACE_NAMES_ALL = ('fbnet', 'efbnet', 'mnasnet', 'efficientnet',
@@ -952,12 +941,6 @@ SAMPLERS = ('gumbel_max', 'gumbel_softmax', 'softmax')
 
 
 def _train_cases():
-    known = {'arch', 'arch_file', 'dataset', 'data_dir', 'image_size',
-             'epochs', 'batch_size', 'learning_rate', 'warmup_epochs',
-             'weight_decay', 'label_smoothing', 'dropout', 'drop_path_rate',
-             'ema_momentum', 'cutout', 'mixed_precision', 'inherit_weights',
-             'bn_recalibration_batches', 'output_dir', 'strategy', 'seed',
-             'dry_run', 'verbose'}
     unit = floats_outside(0, 1, False, True)
     return st.one_of(
         BAD_ARCH_STRINGS.map(lambda t: Case(['--arch_file=', f'--arch={t}'])),
@@ -990,14 +973,10 @@ def _train_cases():
                 bools=('mixed_precision', 'dry_run'),
                 enums=(('strategy', ('default', 'mirrored')),)),
         _flag('image_size', st.integers(-10, 7), 'image_size'),
-        _unknown(known), POSITIONAL)
+        _unknown(), POSITIONAL)
 
 
 def _export_cases():
-    known = {'model', 'arch_file', 'weights', 'formats', 'output_dir',
-             'dataset', 'data_dir', 'representative_steps', 'qat_steps',
-             'qat_learning_rate', 'batch_size', 'check', 'check_examples',
-             'threads', 'seed'}
     formats = ('saved_model', 'tflite', 'tflite_fp16', 'tflite_int8',
                'tflite_qat')
     return st.one_of(
@@ -1036,12 +1015,10 @@ def _export_cases():
                       'check_examples', 'seed'),
                 floats=('qat_learning_rate',), bools=('check',)),
         _flag('qat_steps', st.integers(-10, 0), 'qat_steps'),
-        _unknown(known), POSITIONAL)
+        _unknown(), POSITIONAL)
 
 
 def _describe_cases():
-    known = {'arch', 'arch_file', 'space', 'image_size', 'num_classes',
-             'width_multiplier', 'json', 'latency_table'}
     demo = demo_arch().to_string()
     return st.one_of(
         BAD_ARCH_STRINGS.map(lambda t: Case([f'--arch={t}'])),
@@ -1084,7 +1061,7 @@ def _describe_cases():
             st.integers(-10 ** 6, 1)),
         *_types(ints=('image_size', 'num_classes'),
                 floats=('width_multiplier',), bools=('json',)),
-        _unknown(known), POSITIONAL.map(
+        _unknown(), POSITIONAL.map(
             lambda c: Case(['--arch=fbnet_a', *c.argv])))
 
 
@@ -1128,7 +1105,7 @@ def _report_cases():
                              'export/export_report.json',
                              'search_config.json']),
             BAD_TABLE_FILES.filter(bool)),
-        _unknown({'train_dir', 'export_report'}).map(
+        _unknown().map(
             lambda c: Case(['run', *c.argv], c.expect)))
 
 
