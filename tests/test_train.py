@@ -178,8 +178,8 @@ def test_dataset_shape(tmp_path):
     for c in ('a', 'b'):
         os.makedirs(tmp_path / c)
         for i in range(5):
-            (tmp_path / c / f'{i}.png').write_bytes(
-                b'\x89PNG\r\n\x1a\n' + bytes([i]))
+            (tmp_path / c / f'{i}.png').write_bytes(  # signature, IEND
+                b'\x89PNG\r\n\x1a\n' + bytes([i]) + b'IEND\xaeB`\x82')
     shape = resolve.dataset_shape(f'image_folder:{tmp_path}', arch=TINY)
     assert shape == resolve.DatasetShape(2, 16, 8, 2)
     with pytest.raises(UserError, match='unknown dataset'):

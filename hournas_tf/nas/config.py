@@ -5,6 +5,7 @@ the slow imports.
 """
 
 import dataclasses
+import math
 
 from hournas_tf.errors import UserError
 from hournas_tf.errors import choices
@@ -89,5 +90,11 @@ def check_config(config):
     if not 0 < config.tau_decay <= 1:
         raise UserError(f'tau_decay={config.tau_decay!r} must be in (0, 1]')
     for name in ('tau_init', 'nonvital_tau_init', 'weight_lr', 'arch_lr'):
-        if not getattr(config, name) > 0:
-            raise UserError(f'{name}={getattr(config, name)!r} must be > 0')
+        if not 0 < getattr(config, name) < math.inf:
+            raise UserError(f'{name}={getattr(config, name)!r} must be > 0 '
+                            'and finite')
+    # Checked again when stage 2 starts; here before anything trains.
+    for name in ('alpha', 'beta'):
+        if not 0 <= getattr(config, name) < math.inf:
+            raise UserError(f'{name}={getattr(config, name)!r} must be >= '
+                            '0 and finite')

@@ -6,6 +6,7 @@ the paper's recipes are flagfiles in configs/.
 """
 
 import dataclasses
+import math
 
 from hournas_tf.errors import UserError
 from hournas_tf.training.strategies import check_strategy
@@ -51,14 +52,24 @@ class TrainConfig:
     verbose: int = 1
 
 
+def _finite(value):
+    """False for nan, inf and an int too large for a float."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _check_range(config, name, low, high=None, low_open=False):
     value = getattr(config, name)
     too_low = value <= low if low_open else value < low
-    if too_low or (high is not None and value >= high):
+    finite = _finite(value)
+    if too_low or (high is not None and value >= high) or not finite:
         bound = f'> {low}' if low_open else f'>= {low}'
         if high is not None:
             bound += f' and < {high}'
-        raise UserError(f'{name}={value!r} must be {bound}')
+        kind = '' if finite else 'a finite number '
+        raise UserError(f'{name}={value!r} must be {kind}{bound}')
 
 
 def check_config(config):
