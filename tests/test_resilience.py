@@ -1,0 +1,148 @@
+"""Same seed, same result; exact resume; preemption and faults
+(nas/checkpointing.py, the search command's --deterministic and --resume)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import REPO
+from conftest import run_module
+
+# A tiny deterministic search: stage 2 has 2 epochs x 3 steps, a
+# checkpoint after every step.
+TINY = ['--max_steps_per_epoch=3', '--proposal_iters=50',
+        '--num_proposals=2', '--batch_size=16', '--vital_epochs=1',
+        '--nonvital_epochs=2', '--verbose=0', '--checkpoint_every=1',
+        '--deterministic']
+
+
+def _without_seconds(value):
+    """`value` without its timings (the only part allowed to differ)."""
+    if isinstance(value, dict):
+        return {k: _without_seconds(v) for k, v in value.items()
+                if k != 'seconds'}
+    if isinstance(value, list):
+        return [_without_seconds(v) for v in value]
+    return value
+
+
+def _arch(out):
+    return _without_seconds(json.loads((out / 'arch.json').read_text()))
+
+
+@pytest.fixture(scope='module')
+def reference(tmp_path_factory):
+    """An uninterrupted deterministic run's folder."""
+    out = tmp_path_factory.mktemp('reference') / 'run'
+    res = run_module('hournas_tf.search', f'--output_dir={out}', *TINY)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return out
+
+
+def _start(out, *flags):
+    log = open(str(out) + '.log', 'w')
+    env = dict(os.environ, PYTHONPATH=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'hournas_tf.search', f'--output_dir={out}',
+         *flags], stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+    return proc, str(out) + '.log'
+
+
+def _newest(out):
+    """The number of the newest checkpoint in `out` (-1 without one)."""
+    path = out / 'checkpoints' / 'checkpoint'
+    if not path.exists():
+        return -1
+    first = path.read_text().splitlines()[0]
+    return int(first.split('ckpt-')[1].rstrip('"'))
+
+
+def _wait(proc, condition, timeout=1200):
+    end = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, 'the search ended too early'
+        assert time.monotonic() < end, 'timed out'
+        time.sleep(0.1)
+
+
+@pytest.mark.large
+def test_two_deterministic_runs_write_the_same_arch_json(reference,
+                                                         tmp_path):
+    out = tmp_path / 'again'
+    res = run_module('hournas_tf.search', f'--output_dir={out}', *TINY)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert _arch(out) == _arch(reference)
+
+
+@pytest.mark.large
+def test_sigkill_in_stage_2_then_resume_equals_an_unbroken_run(reference,
+                                                              tmp_path):
+    out = tmp_path / 'killed'
+    proc, log = _start(out, *TINY)
+    try:
+        _wait(proc, lambda: 'stage nonvital' in open(log).read())
+        first = _newest(out)  # stage 2 at step 0
+        _wait(proc, lambda: _newest(out) > first)  # after a stage-2 step
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(60) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not (out / 'arch.json').exists()
+    res = run_module('hournas_tf.search', '--resume', f'--output_dir={out}')
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert 'stage 1 finished' in res.stdout
+    assert 'stage 2, step 0)' not in res.stdout  # resumed within stage 2
+    assert _arch(out) == _arch(reference)
+
+
+@pytest.mark.large
+def test_sigterm_writes_a_checkpoint_and_exits_0(tmp_path):
+    out = tmp_path / 'preempted'
+    proc, log = _start(out, '--max_steps_per_epoch=100', '--vital_epochs=1',
+                       '--batch_size=16', '--verbose=0',
+                       '--checkpoint_every=1000')
+    try:
+        _wait(proc, lambda: 'stage vital' in open(log).read())
+        time.sleep(5)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(600) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = open(log).read()
+    assert 'SIGTERM: wrote' in text
+    assert f'--resume --output_dir={out}' in text
+    assert _newest(out) >= 1
+
+
+def test_used_output_dir_without_resume_is_refused_and_unchanged(tmp_path):
+    (tmp_path / 'arch.json').write_text('mine')
+    before = sorted(os.listdir(tmp_path))
+    res = run_module('hournas_tf.search', f'--output_dir={tmp_path}',
+                     '--max_steps_per_epoch=1')
+    assert res.returncode == 2
+    assert res.stderr.startswith('error: ') and '--resume' in res.stderr
+    assert sorted(os.listdir(tmp_path)) == before
+    assert (tmp_path / 'arch.json').read_text() == 'mine'
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--resume'], '--resume needs --output_dir'),
+    (['--resume', '--output_dir={tmp}/missing'], 'does not exist'),
+    (['--resume', '--output_dir={tmp}'], 'search_config.json'),
+    (['--resume', '--output_dir={tmp}', '--seed=3'], '--seed cannot change'),
+    (['--checkpoint_every=0'], 'checkpoint_every'),
+])
+def test_resume_mistakes_are_one_line_errors(flags, message, tmp_path):
+    res = run_module('hournas_tf.search',
+                     *[f.format(tmp=tmp_path) for f in flags])
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert message in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
