@@ -146,3 +146,80 @@ def test_resume_mistakes_are_one_line_errors(flags, message, tmp_path):
     assert res.returncode == 2, res.stderr[-2000:]
     assert message in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+# The train command: StepBackup (BackupAndRestore) and Preemption.
+
+
+def _metadata(out):
+    path = out / 'backup' / 'training_metadata.json'
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def test_step_backup_saves_mid_epoch_and_preemption_stops(tmp_path):
+    import keras
+    import numpy as np
+
+    from hournas_tf.training import callbacks as callbacks_lib
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(0.05), 'mse')
+    x, y = np.ones((8, 2), 'float32'), np.zeros(8)
+
+    class Sigterm:
+        received = False
+
+    class Stop(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 2:
+                Sigterm.received = True
+
+    backup = callbacks_lib.StepBackup(str(tmp_path / 'backup'), every=100)
+    stop = callbacks_lib.Preemption(Sigterm, backup, 'again')
+    with pytest.raises(callbacks_lib.Preempted, match='again'):
+        model.fit(x, y, batch_size=2, epochs=2, verbose=0,
+                  callbacks=[backup, Stop(), stop])
+    assert _metadata(tmp_path) == {'epoch': 0, 'batch': 2}
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0, callbacks=[
+        callbacks_lib.StepBackup(str(tmp_path / 'backup'), every=100)])
+    assert _metadata(tmp_path)['epoch'] == 1  # saved at the epoch end
+
+
+@pytest.mark.large
+def test_train_killed_mid_epoch_resumes(tmp_path):
+    from hournas_tf import spaces
+
+    space = spaces.get_space('efficientnet', image_size=16, num_classes=10,
+                             width_multiplier=0.25)
+    ops = ['skip' if 'skip' in layer.candidates else 'k3_e3_se0.25'
+           for layer in space.layers]
+    arch = spaces.Architecture('efficientnet', ops, image_size=16,
+                               num_classes=10, width_multiplier=0.25,
+                               name='tiny')
+    arch.save(str(tmp_path / 'arch.json'))
+    out = tmp_path / 'run'
+    args = [f'--arch_file={tmp_path}/arch.json',
+            f'--data_dir={tmp_path}/digits', '--image_size=16',
+            '--epochs=2', '--warmup_epochs=0.2', '--batch_size=32',
+            '--checkpoint_every=3', f'--output_dir={out}', '--verbose=0']
+    env = dict(os.environ, PYTHONPATH=REPO)
+    proc = subprocess.Popen([sys.executable, '-m', 'hournas_tf.train',
+                             *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, cwd=REPO, env=env)
+    try:
+        _wait(proc, lambda: (_metadata(out) or {}).get('batch', 0) > 0)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(60) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not (out / 'metrics.json').exists()
+    res = run_module('hournas_tf.train', *args)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert 'resuming the interrupted run' in res.stdout
+    metrics = json.loads((out / 'metrics.json').read_text())
+    assert metrics['epochs'] == 2 and metrics['test_accuracy'] > 0.1
