@@ -64,9 +64,24 @@ def _newest(out):
 def _wait(proc, condition, timeout=1200):
     end = time.monotonic() + timeout
     while not condition():
-        assert proc.poll() is None, 'the search ended too early'
+        assert proc.poll() is None, 'the run ended too early'
         assert time.monotonic() < end, 'timed out'
         time.sleep(0.1)
+
+
+def _kill_when(proc, condition, sig=signal.SIGKILL, code=-signal.SIGKILL,
+               before=lambda: None):
+    """Sends `sig` once `condition()` holds (after `before()`) and checks
+    the exit code."""
+    try:
+        _wait(proc, condition)
+        before()
+        proc.send_signal(sig)
+        assert proc.wait(600) == code
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.mark.large
@@ -83,16 +98,9 @@ def test_sigkill_in_stage_2_then_resume_equals_an_unbroken_run(reference,
                                                               tmp_path):
     out = tmp_path / 'killed'
     proc, log = _start(out, *TINY)
-    try:
-        _wait(proc, lambda: 'stage nonvital' in open(log).read())
-        first = _newest(out)  # stage 2 at step 0
-        _wait(proc, lambda: _newest(out) > first)  # after a stage-2 step
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(60) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    _wait(proc, lambda: 'stage nonvital' in open(log).read())
+    first = _newest(out)  # stage 2 at step 0
+    _kill_when(proc, lambda: _newest(out) > first)  # after a stage-2 step
     assert not (out / 'arch.json').exists()
     res = run_module('hournas_tf.search', '--resume', f'--output_dir={out}')
     assert res.returncode == 0, res.stderr[-3000:]
@@ -107,15 +115,8 @@ def test_sigterm_writes_a_checkpoint_and_exits_0(tmp_path):
     proc, log = _start(out, '--max_steps_per_epoch=100', '--vital_epochs=1',
                        '--batch_size=16', '--verbose=0',
                        '--checkpoint_every=1000')
-    try:
-        _wait(proc, lambda: 'stage vital' in open(log).read())
-        time.sleep(5)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(600) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    _kill_when(proc, lambda: 'stage vital' in open(log).read(),
+               signal.SIGTERM, 0, before=lambda: time.sleep(5))
     text = open(log).read()
     assert 'SIGTERM: wrote' in text
     assert f'--resume --output_dir={out}' in text
@@ -209,14 +210,7 @@ def test_train_killed_mid_epoch_resumes(tmp_path):
     proc = subprocess.Popen([sys.executable, '-m', 'hournas_tf.train',
                              *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, cwd=REPO, env=env)
-    try:
-        _wait(proc, lambda: (_metadata(out) or {}).get('batch', 0) > 0)
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(60) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    _kill_when(proc, lambda: (_metadata(out) or {}).get('batch', 0) > 0)
     assert not (out / 'metrics.json').exists()
     res = run_module('hournas_tf.train', *args)
     assert res.returncode == 0, res.stderr[-3000:]

@@ -161,6 +161,18 @@ def catch_sigterm():
     return _Sigterm()
 
 
+def preemptible(run, *args):
+    """`run(*args, sigterm=catcher)` with SIGTERM caught: `Preempted`
+    (raised after a checkpoint) is logged, saying how to resume, and
+    None returned."""
+    with catch_sigterm() as sigterm:
+        try:
+            return run(*args, sigterm=sigterm)
+        except Preempted as e:
+            log(str(e))
+            return None
+
+
 def resume_command(output_dir):
     return f'python -m hournas_tf.search --resume --output_dir={output_dir}'
 

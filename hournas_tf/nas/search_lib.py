@@ -439,16 +439,11 @@ def resume_config(output_dir, **overrides):
 
 
 def _run_resumable(config, strategy, output):
-    """`_run_search` with SIGTERM caught: a checkpoint, then a line saying
-    how to resume (returns None)."""
+    """`_run_search`; SIGTERM: a checkpoint, then a line saying how to
+    resume (returns None)."""
     from hournas_tf.nas import checkpointing
 
-    with checkpointing.catch_sigterm() as sigterm:
-        try:
-            return _run_search(config, strategy, output, sigterm)
-        except checkpointing.Preempted as e:
-            log(str(e))
-            return None
+    return checkpointing.preemptible(_run_search, config, strategy, output)
 
 
 def _build_stage1(space, vital, config, steps, strategy):

@@ -5,7 +5,7 @@ steps and at each epoch end (`backup/`, with the previous backup as a
 fallback; kept after `fit` so that a run that stops between training and
 metrics.json resumes without training again, and deleted by `run_training`
 once metrics.json is written), Preemption (with a SIGTERM catcher: a
-backup, then `Preempted`),
+backup, then `nas.checkpointing.Preempted`),
 SwapEMAWeights (with EMA, so that checkpoints hold the averaged weights),
 ModelCheckpoint best and last (`checkpoints/best.keras`, `last.keras`),
 a CSVLogger (`history.csv`, appended to when a run resumes), TensorBoard
@@ -21,6 +21,8 @@ import os
 import time
 
 import keras
+
+from hournas_tf.nas.checkpointing import Preempted
 
 BACKUP_DIR = 'backup'
 CHECKPOINT_DIR = 'checkpoints'
@@ -97,10 +99,6 @@ class StepBackup(keras.callbacks.BackupAndRestore):
         """Writes a backup now."""
         self._save_model()
         self._batches_seen_since_last_saving = 0
-
-
-class Preempted(Exception):
-    """SIGTERM arrived; a backup was written (the message says so)."""
 
 
 class Preemption(keras.callbacks.Callback):

@@ -253,17 +253,11 @@ def _prepare_model(config, arch, strategy, train, evaluation, info, steps):
 
 
 def run_training(config, strategy=None, callbacks=()):
-    """`train` below with SIGTERM caught: a backup, then a line saying how
-    to resume (returns None)."""
+    """`train` below; SIGTERM: a backup, then a line saying how to resume
+    (returns None)."""
     from hournas_tf.nas import checkpointing
-    from hournas_tf.training import callbacks as callbacks_lib
 
-    with checkpointing.catch_sigterm() as sigterm:
-        try:
-            return train(config, strategy, callbacks, sigterm)
-        except callbacks_lib.Preempted as e:
-            log(str(e))
-            return None
+    return checkpointing.preemptible(train, config, strategy, callbacks)
 
 
 def train(config, strategy=None, callbacks=(), sigterm=None):
