@@ -302,10 +302,13 @@ def _steps(config, search_data):
 
 def train_stage(stage, supernet, search_data, epochs, steps, config,
                 space, rows, table=None, checkpoint=None, done=0,
-                sigterm=None):
+                sigterm=None, reload=None):
     """Runs `model.fit` for one stage with history, TensorBoard and logs;
     with a `checkpointing.SearchCheckpoint`: checkpoints, SIGTERM and
-    non-finite losses, continuing after `done` steps."""
+    non-finite losses, continuing after `done` steps. `reload()` gives
+    each `fit` call a new `SearchData`: a new pipeline starts its seeded
+    shuffles afresh (another iterator of the same one would reshuffle), so
+    the stage's stream does not depend on what read data before."""
     import keras
     import tensorflow as tf
 
@@ -315,7 +318,6 @@ def train_stage(stage, supernet, search_data, epochs, steps, config,
     log(f'stage {stage}: {epochs} epoch(s) x {steps} steps, batch '
         f'{search_data.global_batch_size}, sampler '
         f'{supernet.config.sampler}')
-    dataset = tf.data.Dataset.zip((search_data.weights, search_data.arch))
     cbs = [
         callbacks.ArchitectureLogger(
             stage, space, rows, os.path.join(config.output_dir,
@@ -332,7 +334,9 @@ def train_stage(stage, supernet, search_data, epochs, steps, config,
     try:
         for first, end, per_epoch, skip in checkpointing.segments(
                 done, epochs, steps):
+            data = reload() if reload else search_data
             # The stage's stream from its start, `skip` batches skipped.
+            dataset = tf.data.Dataset.zip((data.weights, data.arch))
             supernet.fit(dataset.skip(skip), initial_epoch=first,
                          epochs=end, steps_per_epoch=per_epoch,
                          callbacks=cbs, verbose=config.verbose,
@@ -507,10 +511,13 @@ def _run_search(config, strategy, output, sigterm=None):
                            'without a checkpoint: from the start')
             + (', stage 1 finished' if saved else ''))
 
+    def reload():
+        return data_lib.load_search_data(data_config, strategy)
+
     # Stage 1: vital layers, accuracy only (no resource loss).
     vital = list(space.vital_layers)
     if saved is not None:
-        pass
+        vital_ops = vital_probs = None  # from stage1.json, below
     elif config.vital_first and config.vital_ops is None:
         stage1 = _build_stage1(space, vital, config, steps, strategy)
         done = ckpt.restore(state[0], 'vital', stage1) if state else 0
@@ -519,7 +526,8 @@ def _run_search(config, strategy, output, sigterm=None):
         timings['vital'] = train_stage('vital', stage1, search_data,
                                        config.vital_epochs, steps, config,
                                        space, vital, checkpoint=ckpt,
-                                       done=done, sigterm=sigterm)
+                                       done=done, sigterm=sigterm,
+                                       reload=reload)
         probs = stage1.op_probabilities()
         plots.op_heatmap(probs, [f'L{i + 1}' for i in vital], space.op_names,
                          mask[vital], 'stage 1: vital layers',
@@ -596,7 +604,7 @@ def _run_search(config, strategy, output, sigterm=None):
                                       config.nonvital_epochs, steps, config,
                                       space, searched, table,
                                       checkpoint=ckpt, done=done,
-                                      sigterm=sigterm)
+                                      sigterm=sigterm, reload=reload)
     pi = stage2.proposal_probabilities()
     per_proposal = stage2.proposal_op_probabilities()
     best = int(np.argmax(pi))
