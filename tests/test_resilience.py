@@ -34,22 +34,43 @@ def _arch(out):
     return _without_seconds(json.loads((out / 'arch.json').read_text()))
 
 
-@pytest.fixture(scope='module')
-def reference(tmp_path_factory):
-    """An uninterrupted deterministic run's folder."""
-    out = tmp_path_factory.mktemp('reference') / 'run'
-    res = run_module('hournas_tf.search', f'--output_dir={out}', *TINY)
-    assert res.returncode == 0, res.stderr[-3000:]
-    return out
-
-
-def _start(out, *flags):
+def _start(out, *flags, module='hournas_tf.search'):
+    """Starts `python -m module --output_dir=out flags` in the background;
+    returns (process, path of its log)."""
     log = open(str(out) + '.log', 'w')
     env = dict(os.environ, PYTHONPATH=REPO)
     proc = subprocess.Popen(
-        [sys.executable, '-m', 'hournas_tf.search', f'--output_dir={out}',
-         *flags], stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+        [sys.executable, '-m', module, f'--output_dir={out}', *flags],
+        stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
     return proc, str(out) + '.log'
+
+
+def _finished(run, timeout=3600):
+    """The folder of a background run once it ended with exit code 0."""
+    proc, log, out = run
+    try:
+        code = proc.wait(timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == 0, open(log).read()[-3000:]
+    return out
+
+
+@pytest.fixture(scope='module')
+def unbroken(tmp_path_factory):
+    """Two uninterrupted deterministic runs with the same seed, started at
+    once in the background (they run while a test kills a third)."""
+    root = tmp_path_factory.mktemp('unbroken')
+    runs = {}
+    for name in ('reference', 'again'):
+        runs[name] = (*_start(root / name, *TINY), root / name)
+    yield runs
+    for proc, _, _ in runs.values():
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def _newest(out):
@@ -61,7 +82,7 @@ def _newest(out):
     return int(first.split('ckpt-')[1].rstrip('"'))
 
 
-def _wait(proc, condition, timeout=1200):
+def _wait(proc, condition, timeout=3600):
     end = time.monotonic() + timeout
     while not condition():
         assert proc.poll() is None, 'the run ended too early'
@@ -85,16 +106,7 @@ def _kill_when(proc, condition, sig=signal.SIGKILL, code=-signal.SIGKILL,
 
 
 @pytest.mark.large
-def test_two_deterministic_runs_write_the_same_arch_json(reference,
-                                                         tmp_path):
-    out = tmp_path / 'again'
-    res = run_module('hournas_tf.search', f'--output_dir={out}', *TINY)
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert _arch(out) == _arch(reference)
-
-
-@pytest.mark.large
-def test_sigkill_in_stage_2_then_resume_equals_an_unbroken_run(reference,
+def test_sigkill_in_stage_2_then_resume_equals_an_unbroken_run(unbroken,
                                                               tmp_path):
     out = tmp_path / 'killed'
     proc, log = _start(out, *TINY)
@@ -102,11 +114,18 @@ def test_sigkill_in_stage_2_then_resume_equals_an_unbroken_run(reference,
     first = _newest(out)  # stage 2 at step 0
     _kill_when(proc, lambda: _newest(out) > first)  # after a stage-2 step
     assert not (out / 'arch.json').exists()
-    res = run_module('hournas_tf.search', '--resume', f'--output_dir={out}')
+    res = run_module('hournas_tf.search', '--resume', f'--output_dir={out}',
+                     timeout=3600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert 'stage 1 finished' in res.stdout
     assert 'stage 2, step 0)' not in res.stdout  # resumed within stage 2
-    assert _arch(out) == _arch(reference)
+    assert _arch(out) == _arch(_finished(unbroken['reference']))
+
+
+@pytest.mark.large
+def test_two_deterministic_runs_write_the_same_arch_json(unbroken):
+    assert _arch(_finished(unbroken['again'])) == _arch(
+        _finished(unbroken['reference']))
 
 
 @pytest.mark.large
@@ -206,14 +225,12 @@ def test_train_killed_mid_epoch_resumes(tmp_path):
     args = [f'--arch_file={tmp_path}/arch.json',
             f'--data_dir={tmp_path}/digits', '--image_size=16',
             '--epochs=2', '--warmup_epochs=0.2', '--batch_size=32',
-            '--checkpoint_every=3', f'--output_dir={out}', '--verbose=0']
-    env = dict(os.environ, PYTHONPATH=REPO)
-    proc = subprocess.Popen([sys.executable, '-m', 'hournas_tf.train',
-                             *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, cwd=REPO, env=env)
+            '--checkpoint_every=3', '--verbose=0']
+    proc, _ = _start(out, *args, module='hournas_tf.train')
     _kill_when(proc, lambda: (_metadata(out) or {}).get('batch', 0) > 0)
     assert not (out / 'metrics.json').exists()
-    res = run_module('hournas_tf.train', *args)
+    res = run_module('hournas_tf.train', f'--output_dir={out}', *args,
+                     timeout=3600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert 'resuming the interrupted run' in res.stdout
     metrics = json.loads((out / 'metrics.json').read_text())
