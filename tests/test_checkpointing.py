@@ -103,6 +103,11 @@ def test_stage_callback_saves_every_n_steps_and_at_epoch_end(tmp_path):
     assert len(ckpt.paths()) == 1
     cb.on_epoch_end(0, {'loss': 1.0})
     assert [checkpointing._read_whole(p)[1] for p in ckpt.paths()] == [3, 2]
+    net.step.assign(4)
+    cb.on_train_batch_end(4, {'loss': 1.0})
+    cb.on_epoch_end(1, {'loss': 1.0})  # no second copy of step 4
+    assert [checkpointing._read_whole(p)[1] for p in ckpt.paths()] == [
+        4, 3, 2]
 
 
 @pytest.mark.parametrize('bad', [float('nan'), float('inf')])

@@ -204,6 +204,7 @@ class StageCallback(keras.callbacks.Callback):
         self.stage = stage
         self.every = every
         self.sigterm = sigterm
+        self._saved = None
 
     def _step(self):
         return int(self.model.step.numpy())
@@ -212,8 +213,11 @@ class StageCallback(keras.callbacks.Callback):
         step = self._step()
         check_finite(logs, self.stage, step, self.checkpoint)
         preempted = self.sigterm is not None and self.sigterm.received
-        if force or preempted or step % self.every == 0:
+        if step == self._saved:  # an epoch end right after a save
+            path = self.checkpoint.paths()[0]
+        elif force or preempted or step % self.every == 0:
             path = self.checkpoint.save()
+            self._saved = step
         if preempted:
             out = os.path.dirname(self.checkpoint.directory)
             raise Preempted(
