@@ -135,6 +135,21 @@ def test_sigterm_is_caught_then_checkpointed(tmp_path):
     assert checkpointing._read_whole(ckpt.paths()[0]) == (1, 7)
 
 
+def test_catch_sigterm_outside_the_main_thread_is_a_no_op():
+    import threading
+
+    seen = []
+
+    def run():
+        with checkpointing.catch_sigterm() as sigterm:
+            seen.append(sigterm.received)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert seen == [False]
+
+
 def test_oom_message_suggests_a_smaller_batch():
     message = checkpointing.oom_message(
         tf.errors.ResourceExhaustedError(None, None, 'OOM when allocating\n'

@@ -24,6 +24,7 @@ import json
 import math
 import os
 import signal
+import threading
 
 import keras
 import tensorflow as tf
@@ -149,11 +150,14 @@ class _Sigterm:
         self.received = True
 
     def __enter__(self):
-        self.previous = signal.signal(signal.SIGTERM, self.handler)
+        # Python sets signal handlers in the main thread only.
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self.handler)
         return self
 
     def __exit__(self, *exc):
-        signal.signal(signal.SIGTERM, self.previous)
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
 
 
 def catch_sigterm():
