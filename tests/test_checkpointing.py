@@ -168,3 +168,31 @@ def test_check_resumable(tmp_path):
     (tmp_path / 'arch.json').write_text('{}')
     with pytest.raises(UserError, match='finished'):
         checkpointing.check_resumable(str(tmp_path))
+
+
+def test_seed_states_make_dropout_draws_resume_exactly(tmp_path):
+    """Dropout's seed generator is not a tracked model variable: without
+    `seed_states` in the checkpoint a resumed run draws other masks."""
+    import keras
+    import tensorflow as tf
+
+    from hournas_tf.nas import checkpointing
+
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dropout(0.5)])
+    states = checkpointing.seed_states(model)
+    assert [v.path for v in states] == [
+        'seed_generator/seed_generator_state']
+    ones = tf.ones((1, 64))
+    model(ones, training=True)
+    prefix = tf.train.Checkpoint(model=model, seed_states=states).write(
+        str(tmp_path / 'ckpt'))
+    expected = model(ones, training=True).numpy()
+    model(ones, training=True)  # the state moves on
+    tf.train.Checkpoint(model=model, seed_states=states).read(
+        prefix).assert_consumed()
+    np.testing.assert_array_equal(model(ones, training=True).numpy(),
+                                  expected)
+    # Without the states the model alone restores nothing random.
+    prefix = tf.train.Checkpoint(model=model).write(str(tmp_path / 'bare'))
+    assert not any('seed' in name or name.startswith('seed_states')
+                   for name, _ in tf.train.list_variables(prefix)[1:])

@@ -66,6 +66,13 @@ def read_stage1(output_dir):
         return json.load(f)
 
 
+def seed_states(model):
+    """The random-draw states of `model`'s layers (e.g. dropout's seed
+    generators): Keras does not track them as model variables, so a
+    checkpoint of the model alone resumes with other draws."""
+    return [v for v in model.variables if 'seed_generator' in v.path]
+
+
 class SearchCheckpoint:
     """One CheckpointManager folder for every stage of a search."""
 
@@ -86,7 +93,7 @@ class SearchCheckpoint:
         ckpt = tf.train.Checkpoint(
             model=supernet, weight_optimizer=supernet.optimizer,
             arch_optimizer=supernet.arch_optimizer, stage=self.stage,
-            step=self.step)
+            step=self.step, seed_states=seed_states(supernet))
         self.manager = tf.train.CheckpointManager(
             ckpt, self.directory, max_to_keep=self.max_to_keep,
             checkpoint_name='ckpt')
