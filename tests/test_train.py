@@ -415,7 +415,7 @@ def test_recalibration_stores_the_average_of_the_batch_statistics():
 def test_callbacks_order_and_history(tmp_path):
     cbs = callbacks_lib.make_callbacks(str(tmp_path), ema=True)
     kinds = [type(c).__name__ for c in cbs]
-    assert kinds == ['BackupAndRestore', 'SwapEMAWeights', 'ModelCheckpoint',
+    assert kinds == ['StepBackup', 'SwapEMAWeights', 'ModelCheckpoint',
                      'ModelCheckpoint', 'HistoryLogger', 'TensorBoard',
                      'EpochTimer']
     assert cbs[2].monitor == 'loss' and cbs[2].save_best_only

@@ -52,6 +52,9 @@ class SearchConfig:
     strategy: str = 'default'
     graph_optimizations: bool = False
     verbose: int = 1
+    deterministic: bool = False  # op determinism: same seed, same result
+    checkpoint_every: int = 200  # steps between checkpoints (+ epoch ends)
+    resume: bool = False     # continue the run in output_dir
 
 
 def check_config(config):
@@ -85,6 +88,11 @@ def check_config(config):
             config.max_steps_per_epoch < 1:
         raise UserError(f'max_steps_per_epoch={config.max_steps_per_epoch!r}'
                         ' must be >= 1')
+    if not isinstance(config.checkpoint_every, int) or \
+            isinstance(config.checkpoint_every, bool) or \
+            config.checkpoint_every < 1:
+        raise UserError(f'checkpoint_every={config.checkpoint_every!r} '
+                        'must be an integer >= 1')
     if not 0 < config.tolerance < 1:
         raise UserError(f'tolerance={config.tolerance!r} must be in (0, 1)')
     if not 0 < config.tau_decay <= 1:

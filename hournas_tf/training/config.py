@@ -13,7 +13,7 @@ from hournas_tf.training.strategies import check_strategy
 
 # Fields that do not change what is trained: a run resumed with other
 # values of these is the same run (the folder is the run).
-NOT_COMPARED = ('output_dir', 'verbose')
+NOT_COMPARED = ('output_dir', 'verbose', 'checkpoint_every')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +50,7 @@ class TrainConfig:
     output_dir: str = 'runs/train'
     strategy: str = 'default'
     verbose: int = 1
+    checkpoint_every: int = 200  # steps between backups (+ epoch ends)
 
 
 def _finite(value):
@@ -76,6 +77,7 @@ def check_config(config):
     """Raises UserError for settings outside their valid range."""
     for name, low in (('epochs', 0), ('batch_size', 1), ('cutout', 0),
                       ('bn_recalibration_batches', 1), ('image_size', 8),
+                      ('checkpoint_every', 1),
                       ('warmup_epochs', 0), ('weight_decay', 0)):
         _check_range(config, name, low)
     _check_range(config, 'learning_rate', 0, low_open=True)
