@@ -517,13 +517,8 @@ def _failed(figure, name, case_name, case):
 
 def _with_contenders(results, *names):
     """(case name, case) of the first ok `steps` case holding `names`."""
-    for case_name, case in results.items():
-        if _ok(case) and case.get('kind') == 'steps' and all(
-                n in case['result']['times'] for n in names):
-            return case_name, case
-    for case_name, case in results.items():
-        if case.get('kind') == 'steps' and set(names) <= set(
-                case['params'].get('contenders', ())) and not _ok(case):
+    for case_name, case in _steps_cases(results, *names):
+        if _ok(case):
             return case_name, case
     return None, None
 
@@ -545,10 +540,16 @@ def figures(results):
     return out
 
 
-def _steps_cases(results, *names):
+def _of_kind(results, kind):
+    """(case name, case) of the cases of `kind`."""
     for case_name, case in results.items():
-        if case.get('kind') == 'steps' and set(names) <= set(
-                case['params'].get('contenders', ())):
+        if case.get('kind') == kind:
+            yield case_name, case
+
+
+def _steps_cases(results, *names):
+    for case_name, case in _of_kind(results, 'steps'):
+        if set(names) <= set(case['params'].get('contenders', ())):
             yield case_name, case
 
 
@@ -582,9 +583,7 @@ def _figures_a(results):
         out.append(_figure('a', name, ratio, 'x', f'>= 0.8 O = {goal:.1f}',
                            met, note, case_name, mac_bound=bound,
                            cpu_ratio=cpu))
-    for case_name, case in results.items():
-        if case.get('kind') != 'mixed_layer':
-            continue
+    for case_name, case in _of_kind(results, 'mixed_layer'):
         params = case['params']
         if not _ok(case):
             out.append(_failed('a', 'one mixed layer all / single path',
@@ -663,8 +662,8 @@ def _figures_c(results):
 def _figures_d(results):
     out = []
     seen = set()
-    for case_name, case in results.items():
-        if case.get('kind') != 'steps' or not _ok(case):
+    for case_name, case in _of_kind(results, 'steps'):
+        if not _ok(case):
             continue
         params = case['params']
         r = case['result']
@@ -714,9 +713,7 @@ def _figures_d(results):
                              'branches')
             out.append(_figure('d', name, value, 'CPU s', goal, met, note,
                                case_name, wall=total['wall']))
-    for case_name, case in results.items():
-        if case.get('kind') != 'demo_search':
-            continue
+    for case_name, case in _of_kind(results, 'demo_search'):
         name = 'the demo search, whole run (python -m hournas_tf.search)'
         if not _ok(case):
             out.append(_failed('d', name, case_name, case))
@@ -734,9 +731,7 @@ def _figures_d(results):
 
 def _figures_e(results):
     out = []
-    for case_name, case in results.items():
-        if case.get('kind') != 'proposals':
-            continue
+    for case_name, case in _of_kind(results, 'proposals'):
         p = case['params']
         name = (f'space proposals {p["num_proposals"]} x {p["iters"]} '
                 f'iterations ({p["space"]} {p["image_size"]}, '
@@ -792,9 +787,7 @@ def _figures_f(results):
 def _figures_g(results):
     out = []
     steps_name, steps = _with_contenders(results, 'stage2_single')
-    for case_name, case in results.items():
-        if case.get('kind') != 'input':
-            continue
+    for case_name, case in _of_kind(results, 'input'):
         name = 'input pipeline images/s / stage-2 step consumption'
         if not _ok(case):
             out.append(_failed('g', name, case_name, case))
@@ -823,9 +816,7 @@ def _figures_g(results):
 
 def _figures_gpu(results):
     out = []
-    for case_name, case in results.items():
-        if case.get('kind') != 'throughput':
-            continue
+    for case_name, case in _of_kind(results, 'throughput'):
         p = case['params']
         label = (f'{"mixed " + p["policy"] if p["policy"] else "float32"}'
                  f'{", XLA" if p["xla"] else ""}')
