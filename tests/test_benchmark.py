@@ -368,3 +368,30 @@ def test_markdown_render_marks_misses():
     assert '| b | ratio | 1.3 x | <= 1.15 | **MISS** | cause \\| here |' \
         in text
     assert 'failed: exit 1: boom' in text and 'Goals met: 0, missed: 1' in text
+
+
+def test_resume_reuses_ok_cases_with_the_same_parameters(tmp_path):
+    ok = {'kind': 'proposals', 'params': {'iters': 5}, 'status': 'ok',
+          'result': {}}
+    bad = {'kind': 'input', 'params': {}, 'status': 'failed'}
+    path = tmp_path / 'results-cpu.json'
+    path.write_text(json.dumps({'date': 'today', 'cases': {'p': ok,
+                                                           'i': bad}}))
+    reusable = tool.reusable_cases([str(path)])
+    key = json.dumps(['proposals', {'iters': 5}], sort_keys=True)
+    assert list(reusable) == [key]
+    assert reusable[key]['reused_from'] == 'results-cpu.json of today'
+    with pytest.raises(UserError, match='does not exist'):
+        tool.reusable_cases([str(tmp_path / 'none.json')])
+
+
+def test_markdown_lists_planned_cases_not_run():
+    data = {'machine': {}, 'figures': [], 'planned': ['a', 'b'],
+            'cases': {'a': {'kind': 'steps', 'status': 'ok',
+                            'process_wall': 1.0, 'cpu': 1.0,
+                            'reused_from': 'x.json of today',
+                            'loadavg_before': [1.0],
+                            'loadavg_after': [1.0]}}}
+    text = benchmarks_md.render_run('results-cpu.json', data)
+    assert 'Planned but not run (the run was stopped): b.' in text
+    assert 'ok (from x.json of today)' in text

@@ -63,6 +63,10 @@ def define_flags():
                         'results-<device>.json.')
     flags.DEFINE_list('cases', None, 'Run only these cases of the plan.')
     flags.DEFINE_integer('timeout', 3600, 'Seconds per case.', lower_bound=1)
+    flags.DEFINE_list('resume_from', None, 'Results files of earlier '
+                      '(interrupted or partial) runs: their ok cases with the '
+                      "same kind and parameters are taken over, marked "
+                      "'reused_from', instead of run again.")
     # Internal: one case in this process (the parent runs these).
     flags.DEFINE_string('case', None, 'internal: run one case')
     flags.DEFINE_string('case_params', None, 'internal: its parameters')
@@ -385,6 +389,21 @@ def run_case(name, kind, params, timeout):
     return record
 
 
+def reusable_cases(paths):
+    """{json [kind, params]: case record} of the ok cases in `paths`."""
+    out = {}
+    for path in paths:
+        data = errors.read_json(path, 'benchmark results')
+        for case in data.get('cases', {}).values():
+            if case.get('status') == 'ok':
+                key = json.dumps([case['kind'], case['params']],
+                                 sort_keys=True)
+                origin = f'{os.path.basename(path)} of {data.get("date")}'
+                out[key] = dict(case, reused_from=case.get('reused_from')
+                                or origin)
+    return out
+
+
 def _git_commit():
     try:
         return subprocess.run(['git', 'rev-parse', '--short', 'HEAD'],
@@ -477,11 +496,19 @@ def main(argv):
               'date': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
               'commit': _git_commit(), 'machine': bm.machine(),
               'path': path}
+    header['planned'] = [c[0] for c in cases]
+    reusable = reusable_cases(FLAGS.resume_from or [])
     start = time.perf_counter()
     results = {}
     for name, kind, params in cases:
         if kind == 'throughput':
             params = dict(params, device=FLAGS.device)
+        key = json.dumps([kind, params], sort_keys=True)
+        if key in reusable:
+            results[name] = reusable[key]
+            print(f'[benchmark] {name}: reused from '
+                  f'{reusable[key]["reused_from"]}', flush=True)
+            continue
         print(f'[benchmark] {name} ({kind}) ... load '
               f'{os.getloadavg()[0]:.1f}', flush=True)
         record = run_case(name, kind, params, FLAGS.timeout)

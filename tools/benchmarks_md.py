@@ -113,11 +113,17 @@ def render_run(name, data):
             fig['figure'], fig['name'], _value(fig['value'], fig['unit']),
             fig['goal'] or '-', VERDICTS[fig['met']],
             fig['note'] or '')) + ' |')
+    missing = [c for c in data.get('planned', []) if c not in data['cases']]
+    if missing:
+        lines += ['', f'Planned but not run (the run was stopped): '
+                  f'{", ".join(missing)}.']
     lines += ['', '| case | kind | status | wall s | CPU s | load before / '
               'after (1 min) |', '| --- | --- | --- | --- | --- | --- |']
     for case_name, case in data['cases'].items():
         status = case['status'] if case['status'] == 'ok' else \
             f'failed: {case.get("error", "")}'
+        if case.get('reused_from'):
+            status += f' (from {case["reused_from"]})'
         cpu = case.get('cpu')
         lines.append('| ' + ' | '.join(_cell(c) for c in (
             case_name, case['kind'], status,
