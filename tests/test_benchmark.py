@@ -152,8 +152,8 @@ def test_standalone_step_trains_and_reaches_the_input():
 
 
 def test_mixed_layer_ratio_of_a_small_layer():
-    result = bm.mixed_layer_ratio(tiny_space(), 1, 2, rounds=2)
-    assert result['layer'] == 2 and result['ops'] == 9
+    result = bm.mixed_layer_ratio(tiny_space(), 2, 2, rounds=2)
+    assert result['layer'] == 3 and result['ops'] == 9
     assert result['mac_ratio'] == pytest.approx(9.0)
     assert len(result['times']['all']['wall']) == 2
     assert result['ratio_wall'] > 1  # all paths cost more than one

@@ -63,6 +63,8 @@ def define_flags():
                         'results-<device>.json.')
     flags.DEFINE_list('cases', None, 'Run only these cases of the plan.')
     flags.DEFINE_integer('timeout', 3600, 'Seconds per case.', lower_bound=1)
+    flags.DEFINE_bool('reuse_only', False, 'With --resume_from: run no '
+                      'case; the cases not found are listed as not run.')
     flags.DEFINE_list('resume_from', None, 'Results files of earlier '
                       '(interrupted or partial) runs: their ok cases with the '
                       "same kind and parameters are taken over, marked "
@@ -115,7 +117,7 @@ def plan(quick=False, throughput=False, tiny=False):
         small = dict(TINY, searched_layers=1, rounds=1)
         return [
             ('steps', 'steps', dict(small, contenders=ALL, memory=True)),
-            ('layer', 'mixed_layer', dict(TINY, layers=[2], rounds=1)),
+            ('layer', 'mixed_layer', dict(TINY, layers=[3], rounds=1)),
             ('proposals', 'proposals', dict(PROPOSALS, iters=20,
                                             samples=1000)),
             ('input', 'input', {'dataset': 'digits', 'batch_size': 16,
@@ -127,7 +129,7 @@ def plan(quick=False, throughput=False, tiny=False):
                                       contenders=ALL, memory=True)),
             ('steps224', 'steps', dict(FBNET224, searched_layers=1, rounds=2,
                                        contenders=ALL[:2], memory=True)),
-            ('layer224', 'mixed_layer', dict(FBNET224, layers=[10],
+            ('layer224', 'mixed_layer', dict(FBNET224, layers=[12],
                                              rounds=2)),
             ('proposals', 'proposals', dict(PROPOSALS)),
             ('input', 'input', {'dataset': 'digits', 'batch_size': 64,
@@ -146,7 +148,7 @@ def plan(quick=False, throughput=False, tiny=False):
             contenders=['stage1', 'stage2_single', 'standalone'])),
         ('a224', 'steps', dict(FBNET224, **full, rounds=3,
                                contenders=ALL[:2], memory=True)),
-        ('layer224', 'mixed_layer', dict(FBNET224, layers=[2, 6, 10, 14, 18],
+        ('layer224', 'mixed_layer', dict(FBNET224, layers=[3, 8, 12, 16, 20],
                                          rounds=3)),
         ('proposals', 'proposals', dict(PROPOSALS)),
         ('input', 'input', {'dataset': 'digits', 'batch_size': 64,
@@ -508,6 +510,8 @@ def main(argv):
             results[name] = reusable[key]
             print(f'[benchmark] {name}: reused from '
                   f'{reusable[key]["reused_from"]}', flush=True)
+            continue
+        if FLAGS.reuse_only:
             continue
         print(f'[benchmark] {name} ({kind}) ... load '
               f'{os.getloadavg()[0]:.1f}', flush=True)
