@@ -95,7 +95,10 @@ def render_run(name, data):
         f'- command: `{data.get("command", "?")}`',
         f'- date: {data.get("date", "?")}, commit '
         f'{data.get("commit") or "?"}, run time '
-        f'{data.get("seconds", 0):.0f} s wall',
+        f'{data.get("seconds", 0):.0f} s wall (this process); the cases\' '
+        f'own wall times add up to '
+        f'{sum(c.get("process_wall", 0) for c in data["cases"].values()):.0f}'
+        ' s',
         f'- machine: {m.get("cpu")}, {m.get("cpu_count")} cores, '
         f'{m.get("memory_gb")} GB RAM, GPUs: '
         f'{", ".join(m.get("gpus") or []) or "none"}',
