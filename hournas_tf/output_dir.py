@@ -26,8 +26,8 @@ def check_new(path):
                         'choose a new --output_dir (nothing was changed)')
     if os.path.isdir(path) and os.listdir(path):
         raise UserError(f'output_dir {path!r} already exists and is not '
-                        'empty; choose a new --output_dir (nothing was '
-                        'overwritten)')
+                        'empty; choose a new --output_dir, or continue the '
+                        'run in it with --resume (nothing was overwritten)')
 
 
 class OutputDir:

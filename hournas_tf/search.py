@@ -115,8 +115,8 @@ def define_flags():
                        'stage 1 (the paper\'s 5.0).')
     flags.DEFINE_float('nonvital_tau_init', 1.0, 'Initial Gumbel temperature '
                        'of the straight-through relaxation in stage 2, in '
-                       'the units of the proposals (10 x their final '
-                       'temperature 0.1; docs/search.md).')
+                       'the units of the proposals (20 x their sampling '
+                       'temperature 0.05; docs/search.md).')
     flags.DEFINE_float('tau_decay', 0.9999, 'Temperature decay per step.')
     flags.DEFINE_float('weight_lr', 0.1, 'SGD learning rate of the weights.')
     flags.DEFINE_float('arch_lr', DEMO['arch_lr'], 'Adam learning rate of the '
@@ -142,6 +142,18 @@ def define_flags():
                       'graph optimizer (Grappler) on the train step; off by '
                       'default because it makes the first step of a large '
                       'supernet minutes slower.')
+    flags.DEFINE_bool('deterministic', False, "TensorFlow's op determinism "
+                      '(kernels and tf.data): two runs with the same seed '
+                      'write the same arch.json, and --resume continues '
+                      'exactly; slower (docs/resilience.md).')
+    flags.DEFINE_integer('checkpoint_every', 200, 'Steps between '
+                         'checkpoints in <output_dir>/checkpoints (also at '
+                         'every epoch end).', lower_bound=1)
+    flags.DEFINE_bool('resume', False, 'Continue the run in --output_dir '
+                      'from its newest checkpoint, with its '
+                      'search_config.json; only ' + ', '.join(
+                          f'--{n}' for n in RESUME_FLAGS + DEVICE_FLAGS) +
+                      ' may change.')
     flags.DEFINE_integer('verbose', 1, 'Keras fit verbosity: 0 quiet, 1 '
                          'progress bars, 2 one line per epoch and the log '
                          'lines of TensorFlow, absl and tensorflow-datasets '
@@ -163,6 +175,37 @@ def define_strategy_flags(default):
                          lower_bound=1)
     flags.DEFINE_bool('sync_batch_norm', False, 'Batch-norm statistics over '
                       'all replicas, not per replica (docs/distribute.md).')
+
+
+# Flags a resumed search may change (e.g. a lower learning rate after a
+# non-finite loss); every other setting comes from search_config.json.
+# The devices may change too (a preempted run may continue on other
+# machines): given one of DEVICE_FLAGS, all three come from the command
+# line, defaults included.
+RESUME_FLAGS = ('weight_lr', 'arch_lr', 'checkpoint_every', 'verbose')
+DEVICE_FLAGS = ('strategy', 'tpu', 'cpu_replicas')
+RUN_FLAGS = ('resume', 'output_dir', 'flagfile', 'verbosity')
+
+
+def resume_config_from_flags(f):
+    """The resumed run's `SearchConfig`: its search_config.json, changed
+    by the `RESUME_FLAGS` given."""
+    from hournas_tf.nas import search_lib
+
+    if not f.output_dir:
+        raise UserError('--resume needs --output_dir: the folder of the run '
+                        'to continue')
+    changed = [name for name in f if f[name].present and
+               name not in RESUME_FLAGS + DEVICE_FLAGS + RUN_FLAGS]
+    if changed:
+        raise UserError(f'--resume takes the settings of {f.output_dir}/'
+                        f'search_config.json; --{changed[0]} cannot change '
+                        f'(valid: {", ".join(RESUME_FLAGS + DEVICE_FLAGS)})')
+    overrides = {name: f[name].value for name in RESUME_FLAGS
+                 if f[name].present}
+    if any(f[name].present for name in DEVICE_FLAGS):
+        overrides.update({name: f[name].value for name in DEVICE_FLAGS})
+    return search_lib.resume_config(f.output_dir, **overrides)
 
 
 def config_from_flags(f):
@@ -196,14 +239,19 @@ def config_from_flags(f):
         sync_batch_norm=f.sync_batch_norm,
         per_replica_paths=f.per_replica_paths,
         graph_optimizations=f.graph_optimizations,
-        verbose=f.verbose)
+        verbose=f.verbose, deterministic=f.deterministic,
+        checkpoint_every=f.checkpoint_every)
 
 
 def main(argv):
     if len(argv) > 1:
         raise UserError(f'unexpected arguments {argv[1:]}; use --flags')
-    config = config_from_flags(flags.FLAGS)
     from hournas_tf.nas import search_lib
+
+    if flags.FLAGS.resume:
+        config = resume_config_from_flags(flags.FLAGS)
+    else:
+        config = config_from_flags(flags.FLAGS)
 
     if flags.FLAGS.dry_run:
         search_lib.run_dry(config)

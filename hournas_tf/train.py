@@ -84,6 +84,10 @@ def define_flags():
                         'other folders in use are refused.')
     define_strategy_flags(d.strategy)
     flags.DEFINE_integer('seed', d.seed, 'Random seed.')
+    flags.DEFINE_integer('checkpoint_every', d.checkpoint_every, 'Steps '
+                         'between backups in <output_dir>/backup (also at '
+                         'every epoch end); rerun the same command to '
+                         'resume.', lower_bound=1)
     flags.DEFINE_bool('dry_run', False, 'Print the resolved settings, the '
                       "model's MACs/params and the steps per epoch; train "
                       'nothing.')
@@ -117,7 +121,8 @@ def config_from_flags(f):
         bn_recalibration_batches=f.bn_recalibration_batches, seed=f.seed,
         output_dir=f.output_dir or run_dir.default_output_dir(name),
         strategy=f.strategy, tpu=f.tpu, cpu_replicas=f.cpu_replicas,
-        sync_batch_norm=f.sync_batch_norm, verbose=f.verbose)
+        sync_batch_norm=f.sync_batch_norm, verbose=f.verbose,
+        checkpoint_every=f.checkpoint_every)
     return config, shape
 
 

@@ -69,6 +69,13 @@ def test_readme_reference_table_is_the_output_of_reference_table_py():
                              '--dataset=mnist'], "unknown dataset 'mnist'"),
     ('block_importance.py', ['--model={model}', '--arch=fbnet_b'],
      'the model has 1000 classes, digits has 10'),
+    ('proposal_share.py', ['--variants=tau=0.1'], "variant item 'tau=0.1' "
+     'must be name=value with a ProposalConfig field'),
+    ('proposal_share.py', ['--variants=hold=x'], "variant item 'hold=x': "
+     "'x' is not a float"),
+    ('proposal_share.py', ['--variants=hold=1'], 'hold=1.0 must be in'),
+    ('proposal_share.py', ['--target_macs=1e3'],
+     'target macs=1K is outside the feasible range'),
     ('search_summary.py', [], 'give one or more search output folders'),
     ('search_summary.py', ['{tmp}'], 'history.jsonl does not exist'),
     # Fails after TensorFlow and tensorflow-datasets are loaded.
@@ -206,3 +213,25 @@ def test_search_summary_reads_history_and_arch(tmp_path):
     assert rows[-1] == (f'| {tmp_path} | `k3_e1,skip` | macs +5.0%, params '
                         '+0.0% | macs -1.0%, params +0.6% | 3 '
                         '| vital 103 s, total 498 s |')
+
+
+def test_proposal_share_compares_schedules_on_the_demo_table(tmp_path):
+    out = tmp_path / 'share.json'
+    res = run_tool('proposal_share.py', '--seeds=2',
+                   '--variants=iters=300 tau_end=0.1 hold=0',
+                   '--variants=iters=300', f'--output={out}')
+    assert res.returncode == 0, res.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert data['targets'] == {'macs': 10e6, 'params': 0.25e6}
+    old, new = (data['variants'][k] for k in ('iters=300 tau_end=0.1 hold=0',
+                                              'iters=300'))
+    assert old['overrides'] == {'iters': 300, 'tau_end': 0.1, 'hold': 0.0}
+    assert [r['sample_temperature'] for r in new['seeds']] == [0.05, 0.05]
+    for variant in (old, new):
+        assert [r['seed'] for r in variant['seeds']] == [0, 1]
+        for r in variant['seeds']:
+            assert 0.0 <= r['worst_proposal_share'] <= 1.0
+            assert 0.0 <= r['share'] <= 1.0
+        assert variant['min_share'] == min(r['share']
+                                           for r in variant['seeds'])
+    assert f'| iters=300 | {new["min_share"]:.3f} / ' in res.stdout

@@ -178,8 +178,8 @@ def test_dataset_shape(tmp_path):
     for c in ('a', 'b'):
         os.makedirs(tmp_path / c)
         for i in range(5):
-            (tmp_path / c / f'{i}.png').write_bytes(
-                b'\x89PNG\r\n\x1a\n' + bytes([i]))
+            (tmp_path / c / f'{i}.png').write_bytes(  # signature, IEND
+                b'\x89PNG\r\n\x1a\n' + bytes([i]) + b'IEND\xaeB`\x82')
     shape = resolve.dataset_shape(f'image_folder:{tmp_path}', arch=TINY)
     assert shape == resolve.DatasetShape(2, 16, 8, 2)
     with pytest.raises(UserError, match='unknown dataset'):
@@ -415,7 +415,7 @@ def test_recalibration_stores_the_average_of_the_batch_statistics():
 def test_callbacks_order_and_history(tmp_path):
     cbs = callbacks_lib.make_callbacks(str(tmp_path), ema=True)
     kinds = [type(c).__name__ for c in cbs]
-    assert kinds == ['BackupAndRestore', 'SwapEMAWeights', 'ModelCheckpoint',
+    assert kinds == ['StepBackup', 'SwapEMAWeights', 'ModelCheckpoint',
                      'ModelCheckpoint', 'HistoryLogger', 'TensorBoard',
                      'EpochTimer']
     assert cbs[2].monitor == 'loss' and cbs[2].save_best_only

@@ -15,8 +15,9 @@ only reads the second one and cannot slice splits):
 Class names are the sorted class folder names of the training data; label
 i is the i-th name. Images are files ending in `IMAGE_EXTENSIONS` (any
 case); other files and hidden entries are ignored. Every image's first bytes
-are checked for a PNG/JPEG/BMP/GIF signature so that unreadable files are
-reported before training instead of failing in the middle of it.
+are checked for a PNG/JPEG/BMP/GIF signature and end marker (`_readable`)
+so that unreadable and truncated files are reported before training instead
+of failing in the middle of it.
 """
 
 import dataclasses
@@ -88,13 +89,37 @@ def _hash_key(root, path):
     return hashlib.sha1(rel.encode('utf-8')).hexdigest()
 
 
+# Bytes read from the end of a file to find its format's end marker.
+_TAIL = 4096
+
+
 def _readable(path):
+    """Whether `path` is a whole PNG/JPEG/BMP/GIF file that TensorFlow
+    decodes: its signature, its end marker (so a file cut short is caught
+    here, not in the middle of training) and, for BMP, the size its header
+    gives and 8, 24 or 32 bits per pixel. Reads the first and last bytes
+    only; a file damaged inside still fails where it is decoded."""
     try:
         with open(path, 'rb') as f:
-            head = f.read(8)
+            head = f.read(32)
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - _TAIL))
+            tail = f.read()
     except OSError:
         return False
-    return any(head.startswith(sig) for sig in _SIGNATURES)
+    if head.startswith(_SIGNATURES[0]):  # PNG: the IEND chunk
+        return b'IEND' in tail
+    if head.startswith(_SIGNATURES[1]):  # JPEG: the end-of-image marker
+        return b'\xff\xd9' in tail
+    if head.startswith(_SIGNATURES[2]):  # BMP
+        if len(head) < 30:
+            return False
+        declared = int.from_bytes(head[2:6], 'little')
+        bits = int.from_bytes(head[28:30], 'little')
+        return size >= declared and bits in (8, 24, 32)
+    if head.startswith(_SIGNATURES[3]):  # GIF: the trailer byte
+        return tail.rstrip(b'\0').endswith(b';')
+    return False
 
 
 def _layout(root):
@@ -139,7 +164,8 @@ def _class_images(root, split_dir, what):
     if bad:
         raise UserError(
             f'image folder {what} has {len(bad)} unreadable image file(s) '
-            f'(not PNG/JPEG/BMP/GIF): {_listed(bad)}'
+            f'(not a whole PNG/JPEG/BMP/GIF file, e.g. cut short): '
+            f'{_listed(bad)}'
         )
     return images
 

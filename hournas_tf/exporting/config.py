@@ -5,9 +5,11 @@ or an existing output folder before the slow imports.
 """
 
 import dataclasses
+import math
 import os
 import zipfile
 
+from hournas_tf.data.pipelines import parse_dataset_name
 from hournas_tf.errors import UserError
 from hournas_tf.errors import choices
 from hournas_tf.output_dir import check_new
@@ -72,6 +74,10 @@ def check_config(config):
                  'check_examples'):
         if getattr(config, name) < 1:
             raise UserError(f'{name}={getattr(config, name)!r} must be >= 1')
+    if not 0 < config.qat_learning_rate < math.inf:
+        raise UserError(f'qat_learning_rate={config.qat_learning_rate!r} '
+                        'must be > 0 and finite')
+    parse_dataset_name(config.dataset)
     if not config.threads or any(t < 1 for t in config.threads):
         raise UserError(f'threads={list(config.threads)!r} must be '
                         'positive thread counts')

@@ -84,3 +84,4 @@ class ArchitectureLogger(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self._writer is not None:
             self._writer.close()
+            self._writer = None  # a resumed stage fits again

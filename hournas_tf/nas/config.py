@@ -5,6 +5,7 @@ the slow imports.
 """
 
 import dataclasses
+import math
 
 from hournas_tf.distribute import check_strategy
 from hournas_tf.errors import UserError
@@ -56,6 +57,9 @@ class SearchConfig:
     per_replica_paths: bool = False  # each replica draws its own path
     graph_optimizations: bool = False
     verbose: int = 1
+    deterministic: bool = False  # op determinism: same seed, same result
+    checkpoint_every: int = 200  # steps between checkpoints (+ epoch ends)
+    resume: bool = False     # continue the run in output_dir
 
 
 def check_config(config):
@@ -89,6 +93,11 @@ def check_config(config):
             config.max_steps_per_epoch < 1:
         raise UserError(f'max_steps_per_epoch={config.max_steps_per_epoch!r}'
                         ' must be >= 1')
+    if not isinstance(config.checkpoint_every, int) or \
+            isinstance(config.checkpoint_every, bool) or \
+            config.checkpoint_every < 1:
+        raise UserError(f'checkpoint_every={config.checkpoint_every!r} '
+                        'must be an integer >= 1')
     if not 0 < config.tolerance < 1:
         raise UserError(f'tolerance={config.tolerance!r} must be in (0, 1)')
     if not 0 < config.tau_decay <= 1:
@@ -98,5 +107,11 @@ def check_config(config):
         raise UserError('--sync_batch_norm needs one path for all replicas;'
                         ' valid: --per_replica_paths=false with it')
     for name in ('tau_init', 'nonvital_tau_init', 'weight_lr', 'arch_lr'):
-        if not getattr(config, name) > 0:
-            raise UserError(f'{name}={getattr(config, name)!r} must be > 0')
+        if not 0 < getattr(config, name) < math.inf:
+            raise UserError(f'{name}={getattr(config, name)!r} must be > 0 '
+                            'and finite')
+    # Checked again when stage 2 starts; here before anything trains.
+    for name in ('alpha', 'beta'):
+        if not 0 <= getattr(config, name) < math.inf:
+            raise UserError(f'{name}={getattr(config, name)!r} must be >= '
+                            '0 and finite')

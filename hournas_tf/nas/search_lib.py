@@ -41,6 +41,7 @@ from hournas_tf.nas import restore
 from hournas_tf.nas.config import check_config
 from hournas_tf.nas.vital_policy import fit_vital_ops
 from hournas_tf.nas.vital_policy import resolve_vital_ops
+from hournas_tf.output_dir import OutputDir
 from hournas_tf.output_dir import new_output_dir
 from hournas_tf.resources import counting
 from hournas_tf.resources import tables
@@ -300,17 +301,23 @@ def _steps(config, search_data):
 
 
 def train_stage(stage, supernet, search_data, epochs, steps, config,
-                space, rows, table=None):
-    """Runs `model.fit` for one stage with history, TensorBoard and logs."""
+                space, rows, table=None, checkpoint=None, done=0,
+                sigterm=None, reload=None):
+    """Runs `model.fit` for one stage with history, TensorBoard and logs;
+    with a `checkpointing.SearchCheckpoint`: checkpoints, SIGTERM and
+    non-finite losses, continuing after `done` steps. `reload()` gives
+    each `fit` call a new `SearchData`: a new pipeline starts its seeded
+    shuffles afresh (another iterator of the same one would reshuffle), so
+    the stage's stream does not depend on what read data before."""
     import keras
     import tensorflow as tf
 
     from hournas_tf.nas import callbacks
+    from hournas_tf.nas import checkpointing
 
     log(f'stage {stage}: {epochs} epoch(s) x {steps} steps, batch '
         f'{search_data.global_batch_size}, sampler '
         f'{supernet.config.sampler}')
-    dataset = tf.data.Dataset.zip((search_data.weights, search_data.arch))
     cbs = [
         callbacks.ArchitectureLogger(
             stage, space, rows, os.path.join(config.output_dir,
@@ -320,10 +327,23 @@ def train_stage(stage, supernet, search_data, epochs, steps, config,
             os.path.join(config.output_dir, 'tensorboard', stage),
             update_freq='epoch', write_graph=False),
     ]
+    if checkpoint is not None:
+        cbs.append(checkpointing.StageCallback(
+            checkpoint, stage, config.checkpoint_every, sigterm))
     start = time.perf_counter()
-    if epochs:
-        supernet.fit(dataset, epochs=epochs, steps_per_epoch=steps,
-                     callbacks=cbs, verbose=config.verbose, shuffle=False)
+    try:
+        for first, end, per_epoch, skip in checkpointing.segments(
+                done, epochs, steps):
+            data = reload() if reload else search_data
+            # The stage's stream from its start, `skip` batches skipped.
+            dataset = tf.data.Dataset.zip((data.weights, data.arch))
+            supernet.fit(dataset.skip(skip), initial_epoch=first,
+                         epochs=end, steps_per_epoch=per_epoch,
+                         callbacks=cbs, verbose=config.verbose,
+                         shuffle=False)
+    except tf.errors.ResourceExhaustedError as e:
+        raise UserError(checkpointing.oom_message(
+            e, search_data.global_batch_size)) from None
     return time.perf_counter() - start
 
 
@@ -389,23 +409,78 @@ def run_search(config, strategy=None):
     # Before TensorFlow is imported or anything is written: targets outside
     # the space fail at once.
     preflight(config)
+    if config.resume:
+        from hournas_tf.nas import checkpointing
+
+        checkpointing.check_resumable(config.output_dir)
+        output = OutputDir(config.output_dir)
+        output.keep()
+        return _run_resumable(config, strategy, output)
     with new_output_dir(config.output_dir) as output:
-        return _run_search(config, strategy, output)
+        _write_json(os.path.join(config.output_dir, 'search_config.json'),
+                    _config_json(config))
+        return _run_resumable(config, strategy, output)
 
 
-def _run_search(config, strategy, output):
-    _write_json(os.path.join(config.output_dir, 'search_config.json'),
-                _config_json(config))
+def resume_config(output_dir, **overrides):
+    """The `SearchConfig` of the run in `output_dir` (its
+    search_config.json) with `overrides`, set to resume."""
+    from hournas_tf.errors import read_json
+    from hournas_tf.nas.config import SearchConfig
+
+    if not os.path.isdir(output_dir):
+        raise UserError(f'--resume: output_dir {output_dir!r} does not '
+                        'exist; start a run without --resume')
+    path = os.path.join(output_dir, 'search_config.json')
+    data = read_json(path, 'search config')
+    names = {f.name for f in dataclasses.fields(SearchConfig)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise UserError(f'{path!r} has unknown settings {unknown}; was it '
+                        'written by another version?')
+    if data.get('vital_ops'):
+        data['vital_ops'] = tuple(data['vital_ops'])
+    data.update(overrides, output_dir=output_dir, resume=True)
+    return SearchConfig(**data)
+
+
+def _run_resumable(config, strategy, output):
+    """`_run_search`; SIGTERM: a checkpoint, then a line saying how to
+    resume (returns None)."""
+    from hournas_tf.nas import checkpointing
+
+    return checkpointing.preemptible(_run_search, config, strategy, output)
+
+
+def _build_stage1(space, vital, config, steps, strategy):
+    from hournas_tf.nas import supernet as supernet_lib
+
+    sconfig = _supernet_config(config, config.vital_sampler,
+                               steps * config.vital_epochs, alpha=0.0,
+                               tau_init=config.tau_init)
+    with strategy.scope():
+        stage1 = supernet_lib.build_supernet(
+            space, tuple(vital), {}, sconfig,
+            budget=_stage1_budget(space, vital, config))
+        stage1.compile()
+    return stage1
+
+
+def _run_search(config, strategy, output, sigterm=None):
     start = time.perf_counter()
     import keras
     import tensorflow as tf
 
     from hournas_tf import data as data_lib
     from hournas_tf.nas import budget as budget_lib
+    from hournas_tf.nas import checkpointing
     from hournas_tf.nas import plots
     from hournas_tf.nas import supernet as supernet_lib
 
     keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        # Same seed, same result: deterministic kernels and tf.data.
+        tf.config.experimental.enable_op_determinism()
     if not config.graph_optimizations:
         # Grappler spends minutes on a supernet's many switch_case branches
         # for no measurable gain in step time on CPU.
@@ -428,21 +503,33 @@ def _run_search(config, strategy, output):
     timings, stage1 = {}, None
     mask = np.array(space.candidate_mask())
 
+    ckpt = checkpointing.SearchCheckpoint(config.output_dir)
+    state = ckpt.latest() if config.resume else None
+    saved = checkpointing.read_stage1(config.output_dir) \
+        if config.resume else None
+    if config.resume:
+        log('resuming ' + (f'from {state[0]} (stage {state[1]}, step '
+                           f'{state[2]})' if state else
+                           'without a checkpoint: from the start')
+            + (', stage 1 finished' if saved else ''))
+
+    def reload():
+        return data_lib.load_search_data(data_config, strategy)
+
     # Stage 1: vital layers, accuracy only (no resource loss).
     vital = list(space.vital_layers)
-    if config.vital_first and config.vital_ops is None:
-        sconfig = _supernet_config(config, config.vital_sampler,
-                                   steps * config.vital_epochs, alpha=0.0,
-                                   tau_init=config.tau_init)
-        with strategy.scope():
-            stage1 = supernet_lib.build_supernet(
-                space, tuple(vital), {}, sconfig,
-                budget=_stage1_budget(space, vital, config))
-            stage1.compile()
+    if saved is not None:
+        vital_ops = vital_probs = None  # from stage1.json, below
+    elif config.vital_first and config.vital_ops is None:
+        stage1 = _build_stage1(space, vital, config, steps, strategy)
+        done = ckpt.restore(state[0], 'vital', stage1) if state else 0
+        ckpt.attach('vital', stage1)
         output.keep()  # Training starts: a failure now keeps the folder.
         timings['vital'] = train_stage('vital', stage1, search_data,
                                        config.vital_epochs, steps, config,
-                                       space, vital)
+                                       space, vital, checkpoint=ckpt,
+                                       done=done, sigterm=sigterm,
+                                       reload=reload)
         probs = stage1.op_probabilities()
         plots.op_heatmap(probs, [f'L{i + 1}' for i in vital], space.op_names,
                          mask[vital], 'stage 1: vital layers',
@@ -455,7 +542,11 @@ def _run_search(config, strategy, output):
     else:
         vital_ops, vital_probs = {}, None
     changed_vital = []
-    if vital_ops:
+    if saved is not None:
+        vital_ops = {int(i): op for i, op in saved['vital_ops'].items()}
+        changed_vital = saved['changed_vital']
+        timings.update(saved['seconds'])
+    elif vital_ops:
         vital_ops, changed_vital = fit_vital_ops(
             space, vital_ops, config.targets, vital_probs,
             latency_table(config, space))
@@ -468,27 +559,54 @@ def _run_search(config, strategy, output):
     # Space proposals and stage 2.
     searched = _nonvital(space) if vital_ops else list(
         range(len(space.layers)))
-    table, presult, pconfig, pinfo = optimize(
-        space, searched, vital_ops, config,
-        os.path.join(config.output_dir, 'proposals_stage2.png'))
+    if saved is None:
+        table, presult, pconfig, pinfo = optimize(
+            space, searched, vital_ops, config,
+            os.path.join(config.output_dir, 'proposals_stage2.png'))
+        saved = {'vital_ops': vital_ops, 'changed_vital': changed_vital,
+                 'proposals': presult.logits, 'tau_end': pconfig.tau_end,
+                 'proposal_optimization': pinfo, 'seconds': timings}
+        # Stage 1's result, whole or absent: a resumed run starts here.
+        checkpointing.write_json_atomic(os.path.join(
+            config.output_dir, checkpointing.STAGE1_FILE), saved,
+            default=_jsonable)
+    else:
+        table = tables.resource_table(space, searched, vital_ops,
+                                      tuple(config.targets),
+                                      latency_table(config, space))
+    pinfo = saved['proposal_optimization']
     sconfig = _supernet_config(config, config.sampler,
                                steps * config.nonvital_epochs,
                                alpha=config.alpha,
                                tau_init=config.nonvital_tau_init,
-                               temperature=pconfig.tau_end)
+                               temperature=saved['tau_end'])
+    # Stage 2 starts from the seed alone, however the run got here.
+    keras.utils.set_random_seed(config.seed + 1)
     with strategy.scope():
         stage2 = supernet_lib.build_supernet(
             space, tuple(searched), vital_ops, sconfig,
             budget=budget_lib.Budget(table, config.targets,
                                      config.tolerance),
-            proposals=presult.logits)
+            proposals=np.asarray(saved['proposals'], np.float32))
         stage2.compile()
+    done = 0
+    if state is not None and state[1] == checkpointing.STAGES['nonvital']:
+        done = ckpt.restore(state[0], 'nonvital', stage2)
+    else:
+        if stage1 is None and state is not None:  # stopped between stages
+            stage1 = _build_stage1(space, vital, config, steps, strategy)
+            ckpt.restore(state[0], 'vital', stage1)
         if stage1 is not None:
-            stage2.copy_weights_from(stage1)
+            with strategy.scope():
+                stage2.copy_weights_from(stage1)
+        ckpt.attach('nonvital', stage2)
+        ckpt.save()
     output.keep()
     timings['nonvital'] = train_stage('nonvital', stage2, search_data,
                                       config.nonvital_epochs, steps, config,
-                                      space, searched, table)
+                                      space, searched, table,
+                                      checkpoint=ckpt, done=done,
+                                      sigterm=sigterm, reload=reload)
     pi = stage2.proposal_probabilities()
     per_proposal = stage2.proposal_op_probabilities()
     best = int(np.argmax(pi))
@@ -496,10 +614,17 @@ def _run_search(config, strategy, output):
                      space.op_names, mask[searched],
                      f'stage 2: proposal {best} (pi = {pi[best]:.2f})',
                      os.path.join(config.output_dir, 'ops_nonvital.png'))
-    _, scatter = sample_report(table, np.log(np.maximum(per_proposal,
-                                                        1e-12)),
-                               config.targets, config.tolerance, config.seed,
-                               pi=pi)
+    # per_proposal are the probabilities of stage 2's draws: at tau = 1
+    # these samples come from the distribution stage 2 ended with.
+    end, scatter = sample_report(table, np.log(np.maximum(per_proposal,
+                                                          1e-12)),
+                                 config.targets, config.tolerance,
+                                 config.seed, pi=pi)
+    end = end['1']
+    log(f'stage 2 ends with {end["share_within_tolerance"]:.1%} of '
+        f'{NUM_SAMPLES:,} draws within {config.tolerance:.0%} of every '
+        f'target (it started with '
+        f'{pinfo["stage2_start"]["share_within_tolerance"]:.1%})')
     plots.proposal_scatter(
         scatter, config.targets, config.tolerance,
         f'{space.name}: {NUM_SAMPLES:,} architectures after the search',
@@ -533,6 +658,7 @@ def _run_search(config, strategy, output):
         'vital_ops': {i + 1: op for i, op in vital_ops.items()},
         'vital_ops_changed_for_feasibility': [i + 1 for i in changed_vital],
         'proposal_optimization': pinfo,
+        'stage2_end': end,
         'family': [m.entry for m in family],
         'seconds': {**timings, 'total': time.perf_counter() - start},
         'sampler': config.sampler,

@@ -24,6 +24,7 @@ import json
 import os
 
 from hournas_tf.errors import UserError
+from hournas_tf.errors import read_json
 from hournas_tf.reporting import diagram
 from hournas_tf.resources import counting
 from hournas_tf.spaces.architecture import Architecture
@@ -57,8 +58,7 @@ svg.diagram { max-width: 100%; height: auto; }
 
 
 def _read_json(path):
-    with open(path) as f:
-        return json.load(f)
+    return read_json(path, 'file')
 
 
 def _optional_json(path):
@@ -69,8 +69,21 @@ def read_history(path):
     """The records of a history.jsonl ([] without one)."""
     if not os.path.isfile(path):
         return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    records = []
+    with open(path, errors='replace') as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                record = None
+            if not isinstance(record, dict):
+                raise UserError(f'{path} line {number} is not a JSON '
+                                'object: not written by python -m '
+                                'hournas_tf.search')
+            records.append(record)
+    return records
 
 
 def png_uri(data):
@@ -360,7 +373,8 @@ def load_run(run_dir, train_dir=None, export_report=None):
         raise UserError(f'{run_dir} has no arch.json: not a finished '
                         'search run')
     data = _read_json(arch_path)
-    if 'search' not in data:
+    if not isinstance(data, dict) or not isinstance(data.get('search'),
+                                                      dict):
         raise UserError(f'{arch_path} has no search section: not written '
                         'by python -m hournas_tf.search')
     train_dir = find_train_dir(run_dir, train_dir)

@@ -171,6 +171,55 @@ def _entry(value, where, path):
     return Entry(median, spread)
 
 
+def _space_name(value, path):
+    if not isinstance(value, str):
+        raise UserError(f'{path}: "space" {value!r} must be a space name')
+    return value
+
+
+def _integer(data, key, path, minimum):
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, int) \
+            or value < minimum:
+        raise UserError(f'{path}: "{key}" {value!r} must be an integer >= '
+                        f'{minimum}')
+    return value
+
+
+def _finite(value):
+    """`value` as a finite float, or None (not a number, nan or inf)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        value = float(value)
+    except OverflowError:
+        return None
+    return value if np.isfinite(value) else None
+
+
+def _positive(data, key, path):
+    value = _finite(data[key])
+    if value is None or value <= 0:
+        raise UserError(f'{path}: "{key}" {data[key]!r} must be a finite '
+                        'number > 0')
+    return value
+
+
+def _calibration(calibration, path):
+    """The checked `calibration` object (None stays None)."""
+    if calibration is None:
+        return None
+    if not isinstance(calibration, dict) or \
+            not {'a', 'b'} <= set(calibration):
+        raise UserError(f'{path}: calibration needs "a" and "b"')
+    a, b = _finite(calibration['a']), _finite(calibration['b'])
+    if a is None or b is None or a <= 0:
+        raise UserError(f'{path}: calibration a={calibration["a"]!r}, '
+                        f'b={calibration["b"]!r} must be finite numbers '
+                        'with a > 0')
+    return calibration
+
+
 def from_json(data, path='latency table'):
     """A `LatencyTable` from its JSON dict; UserError for a bad one."""
     if not isinstance(data, dict) or data.get('format') != FORMAT:
@@ -188,20 +237,21 @@ def from_json(data, path='latency table'):
     if data['mode'] not in MODES:
         raise UserError(f'{path}: unknown mode {data["mode"]!r}; valid: '
                         f'{choices(MODES)}')
-    if not isinstance(data['layers'], list):
+    if not isinstance(data['layers'], list) or not all(
+            isinstance(layer, dict) for layer in data['layers']):
         raise UserError(f'{path}: "layers" must be a list, one object per '
                         'searchable layer')
     layers = tuple(
         {op: _entry(v, f'layer {i + 1} op {op!r}', path)
          for op, v in layer.items()}
         for i, layer in enumerate(data['layers']))
-    calibration = data.get('calibration')
-    if calibration is not None and not {'a', 'b'} <= set(calibration):
-        raise UserError(f'{path}: calibration needs "a" and "b"')
+    calibration = _calibration(data.get('calibration'), path)
     return LatencyTable(
-        space=data['space'], image_size=int(data['image_size']),
-        width_multiplier=float(data['width_multiplier']),
-        num_classes=int(data['num_classes']), threads=int(data['threads']),
+        space=_space_name(data['space'], path),
+        image_size=_integer(data, 'image_size', path, 8),
+        width_multiplier=_positive(data, 'width_multiplier', path),
+        num_classes=_integer(data, 'num_classes', path, 2),
+        threads=_integer(data, 'threads', path, 1),
         mode=data['mode'], device=str(data['device']),
         **{name: _entry(data[name], name, path) for name in FIXED_BLOCKS},
         layers=layers, source=data.get('source', 'litert'),

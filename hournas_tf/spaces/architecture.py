@@ -79,9 +79,12 @@ class Architecture:
                 raise UserError(f'architecture JSON lacks the {key!r} field')
         if not isinstance(data['ops'], list):
             raise UserError('architecture "ops" must be a list of op names')
+        name = data.get('name')
+        if name is not None and not isinstance(name, str):
+            raise UserError(f'architecture "name" {name!r} must be a string')
         kwargs = {k: data[k] for k in _PARAMS if data.get(k) is not None}
         return cls(space=data['space'], ops=tuple(data['ops']),
-                   name=data.get('name'), **kwargs)
+                   name=name, **kwargs)
 
     def to_string(self):
         params = [f'{k}={getattr(self, k)}' for k in _PARAMS
@@ -124,5 +127,9 @@ class Architecture:
 
 
 def load_architecture(path):
-    """Reads an architecture JSON file."""
-    return Architecture.from_json(read_json(path, 'architecture file'))
+    """Reads an architecture JSON file (errors name the file)."""
+    data = read_json(path, 'architecture file')
+    try:
+        return Architecture.from_json(data)
+    except UserError as e:
+        raise UserError(f'architecture file {path!r}: {e}') from None

@@ -6,6 +6,7 @@ channel groups do not divide the layer's widths.
 """
 
 import dataclasses
+import math
 
 from hournas_tf.errors import UserError
 from hournas_tf.errors import choices
@@ -109,7 +110,7 @@ def get_space(name, image_size=224, num_classes=1000, width_multiplier=1.0,
     Returns:
         A `SearchSpace`.
     """
-    if name not in _MACROS:
+    if not isinstance(name, str) or name not in _MACROS:
         raise UserError(
             f'unknown space {name!r}; valid: {choices(SPACE_NAMES)}')
     _check_positive('image_size', image_size, int, minimum=8)
@@ -159,7 +160,17 @@ def get_space(name, image_size=224, num_classes=1000, width_multiplier=1.0,
 
 def _check_positive(flag, value, types, minimum=None):
     ok = isinstance(value, types) and not isinstance(value, bool)
-    ok = ok and value > 0 and (minimum is None or value >= minimum)
+    ok = ok and _finite(value) and value > 0 and (
+        minimum is None or value >= minimum)
     if not ok:
         need = f'>= {minimum}' if minimum else '> 0'
-        raise UserError(f'invalid {flag} {value!r}: must be a number {need}')
+        raise UserError(f'invalid {flag} {value!r}: must be a finite number '
+                        f'{need}')
+
+
+def _finite(value):
+    """False for nan, inf and an int too large for a float."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False

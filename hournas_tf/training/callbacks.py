@@ -1,8 +1,11 @@
 """The callbacks of a training run and the files they write.
 
-In `fit` order: BackupAndRestore (`backup/`; kept after `fit` so that a
-run that stops between training and metrics.json resumes without training
-again, and deleted by `run_training` once metrics.json is written),
+In `fit` order: StepBackup, a BackupAndRestore every `checkpoint_every`
+steps and at each epoch end (`backup/`, with the previous backup as a
+fallback; kept after `fit` so that a run that stops between training and
+metrics.json resumes without training again, and deleted by `run_training`
+once metrics.json is written), Preemption (with a SIGTERM catcher: a
+backup, then `nas.checkpointing.Preempted`),
 SwapEMAWeights (with EMA, so that checkpoints hold the averaged weights),
 ModelCheckpoint best and last (`checkpoints/best.keras`, `last.keras`),
 a CSVLogger (`history.csv`, appended to when a run resumes), TensorBoard
@@ -18,6 +21,8 @@ import os
 import time
 
 import keras
+
+from hournas_tf.nas.checkpointing import Preempted
 
 BACKUP_DIR = 'backup'
 CHECKPOINT_DIR = 'checkpoints'
@@ -75,12 +80,54 @@ def best_so_far(output_dir):
     return min(losses, default=math.inf)
 
 
-def make_callbacks(output_dir, ema=False):
-    """The run's callbacks; the last one is the `EpochTimer`."""
+class StepBackup(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore every `every` steps and at each epoch end (Keras
+    saves at one or the other), keeping the previous backup too: a damaged
+    newest one falls back to it. A run killed mid-epoch restarts that
+    epoch from its first batch, with the weights, optimizer state and
+    step count of its last backup."""
+
+    def __init__(self, backup_dir, every):
+        super().__init__(backup_dir, save_freq=every,
+                         delete_checkpoint=False, double_checkpoint=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        self.save()
+
+    def save(self):
+        """Writes a backup now."""
+        self._save_model()
+        self._batches_seen_since_last_saving = 0
+
+
+class Preemption(keras.callbacks.Callback):
+    """After a batch, if `sigterm.received`: a backup, then `Preempted`."""
+
+    def __init__(self, sigterm, backup, resume):
+        super().__init__()
+        self.sigterm = sigterm
+        self.backup = backup
+        self.resume = resume
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.sigterm.received:
+            self.backup.save()
+            raise Preempted(f'SIGTERM: wrote a backup in '
+                            f'{self.backup.backup_dir}; resume by running '
+                            f'the same command again: {self.resume}')
+
+
+def make_callbacks(output_dir, ema=False, every=200, sigterm=None,
+                   resume=''):
+    """The run's callbacks; the last one is the `EpochTimer`. With a
+    `sigterm` catcher (`.received`), a SIGTERM stops the run after a
+    backup."""
     checkpoints = os.path.join(output_dir, CHECKPOINT_DIR)
     best = best_so_far(output_dir)
-    callbacks = [keras.callbacks.BackupAndRestore(
-        os.path.join(output_dir, BACKUP_DIR), delete_checkpoint=False)]
+    callbacks = [StepBackup(os.path.join(output_dir, BACKUP_DIR), every)]
+    if sigterm is not None:
+        callbacks.append(Preemption(sigterm, callbacks[0], resume))
     if ema:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     callbacks += [

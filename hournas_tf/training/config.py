@@ -6,13 +6,14 @@ the paper's recipes are flagfiles in configs/.
 """
 
 import dataclasses
+import math
 
 from hournas_tf.distribute import check_strategy
 from hournas_tf.errors import UserError
 
 # Fields that do not change what is trained: a run resumed with other
 # values of these is the same run (the folder is the run).
-NOT_COMPARED = ('output_dir', 'verbose', 'tpu')
+NOT_COMPARED = ('output_dir', 'verbose', 'checkpoint_every', 'tpu')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,22 +53,34 @@ class TrainConfig:
     cpu_replicas: int = 1    # logical CPU devices of strategy 'mirrored'
     sync_batch_norm: bool = False  # batch statistics over all replicas
     verbose: int = 1
+    checkpoint_every: int = 200  # steps between backups (+ epoch ends)
+
+
+def _finite(value):
+    """False for nan, inf and an int too large for a float."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _check_range(config, name, low, high=None, low_open=False):
     value = getattr(config, name)
     too_low = value <= low if low_open else value < low
-    if too_low or (high is not None and value >= high):
+    finite = _finite(value)
+    if too_low or (high is not None and value >= high) or not finite:
         bound = f'> {low}' if low_open else f'>= {low}'
         if high is not None:
             bound += f' and < {high}'
-        raise UserError(f'{name}={value!r} must be {bound}')
+        kind = '' if finite else 'a finite number '
+        raise UserError(f'{name}={value!r} must be {kind}{bound}')
 
 
 def check_config(config):
     """Raises UserError for settings outside their valid range."""
     for name, low in (('epochs', 0), ('batch_size', 1), ('cutout', 0),
                       ('bn_recalibration_batches', 1), ('image_size', 8),
+                      ('checkpoint_every', 1),
                       ('warmup_epochs', 0), ('weight_decay', 0)):
         _check_range(config, name, low)
     _check_range(config, 'learning_rate', 0, low_open=True)

@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import statistics
+import sys
 import time
 
 from hournas_tf import data
@@ -253,6 +254,14 @@ def _prepare_model(config, arch, strategy, train, evaluation, info, steps):
 
 
 def run_training(config, strategy=None, callbacks=()):
+    """`train` below; SIGTERM: a backup, then a line saying how to resume
+    (returns None)."""
+    from hournas_tf.nas import checkpointing
+
+    return checkpointing.preemptible(train, config, strategy, callbacks)
+
+
+def train(config, strategy=None, callbacks=(), sigterm=None):
     """Trains `config.arch`; returns the dict written to metrics.json.
 
     `callbacks` are added after the run's own (see `callbacks.py`). A new
@@ -286,15 +295,22 @@ def run_training(config, strategy=None, callbacks=()):
             f'{config.dataset}: {info.num_train} images, {steps} steps x '
             f'{config.epochs} epochs, batch {config.batch_size}')
     run_callbacks = callbacks_lib.make_callbacks(
-        config.output_dir, ema=config.ema_momentum > 0)
+        config.output_dir, ema=config.ema_momentum > 0,
+        every=config.checkpoint_every, sigterm=sigterm,
+        resume=' '.join(['python -m hournas_tf.train'] + sys.argv[1:]))
     timer = run_callbacks[-1]
     fit_start = time.perf_counter()
     history = None
     if config.epochs:
-        history = model.fit(train.repeat(), epochs=config.epochs,
-                            steps_per_epoch=steps,
-                            callbacks=run_callbacks + list(callbacks),
-                            verbose=config.verbose, shuffle=False)
+        try:
+            history = model.fit(train.repeat(), epochs=config.epochs,
+                                steps_per_epoch=steps,
+                                callbacks=run_callbacks + list(callbacks),
+                                verbose=config.verbose, shuffle=False)
+        except tf.errors.ResourceExhaustedError as e:
+            from hournas_tf.nas.checkpointing import oom_message
+
+            raise UserError(oom_message(e, config.batch_size)) from None
     fit_seconds = time.perf_counter() - fit_start
     recalibrated = 0
     if config.epochs:

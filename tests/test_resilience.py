@@ -1,0 +1,237 @@
+"""Same seed, same result; exact resume; preemption and faults
+(nas/checkpointing.py, the search command's --deterministic and --resume)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import REPO
+from conftest import run_module
+
+# A tiny deterministic search: stage 2 has 2 epochs x 3 steps, a
+# checkpoint after every step.
+TINY = ['--max_steps_per_epoch=3', '--proposal_iters=50',
+        '--num_proposals=2', '--batch_size=16', '--vital_epochs=1',
+        '--nonvital_epochs=2', '--verbose=0', '--checkpoint_every=1',
+        '--deterministic']
+
+
+def _without_seconds(value):
+    """`value` without its timings (the only part allowed to differ)."""
+    if isinstance(value, dict):
+        return {k: _without_seconds(v) for k, v in value.items()
+                if k != 'seconds'}
+    if isinstance(value, list):
+        return [_without_seconds(v) for v in value]
+    return value
+
+
+def _arch(out):
+    return _without_seconds(json.loads((out / 'arch.json').read_text()))
+
+
+def _start(out, *flags, module='hournas_tf.search'):
+    """Starts `python -m module --output_dir=out flags` in the background;
+    returns (process, path of its log)."""
+    log = open(str(out) + '.log', 'w')
+    env = dict(os.environ, PYTHONPATH=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, '-m', module, f'--output_dir={out}', *flags],
+        stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+    return proc, str(out) + '.log'
+
+
+def _finished(run, timeout=3600):
+    """The folder of a background run once it ended with exit code 0."""
+    proc, log, out = run
+    try:
+        code = proc.wait(timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == 0, open(log).read()[-3000:]
+    return out
+
+
+@pytest.fixture(scope='module')
+def unbroken(tmp_path_factory):
+    """Two uninterrupted deterministic runs with the same seed, started at
+    once in the background (they run while a test kills a third)."""
+    root = tmp_path_factory.mktemp('unbroken')
+    runs = {}
+    for name in ('reference', 'again'):
+        runs[name] = (*_start(root / name, *TINY), root / name)
+    yield runs
+    for proc, _, _ in runs.values():
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _newest(out):
+    """The number of the newest checkpoint in `out` (-1 without one)."""
+    path = out / 'checkpoints' / 'checkpoint'
+    if not path.exists():
+        return -1
+    first = path.read_text().splitlines()[0]
+    return int(first.split('ckpt-')[1].rstrip('"'))
+
+
+def _wait(proc, condition, timeout=3600):
+    end = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, 'the run ended too early'
+        assert time.monotonic() < end, 'timed out'
+        time.sleep(0.1)
+
+
+def _kill_when(proc, condition, sig=signal.SIGKILL, code=-signal.SIGKILL,
+               before=lambda: None):
+    """Sends `sig` once `condition()` holds (after `before()`) and checks
+    the exit code."""
+    try:
+        _wait(proc, condition)
+        before()
+        proc.send_signal(sig)
+        assert proc.wait(600) == code
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.large
+def test_sigkill_in_stage_2_then_resume_equals_an_unbroken_run(unbroken,
+                                                              tmp_path):
+    out = tmp_path / 'killed'
+    proc, log = _start(out, *TINY)
+    _wait(proc, lambda: 'stage nonvital' in open(log).read())
+    first = _newest(out)  # stage 2 at step 0
+    _kill_when(proc, lambda: _newest(out) > first)  # after a stage-2 step
+    assert not (out / 'arch.json').exists()
+    res = run_module('hournas_tf.search', '--resume', f'--output_dir={out}',
+                     timeout=3600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert 'stage 1 finished' in res.stdout
+    assert 'stage 2, step 0)' not in res.stdout  # resumed within stage 2
+    assert _arch(out) == _arch(_finished(unbroken['reference']))
+
+
+@pytest.mark.large
+def test_two_deterministic_runs_write_the_same_arch_json(unbroken):
+    assert _arch(_finished(unbroken['again'])) == _arch(
+        _finished(unbroken['reference']))
+
+
+@pytest.mark.large
+def test_sigterm_writes_a_checkpoint_and_exits_0(tmp_path):
+    out = tmp_path / 'preempted'
+    proc, log = _start(out, '--max_steps_per_epoch=100', '--vital_epochs=1',
+                       '--batch_size=16', '--verbose=0',
+                       '--checkpoint_every=1')
+    # After the first step (the train step is built): the next one ends
+    # soon, then the run stops.
+    _kill_when(proc, lambda: _newest(out) >= 1, signal.SIGTERM, 0)
+    text = open(log).read()
+    assert 'SIGTERM: wrote' in text
+    assert f'--resume --output_dir={out}' in text
+    assert _newest(out) >= 1
+
+
+def test_used_output_dir_without_resume_is_refused_and_unchanged(tmp_path):
+    (tmp_path / 'arch.json').write_text('mine')
+    before = sorted(os.listdir(tmp_path))
+    res = run_module('hournas_tf.search', f'--output_dir={tmp_path}',
+                     '--max_steps_per_epoch=1')
+    assert res.returncode == 2
+    assert res.stderr.startswith('error: ') and '--resume' in res.stderr
+    assert sorted(os.listdir(tmp_path)) == before
+    assert (tmp_path / 'arch.json').read_text() == 'mine'
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--resume'], '--resume needs --output_dir'),
+    (['--resume', '--output_dir={tmp}/missing'], 'does not exist'),
+    (['--resume', '--output_dir={tmp}'], 'search_config.json'),
+    (['--resume', '--output_dir={tmp}', '--seed=3'], '--seed cannot change'),
+    (['--checkpoint_every=0'], 'checkpoint_every'),
+])
+def test_resume_mistakes_are_one_line_errors(flags, message, tmp_path):
+    res = run_module('hournas_tf.search',
+                     *[f.format(tmp=tmp_path) for f in flags])
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert message in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+# The train command: StepBackup (BackupAndRestore) and Preemption.
+
+
+def _metadata(out):
+    path = out / 'backup' / 'training_metadata.json'
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def test_step_backup_saves_mid_epoch_and_preemption_stops(tmp_path):
+    import keras
+    import numpy as np
+
+    from hournas_tf.training import callbacks as callbacks_lib
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(0.05), 'mse')
+    x, y = np.ones((8, 2), 'float32'), np.zeros(8)
+
+    class Sigterm:
+        received = False
+
+    class Stop(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 2:
+                Sigterm.received = True
+
+    backup = callbacks_lib.StepBackup(str(tmp_path / 'backup'), every=100)
+    stop = callbacks_lib.Preemption(Sigterm, backup, 'again')
+    with pytest.raises(callbacks_lib.Preempted, match='again'):
+        model.fit(x, y, batch_size=2, epochs=2, verbose=0,
+                  callbacks=[backup, Stop(), stop])
+    assert _metadata(tmp_path) == {'epoch': 0, 'batch': 2}
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0, callbacks=[
+        callbacks_lib.StepBackup(str(tmp_path / 'backup'), every=100)])
+    assert _metadata(tmp_path)['epoch'] == 1  # saved at the epoch end
+
+
+@pytest.mark.large
+def test_train_killed_mid_epoch_resumes(tmp_path):
+    from hournas_tf import spaces
+
+    space = spaces.get_space('efficientnet', image_size=16, num_classes=10,
+                             width_multiplier=0.25)
+    ops = ['skip' if 'skip' in layer.candidates else 'k3_e3_se0.25'
+           for layer in space.layers]
+    arch = spaces.Architecture('efficientnet', ops, image_size=16,
+                               num_classes=10, width_multiplier=0.25,
+                               name='tiny')
+    arch.save(str(tmp_path / 'arch.json'))
+    out = tmp_path / 'run'
+    args = [f'--arch_file={tmp_path}/arch.json',
+            f'--data_dir={tmp_path}/digits', '--image_size=16',
+            '--epochs=2', '--warmup_epochs=0.2', '--batch_size=32',
+            '--checkpoint_every=3', '--verbose=0']
+    proc, _ = _start(out, *args, module='hournas_tf.train')
+    _kill_when(proc, lambda: (_metadata(out) or {}).get('batch', 0) > 0)
+    assert not (out / 'metrics.json').exists()
+    res = run_module('hournas_tf.train', f'--output_dir={out}', *args,
+                     timeout=3600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert 'resuming the interrupted run' in res.stdout
+    metrics = json.loads((out / 'metrics.json').read_text())
+    assert metrics['epochs'] == 2 and metrics['test_accuracy'] > 0.1
