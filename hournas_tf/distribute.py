@@ -67,7 +67,7 @@ def make_strategy(name, tpu=None, cpu_replicas=1):
             return tf.distribute.MirroredStrategy(split_cpu(cpu_replicas))
         return tf.distribute.MirroredStrategy()
     if name == 'multi_worker_mirrored':
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _multi_worker_mirrored()
     if name == 'tpu':
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
             tpu=tpu)
@@ -75,3 +75,34 @@ def make_strategy(name, tpu=None, cpu_replicas=1):
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
     return tf.distribute.get_strategy()
+
+
+def _multi_worker_mirrored():
+    """`MultiWorkerMirroredStrategy` whose `reduce` takes what Keras 3's
+    `fit` gives it (tensorflow/tensorflow#72388):
+
+    - a nested value: `fit` reduces its first batch to learn the input
+      shapes, and this strategy reduces one tensor at a time (TensorFlow:
+      "TODO: support `value` being a nest"), so with 2 or more workers
+      `fit` failed with "Attempt to convert a value (PerReplica ...) with
+      an unsupported type to a Tensor";
+    - `axis=0` for a scalar: `fit` averages every log value with `axis=0`
+      on this strategy ("Invalid reduction dimension 0 for input with 0
+      dimensions"); a scalar is averaged over the replicas.
+    """
+    import tensorflow as tf
+
+    class MultiWorkerMirrored(tf.distribute.MultiWorkerMirroredStrategy):
+        def reduce(self, reduce_op, value, axis):
+            parent = super()
+
+            def one(v):
+                local = self.experimental_local_results(v)[0]
+                scalar = getattr(local, 'shape', None) is not None and \
+                    local.shape.rank == 0
+                return parent.reduce(reduce_op, v,
+                                     None if scalar else axis)
+
+            return tf.nest.map_structure(one, value)
+
+    return MultiWorkerMirrored()

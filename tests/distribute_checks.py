@@ -2,7 +2,14 @@
 strategy (same global batch, same weights, same sampled path, synchronized
 batch norm): prints the largest difference of every variable as JSON.
 
-    python tests/distribute_checks.py search_logits|search_proposals|train
+    python tests/distribute_checks.py search_logits|search_proposals|train \
+        [float64|float32]
+
+In float64 (the default) the differences are those of the distributed
+computation itself. In float32 the report also has `floor`: the same
+differences between two one-device steps whose batches hold the same
+examples in another order (the float32 rounding of the step itself,
+docs/distribute.md).
 
 `worker STEPS` is one worker of a MultiWorkerMirroredStrategy search
 (TF_CONFIG from the environment): STEPS search steps, then the
@@ -22,6 +29,7 @@ from hournas_tf import distribute
 if sys.argv[1] != 'worker':
     DEVICES = distribute.split_cpu(2)
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -39,12 +47,17 @@ def space():
     return spaces.get_space('fbnet', **SPACE)
 
 
-def search_dataset(seed=0):
+# The examples of a batch in another order, each replica's half swapped.
+PERMUTATION = np.array([4, 5, 6, 7, 0, 1, 2, 3])
+
+
+def search_dataset(seed=0, order=None):
     rng = np.random.default_rng(seed)
+    order = np.arange(BATCH) if order is None else order
 
     def split():
-        return (rng.normal(size=(BATCH, 32, 32, 3)).astype('float32'),
-                rng.integers(0, 10, BATCH))
+        x = rng.normal(size=(BATCH, 32, 32, 3)).astype(keras.config.floatx())
+        return x[order], rng.integers(0, 10, BATCH)[order]
 
     return tf.data.Dataset.from_tensor_slices((split(), split())).batch(
         BATCH, drop_remainder=True).repeat()
@@ -106,11 +119,13 @@ def build_train():
     return build
 
 
-def train_dataset(seed=0):
+def train_dataset(seed=0, order=None):
     rng = np.random.default_rng(seed)
-    x = rng.normal(size=(BATCH, 32, 32, 3)).astype('float32')
-    y = tf.one_hot(rng.integers(0, 10, BATCH), 10)
-    return tf.data.Dataset.from_tensor_slices((x, y)).batch(
+    order = np.arange(BATCH) if order is None else order
+    x = rng.normal(size=(BATCH, 32, 32, 3)).astype(keras.config.floatx())
+    y = tf.one_hot(rng.integers(0, 10, BATCH), 10, dtype=x.dtype)
+    return tf.data.Dataset.from_tensor_slices(
+        (x[order], y.numpy()[order])).batch(
         BATCH, drop_remainder=True).repeat()
 
 
@@ -129,35 +144,50 @@ def variables(model):
     return found
 
 
-def main(case):
+def differences(want, got):
+    """{name: largest |difference| on any replica}."""
+    assert sorted(want) == sorted(got), set(want) ^ set(got)
+    return {name: max(float(np.max(np.abs(np.asarray(r, 'float64') -
+                                          value), initial=0.0))
+                      for r in got[name])
+            for name, (value,) in want.items()}
+
+
+def main(case, dtype='float64'):
+    keras.config.set_floatx(dtype)
+    keras.utils.set_random_seed(0)
     if case == 'train':
-        build, data = build_train(), train_dataset()
+        build, data = build_train(), train_dataset
     else:
-        build, data = build_search(case.split('_')[1]), search_dataset()
+        build, data = build_search(case.split('_')[1]), search_dataset
     single = build()
     weights = single.get_weights()
-    single.fit(data, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)
+    single.fit(data(), epochs=1, steps_per_epoch=1, verbose=0,
+               shuffle=False)
+    want = variables(single)
+    report = {'dtype': dtype}
+    if dtype == 'float32':
+        again = build()
+        again.set_weights(weights)
+        again.fit(data(order=PERMUTATION), epochs=1, steps_per_epoch=1,
+                  verbose=0, shuffle=False)
+        report['floor'] = differences(want, variables(again))
     mirrored = tf.distribute.MirroredStrategy(DEVICES)
     assert mirrored.num_replicas_in_sync == 2
     with mirrored.scope():
         net = build()
         net.set_weights(weights)
-    net.fit(data, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)
-    want = variables(single)
+    net.fit(data(), epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)
     with mirrored.scope():
         got = variables(net)
-    assert sorted(want) == sorted(got), set(want) ^ set(got)
-    diffs = {}
-    for name, (value,) in want.items():
-        diffs[name] = max(float(np.max(np.abs(np.asarray(r, 'float64') -
-                                               value), initial=0.0))
-                          for r in got[name])
+    diffs = differences(want, got)
     moved = sum(not np.array_equal(a, b) for a, b in zip(
         weights, single.get_weights()))
-    print(json.dumps({'max_diff': max(diffs.values()),
-                      'worst': max(diffs, key=diffs.get),
-                      'variables': len(diffs), 'moved': moved,
-                      'diffs': diffs}))
+    report.update({'max_diff': max(diffs.values()),
+                   'worst': max(diffs, key=diffs.get),
+                   'variables': len(diffs), 'moved': moved,
+                   'diffs': diffs})
+    print(json.dumps(report))
 
 
 def worker(steps):
@@ -167,10 +197,12 @@ def worker(steps):
     build = build_search('proposals')
     with strategy.scope():
         net = build()
+    start = {v.path: np.asarray(v.numpy()).tolist()
+             for v in net.arch_variables}
     net.fit(search_dataset(), epochs=1, steps_per_epoch=steps, verbose=0,
             shuffle=False)
     print(json.dumps({'replicas': strategy.num_replicas_in_sync,
-                      'step': int(net.step.numpy()),
+                      'step': int(net.step.numpy()), 'start': start,
                       'arch': {v.path: np.asarray(v.numpy()).tolist()
                                for v in net.arch_variables}}))
 
@@ -238,4 +270,4 @@ if __name__ == '__main__':
     elif sys.argv[1] == 'paths':
         paths(int(sys.argv[2]))
     else:
-        main(sys.argv[1])
+        main(*sys.argv[1:3])

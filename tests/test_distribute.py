@@ -22,27 +22,19 @@ from hournas_tf.training import config as train_config
 CHECKS = os.path.join(REPO, 'tests', 'distribute_checks.py')
 
 # The largest difference allowed between the 2-replica step and the
-# single-device step. Adam's moments of the architecture parameters hold
-# the raw architecture gradient, which differs by up to 2.1e-5 (measured,
-# docs/distribute.md: reduction order over 4 + 4 instead of 8 examples,
-# amplified where the gradient is a sum of cancelling terms); Adam's first
-# step moves each parameter by about lr * sign(gradient), so the
-# parameters themselves agree within BOUND.
+# single-device step in float64, where the rounding is far below it (the
+# distributed computation itself is checked). In float32 a variable may
+# differ as much as the one-device step differs from itself with the
+# batch's examples in another order (`floor`; docs/distribute.md): the
+# architecture gradient of one step amplifies rounding.
 BOUND = 1e-5
-ADAM_MOMENT_BOUND = 3e-5
 
 
-def bound(name):
-    """The bound of variable `name` (see above)."""
-    if 'arch_adam' in name and ('momentum' in name or 'velocity' in name):
-        return ADAM_MOMENT_BOUND
-    return BOUND
-
-
-def over_bound(report):
-    """{name: difference} of the variables beyond their bound."""
+def over_bound(report, floor=None):
+    """{name: difference} of the variables beyond their bound: BOUND, or
+    with `floor` max(BOUND, 2 x its floor)."""
     return {name: diff for name, diff in report['diffs'].items()
-            if diff > bound(name)}
+            if diff > max(BOUND, 2 * (floor or {}).get(name, 0.0))}
 
 
 @pytest.mark.parametrize('kwargs, message', [
@@ -78,10 +70,11 @@ def test_default_strategy_is_tensorflows():
     assert distribute.make_strategy('default') is tf.distribute.get_strategy()
 
 
-def equality(case):
-    res = run_python(CHECKS, case, timeout=1800)
+def equality(case, dtype='float64'):
+    res = run_python(CHECKS, case, dtype, timeout=1800)
     assert res.returncode == 0, res.stderr[-3000:]
     report = json.loads(res.stdout.strip().splitlines()[-1])
+    assert report['dtype'] == dtype
     assert report['moved'] > 0  # the step changed the variables
     return report
 
@@ -91,12 +84,17 @@ def equality(case):
 def test_one_search_step_on_two_replicas_equals_one_device(case):
     report = equality(case)
     names = ' '.join(report['diffs'])
-    for part in ('arch_params', 'moving_mean', 'moving_variance',
-                 'momentum', 'arch_adam'):
+    for part in ('arch_params' if case == 'search_logits' else 'pi_logits',
+                 'moving_mean', 'moving_variance', 'momentum', 'arch_adam'):
         assert part in names, part
-    if case == 'search_proposals':
-        assert 'pi' in names
     assert not over_bound(report), over_bound(report)
+
+
+@pytest.mark.large
+def test_float32_search_step_differs_as_one_device_does_from_itself():
+    report = equality('search_proposals', 'float32')
+    assert not over_bound(report, report['floor']), over_bound(
+        report, report['floor'])
 
 
 @pytest.mark.large
@@ -105,15 +103,18 @@ def test_one_train_step_on_two_replicas_equals_one_device():
     assert any('moving_mean' in n for n in report['diffs'])
     assert report['max_diff'] <= BOUND, (report['worst'],
                                          report['max_diff'])
-    assert not over_bound(report), over_bound(report)
 
 
 def test_bounds_catch_a_difference():
     report = {'diffs': {'model/stem/conv/kernel': 2e-5,
                         'arch_opt/arch_adam/theta_momentum': 2e-5,
                         'arch_opt/arch_adam/theta_velocity': 4e-5}}
-    assert over_bound(report) == {'model/stem/conv/kernel': 2e-5,
-                                  'arch_opt/arch_adam/theta_velocity': 4e-5}
+    assert over_bound(report) == report['diffs']
+    floor = {'arch_opt/arch_adam/theta_momentum': 1.5e-5,
+             'arch_opt/arch_adam/theta_velocity': 1e-5}
+    assert over_bound(report, floor) == {
+        'model/stem/conv/kernel': 2e-5,
+        'arch_opt/arch_adam/theta_velocity': 4e-5}
 
 
 def free_ports(count):
@@ -127,9 +128,6 @@ def free_ports(count):
 
 
 @pytest.mark.large
-@pytest.mark.xfail(reason='not working yet: a worker fails in fit with '
-                   '"Attempt to convert a value (PerReplica ...) to a '
-                   'Tensor" (docs/distribute.md)', strict=False)
 def test_two_workers_end_with_the_same_architecture_parameters():
     import subprocess
     import sys
@@ -152,30 +150,21 @@ def test_two_workers_end_with_the_same_architecture_parameters():
     assert first['replicas'] == second['replicas'] == 2
     assert first['step'] == second['step'] == 3
     assert sorted(first['arch']) == sorted(second['arch'])
-    start = None
+    moved = False
     for name in first['arch']:
         a, b = np.array(first['arch'][name]), np.array(second['arch'][name])
         np.testing.assert_array_equal(a, b, err_msg=name)
-        start = a
-    assert start is not None
+        moved |= not np.array_equal(a, np.array(first['start'][name]))
+    assert moved  # the steps changed the architecture parameters
 
 
 def test_search_step_compiles_with_xla_under_tpu_rules():
     """TPUStrategy's rules: static shapes (drop_remainder), no Python side
     effects (one trace for every step), XLA (jit_compile) throughout."""
     import tensorflow as tf
+    from testing import tiny_supernet
 
-    from hournas_tf import spaces
-    from hournas_tf.nas import supernet
-
-    space = spaces.get_space('fbnet', image_size=16, num_classes=10,
-                             width_multiplier=0.25)
-    vital = space.vital_layers
-    searched = tuple(i for i in range(len(space.layers))
-                     if i not in vital)[1:3]
-    net = supernet.build_supernet(
-        space, searched, {i: 'k3_e1' for i in vital},
-        supernet.SupernetConfig(total_steps=3))
+    net = tiny_supernet(image_size=16, total_steps=3, compile=False)
     net.compile(jit_compile=True)
     rng = np.random.default_rng(0)
 
@@ -257,3 +246,68 @@ def test_per_replica_paths_change_nothing_on_one_device():
                                      SupernetConfig(per_replica_paths=p))
              ._seed(1).numpy() for p in (False, True)]
     np.testing.assert_array_equal(seeds[0], seeds[1])
+
+
+def test_sync_batch_norm_matches_keras_and_keeps_its_digits():
+    """One device: SyncBatchNormalization computes Keras' batch norm
+    (outputs, gradients, moving statistics); where a channel's mean is
+    large against its spread it keeps the variance that Keras' synchronized
+    E[x^2] - E[x]^2 loses."""
+    import keras
+    import tensorflow as tf
+
+    from hournas_tf.blocks import layers as hl
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(4, 5, 5, 3)), tf.float32)
+    ours = hl.batch_norm('bn', 0.9, 1e-3, synchronized=True)
+    plain = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-3)
+    results = []
+    for layer in (ours, plain):
+        layer.build(x.shape)
+        layer.gamma.assign([1.5, 0.5, 2.0])
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(y * tf.range(1.0, 4.0))
+        results.append([y, *tape.gradient(loss, [x, layer.gamma]),
+                        layer.moving_mean, layer.moving_variance])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
+    assert isinstance(ours, hl.SyncBatchNormalization) and ours.synchronized
+    assert type(hl.batch_norm('bn', 0.9, 1e-3)) is \
+        keras.layers.BatchNormalization
+
+    shifted = 1e4 + tf.constant(rng.normal(size=(64, 4, 4, 1)), tf.float32)
+    _, variance = hl.synchronized_moments(shifted, [0, 1, 2])
+    _, keras_variance = keras.ops.moments(shifted, [0, 1, 2],
+                                          synchronized=True)
+    truth = np.var(np.asarray(shifted, 'float64'))
+    assert abs(float(variance[0]) - truth) < 1e-3 * truth
+    assert abs(float(keras_variance[0]) - truth) > 0.1 * truth
+
+
+@pytest.mark.large
+def test_mirrored_search_killed_in_stage_2_resumes(tmp_path):
+    """--strategy=mirrored --cpu_replicas=2: checkpoints of the mirrored
+    supernet, SIGKILL in stage 2, --resume (devices given again)."""
+    from conftest import run_module
+    from test_resilience import TINY
+    from test_resilience import _kill_when
+    from test_resilience import _newest
+    from test_resilience import _start
+
+    out = tmp_path / 'run'
+    devices = ['--strategy=mirrored', '--cpu_replicas=2']
+    flags = [f for f in TINY if f != '--deterministic'] + devices
+    proc, log = _start(out, *flags)
+    # Stage 1 writes 3 checkpoints, stage 2 one at its start: the 5th is
+    # a stage-2 step.
+    _kill_when(proc, lambda: _newest(out) >= 5)
+    res = run_module('hournas_tf.search', '--resume', f'--output_dir={out}',
+                     *devices)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    assert '(stage 2, step' in res.stdout
+    assert (out / 'arch.json').exists()
+    config = json.loads((out / 'search_config.json').read_text())
+    assert config['strategy'] == 'mirrored' and config['cpu_replicas'] == 2

@@ -6,6 +6,7 @@ names; the first call (or `build`) creates their weights.
 """
 
 import keras
+import tensorflow as tf
 from keras import layers
 from keras import ops
 
@@ -30,6 +31,80 @@ def activation_layer(name, activation):
     if activation == 'swish':
         return layers.Activation('swish', name=name)
     raise ValueError(f'unknown activation {activation!r}')
+
+
+def synchronized_moments(x, axes):
+    """Mean and variance of `x` over `axes` and over every replica of the
+    `tf.distribute` strategy, in two passes: the all-reduced sum gives the
+    mean, then the all-reduced sum of squared deviations from it the
+    variance. (Keras' synchronized batch norm takes E[x^2] - E[x]^2 from
+    one all-reduce, which loses the variance's digits wherever a channel's
+    mean is large against its spread; docs/distribute.md.) On one replica
+    there is no all-reduce."""
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync == 1:
+        context = None  # no all-reduce: allowed inside tf.switch_case
+    count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(x), axes)), x.dtype)
+    total = tf.reduce_sum(x, axis=axes, keepdims=True)
+    if context is not None:
+        total, count = context.all_reduce('SUM', [total, count])
+    mean = total / count
+    squares = tf.reduce_sum(tf.square(x - tf.stop_gradient(mean)),
+                            axis=axes, keepdims=True)
+    if context is not None:
+        squares = context.all_reduce('SUM', squares)
+    return tf.squeeze(mean, axes), tf.squeeze(squares / count, axes)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SyncBatchNormalization(layers.BatchNormalization):
+    """Batch norm with statistics over all replicas (TensorFlow backend),
+    numerically stable: two-pass moments (`synchronized_moments`), and in
+    training it normalizes as (x - mean) * gamma / sqrt(var + eps) + beta,
+    so the gradients of the statistics are sums over centered values
+    (`tf.nn.batch_normalization` computes x * s + (beta - mean * s), whose
+    gradient cancels where the mean is large against the spread). The
+    weights and config are `BatchNormalization(synchronized=True)`'s;
+    masks and renorm are not supported."""
+
+    def __init__(self, **kwargs):
+        kwargs['synchronized'] = True
+        super().__init__(**kwargs)
+        if self.renorm:
+            raise ValueError('SyncBatchNormalization has no renorm')
+
+    def call(self, inputs, training=None, mask=None):
+        if mask is not None:
+            raise ValueError('SyncBatchNormalization takes no mask')
+        if not (training and self.trainable):
+            return super().call(inputs, training=training)
+        x = tf.cast(inputs, keras.backend.result_type(inputs.dtype,
+                                                      'float32'))
+        mean, variance = synchronized_moments(x, self._reduction_axes)
+        m = self.momentum
+        self.moving_mean.assign(
+            tf.cast(self.moving_mean, x.dtype) * m + mean * (1.0 - m))
+        self.moving_variance.assign(
+            tf.cast(self.moving_variance, x.dtype) * m + variance * (1.0 - m))
+        shape = [1] * len(x.shape)
+        shape[self.axis] = x.shape[self.axis]
+        scale = tf.math.rsqrt(variance + self.epsilon)
+        if self.scale:
+            scale = scale * tf.cast(self.gamma, x.dtype)
+        y = (x - tf.reshape(mean, shape)) * tf.reshape(scale, shape)
+        if self.center:
+            y = y + tf.reshape(tf.cast(self.beta, x.dtype), shape)
+        return tf.cast(y, self.compute_dtype)
+
+
+def batch_norm(name, momentum, epsilon, synchronized=False):
+    """Keras' BatchNormalization, or `SyncBatchNormalization` (statistics
+    over all replicas) with `synchronized`."""
+    if synchronized:
+        return SyncBatchNormalization(momentum=momentum, epsilon=epsilon,
+                                      name=name)
+    return layers.BatchNormalization(momentum=momentum, epsilon=epsilon,
+                                     name=name)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -128,9 +203,8 @@ class ConvBNAct(layers.Layer):
         self.bn_synchronized = bool(bn_synchronized)
         self.conv = layers.Conv2D(filters, kernel_size, strides=strides,
                                   padding='same', use_bias=False, name='conv')
-        self.bn = layers.BatchNormalization(
-            momentum=bn_momentum, epsilon=bn_epsilon,
-            synchronized=self.bn_synchronized, name='bn')
+        self.bn = batch_norm('bn', bn_momentum, bn_epsilon,
+                             self.bn_synchronized)
         self.act = activation_layer('act', activation)
 
     def build(self, input_shape):
@@ -206,7 +280,7 @@ class InvertedResidual(layers.Layer):
         if always_pw or expansion != 1:
             self.pw = GroupedConv2D(self.mid, 1, groups=groups,
                                     use_bias=False, name='pw')
-            self.pw_bn = layers.BatchNormalization(name='pw_bn', **bn)
+            self.pw_bn = batch_norm('pw_bn', **bn)
             self.pw_act = activation_layer('pw_act', activation)
         self.shuffle = ChannelShuffle(groups, name='shuffle')
         # Sublayers are attributes, not lists: Keras 3 leaves list-held
@@ -215,13 +289,13 @@ class InvertedResidual(layers.Layer):
         self.dw = layers.DepthwiseConv2D(kernel_size, strides=strides,
                                          padding='same', use_bias=False,
                                          name=first)
-        self.dw_bn = layers.BatchNormalization(name=f'{first}_bn', **bn)
+        self.dw_bn = batch_norm(f'{first}_bn', **bn)
         self.dw_act = activation_layer(f'{first}_act', activation)
         self.dw2 = None
         if cascade:
             self.dw2 = layers.DepthwiseConv2D(kernel_size, padding='same',
                                               use_bias=False, name='dw2')
-            self.dw2_bn = layers.BatchNormalization(name='dw2_bn', **bn)
+            self.dw2_bn = batch_norm('dw2_bn', **bn)
             self.dw2_act = activation_layer('dw2_act', activation)
         self.se = None
         if se_ratio:
@@ -229,7 +303,7 @@ class InvertedResidual(layers.Layer):
                                     activation, name='se')
         self.pwl = GroupedConv2D(c_out, 1, groups=groups, use_bias=False,
                                  name='pwl')
-        self.pwl_bn = layers.BatchNormalization(name='pwl_bn', **bn)
+        self.pwl_bn = batch_norm('pwl_bn', **bn)
 
     def _depthwise(self):
         yield self.dw, self.dw_bn, self.dw_act
