@@ -106,7 +106,7 @@ def build_train():
            for i in range(len(s.layers))]
     arch = Architecture('fbnet', ops, **SPACE)
     config = config_lib.TrainConfig(arch=arch.to_string(), epochs=2,
-                                    warmup_epochs=0.5)
+                                    warmup_epochs=0)  # lr > 0 at step 0
 
     def build():
         model = build_model(arch, sync_batch_norm=True)
@@ -140,7 +140,10 @@ def variables(model):
     for prefix, group in groups:
         for v in group:
             values = strategy.experimental_local_results(v.value)
-            found[f'{prefix}/{v.path}'] = [np.asarray(x) for x in values]
+            # Without the optimizer's name: a second optimizer of the
+            # process is named e.g. sgd_1.
+            path = v.path if prefix == 'model' else v.path.split('/', 1)[-1]
+            found[f'{prefix}/{path}'] = [np.asarray(x) for x in values]
     return found
 
 
