@@ -74,6 +74,11 @@ def define_flags():
                         'latency_ms an objective.')
     flags.DEFINE_float('tolerance', 0.03, 'Relative tolerance of "what you '
                        'set is what you get".')
+    flags.DEFINE_integer('budget_draws', 8, 'Architectures drawn per '
+                         'supernet step to find one within --tolerance of '
+                         'every target; the step trains the first that is '
+                         '(or the first draw if none is). 1: train every '
+                         'draw as it comes (the paper).', lower_bound=1)
     flags.DEFINE_bool('repair', True, 'Move a derived architecture that '
                       'misses a target into the tolerance box by greedy '
                       'single-layer changes (arch.json reports the result '
@@ -206,7 +211,8 @@ def config_from_flags(f):
         alpha=f.alpha, beta=f.beta, tau_init=f.tau_init,
         nonvital_tau_init=f.nonvital_tau_init,
         tau_decay=f.tau_decay, weight_lr=f.weight_lr, arch_lr=f.arch_lr,
-        tolerance=f.tolerance, repair=f.repair,
+        tolerance=f.tolerance, budget_draws=f.budget_draws,
+        repair=f.repair,
         zero_init_residual=f.zero_init_residual, seed=f.seed,
         output_dir=output_dir,
         strategy=f.strategy, graph_optimizations=f.graph_optimizations,

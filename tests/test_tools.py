@@ -235,3 +235,25 @@ def test_proposal_share_compares_schedules_on_the_demo_table(tmp_path):
         assert variant['min_share'] == min(r['share']
                                            for r in variant['seeds'])
     assert f'| iters=300 | {new["min_share"]:.3f} / ' in res.stdout
+
+
+def test_build_time_measures_a_small_stage2(tmp_path):
+    path = tmp_path / 'b.json'
+    out = run_tool('build_time.py', '--space=fbnet', '--layers=1',
+                   '--batch_size=4', '--steps=1', '--nofused_batch_norm',
+                   f'--json={path}')
+    assert out.returncode == 0, out.stderr
+    assert 'fbnet stage 2, 1 searched layers (gumbel_max)' in out.stdout
+    result = json.loads(path.read_text())
+    assert result['searched_layers'] == 1
+    assert result['fused_batch_norm'] is False
+    assert result['first_step_cpu_s'] == pytest.approx(
+        result['trace_cpu_s'] + result['first_call_cpu_s'])
+    assert 0 < result['step_cpu_s'] < result['first_step_cpu_s']
+
+
+def test_build_time_rejects_an_unknown_space():
+    out = run_tool('build_time.py', '--space=resnet')
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1].startswith('error:')
+    assert 'resnet' in out.stderr

@@ -6,6 +6,7 @@ names; the first call (or `build`) creates their weights.
 """
 
 import keras
+import tensorflow as tf
 from keras import layers
 from keras import ops
 
@@ -112,6 +113,67 @@ class SqueezeExcite(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class FusedBatchNormalization(layers.BatchNormalization):
+    """`keras.layers.BatchNormalization` whose training pass on TensorFlow
+    is one fused kernel (`FusedBatchNormV3` and its fused gradient).
+
+    Keras 3 computes batch norm from moments and elementwise ops: about
+    ten graph nodes forward and as many backward per layer, where the fused
+    kernel needs one each. A supernet holds hundreds of batch norms in its
+    branches, and its first step (tracing, differentiating and
+    instantiating every branch) and its steady step both scale with the
+    node count. Same variables, same config, same results up to float
+    rounding: the moving variance is updated with the biased batch
+    variance, as Keras does (the kernel returns the unbiased one). Inference,
+    other backends, masks, renorm, synchronized batch norm and inputs that
+    are not NHWC take Keras' own path, and so does every instance while
+    the class attribute `enabled` is False (for measurements:
+    `tools/build_time.py --nofused_batch_norm`).
+    """
+
+    enabled = True
+
+    def _fused_training(self, inputs, training, mask):
+        return (self.enabled and training and self.trainable
+                and mask is None
+                and not self.renorm and not getattr(self, 'synchronized',
+                                                    False)
+                and keras.backend.backend() == 'tensorflow'
+                and len(inputs.shape) == 4 and self.axis in (-1, 3)
+                and self.epsilon >= 1.001e-5)
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._fused_training(inputs, training, mask):
+            return super().call(inputs, training=training, mask=mask)
+        x = tf.cast(inputs, tf.float32)
+        channels = x.shape[-1]
+        gamma = (tf.cast(self.gamma, tf.float32) if self.scale
+                 else tf.ones([channels], tf.float32))
+        beta = (tf.cast(self.beta, tf.float32) if self.center
+                else tf.zeros([channels], tf.float32))
+        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            x, gamma, beta, epsilon=self.epsilon, data_format='NHWC',
+            is_training=True)
+        # The kernel's variance is Bessel-corrected; Keras averages the
+        # biased one into the moving variance.
+        n = tf.cast(tf.size(x) // channels, tf.float32)
+        variance = variance * tf.maximum(n - 1.0, 1.0) / tf.maximum(n, 1.0)
+        momentum = self.momentum
+        self.moving_mean.assign(
+            tf.cast(self.moving_mean, tf.float32) * momentum
+            + mean * (1.0 - momentum))
+        self.moving_variance.assign(
+            tf.cast(self.moving_variance, tf.float32) * momentum
+            + variance * (1.0 - momentum))
+        return tf.cast(y, self.compute_dtype)
+
+
+def batch_norm(name, **kwargs):
+    """The batch norm of every block here (`FusedBatchNormalization`)."""
+    return FusedBatchNormalization(name=name, **kwargs)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class ConvBNAct(layers.Layer):
     """Bias-free conv, batch norm, activation (stem and head)."""
 
@@ -126,8 +188,7 @@ class ConvBNAct(layers.Layer):
         self.bn_epsilon = bn_epsilon
         self.conv = layers.Conv2D(filters, kernel_size, strides=strides,
                                   padding='same', use_bias=False, name='conv')
-        self.bn = layers.BatchNormalization(
-            momentum=bn_momentum, epsilon=bn_epsilon, name='bn')
+        self.bn = batch_norm('bn', momentum=bn_momentum, epsilon=bn_epsilon)
         self.act = activation_layer('act', activation)
 
     def build(self, input_shape):
@@ -196,7 +257,7 @@ class InvertedResidual(layers.Layer):
         if always_pw or expansion != 1:
             self.pw = GroupedConv2D(self.mid, 1, groups=groups,
                                     use_bias=False, name='pw')
-            self.pw_bn = layers.BatchNormalization(name='pw_bn', **bn)
+            self.pw_bn = batch_norm('pw_bn', **bn)
             self.pw_act = activation_layer('pw_act', activation)
         self.shuffle = ChannelShuffle(groups, name='shuffle')
         # Sublayers are attributes, not lists: Keras 3 leaves list-held
@@ -205,13 +266,13 @@ class InvertedResidual(layers.Layer):
         self.dw = layers.DepthwiseConv2D(kernel_size, strides=strides,
                                          padding='same', use_bias=False,
                                          name=first)
-        self.dw_bn = layers.BatchNormalization(name=f'{first}_bn', **bn)
+        self.dw_bn = batch_norm(f'{first}_bn', **bn)
         self.dw_act = activation_layer(f'{first}_act', activation)
         self.dw2 = None
         if cascade:
             self.dw2 = layers.DepthwiseConv2D(kernel_size, padding='same',
                                               use_bias=False, name='dw2')
-            self.dw2_bn = layers.BatchNormalization(name='dw2_bn', **bn)
+            self.dw2_bn = batch_norm('dw2_bn', **bn)
             self.dw2_act = activation_layer('dw2_act', activation)
         self.se = None
         if se_ratio:
@@ -219,7 +280,7 @@ class InvertedResidual(layers.Layer):
                                     activation, name='se')
         self.pwl = GroupedConv2D(c_out, 1, groups=groups, use_bias=False,
                                  name='pwl')
-        self.pwl_bn = layers.BatchNormalization(name='pwl_bn', **bn)
+        self.pwl_bn = batch_norm('pwl_bn', **bn)
 
     def _depthwise(self):
         yield self.dw, self.dw_bn, self.dw_act
