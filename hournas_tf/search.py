@@ -32,11 +32,14 @@ DEMO = {
     'target_params': 0.25e6,
     'num_proposals': 8,
     'proposal_iters': 1000,
-    'vital_epochs': 6,
-    'nonvital_epochs': 6,
+    # 5 + 4 epochs of 18 steps: stage 2 passes 0.95 training accuracy by
+    # its third epoch, and the whole search fits in 5 minutes on a 2-core
+    # CPU (docs/search.md, "The demo, measured").
+    'vital_epochs': 5,
+    'nonvital_epochs': 4,
     'batch_size': 64,
-    # 108 steps per stage instead of the paper's thousands: a 5x Adam step
-    # lets the architecture decide within them (docs/search.md, demo).
+    # 72-90 steps per stage instead of the paper's thousands: a 5x Adam
+    # step lets the architecture decide within them (docs/search.md).
     'arch_lr': 0.05,
 }
 

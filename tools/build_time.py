@@ -31,7 +31,6 @@ from absl import flags  # noqa: E402
 from hournas_tf import errors  # noqa: E402
 
 FLAGS = flags.FLAGS
-BUDGET_DRAWS = 8  # the search's default (--budget_draws)
 
 
 def define_flags():
@@ -54,6 +53,9 @@ def define_flags():
     flags.DEFINE_bool('fused_batch_norm', True, 'Fused batch norm in '
                       'training (FusedBatchNormalization.enabled); false: '
                       "Keras' own.")
+    flags.DEFINE_integer('budget_draws', 8, 'Draws per step to find one '
+                         "within tolerance (the search's --budget_draws).",
+                         lower_bound=1)
     flags.DEFINE_integer('steps', 5, 'Steps timed after the first.',
                          lower_bound=1)
     flags.DEFINE_string('json', None, "Also write the results as JSON to this "
@@ -61,7 +63,8 @@ def define_flags():
 
 
 def build(space_name, image_size, width_multiplier, num_classes, stage,
-          layers=None, sampler=None, num_proposals=8, seed=0):
+          layers=None, sampler=None, num_proposals=8, seed=0,
+          budget_draws=8):
     """(supernet, number of searched layers) built and compiled as
     `run_search` builds stage `stage` ('1' or '2')."""
     import numpy as np
@@ -88,7 +91,7 @@ def build(space_name, image_size, width_multiplier, num_classes, stage,
         budget = budget_lib.Budget(table, targets, 0.03, free)
         config = supernet_lib.SupernetConfig(
             sampler=sampler or 'gumbel_softmax', alpha=0.0, seed=seed,
-            budget_draws=BUDGET_DRAWS)
+            budget_draws=budget_draws)
         proposals = None
     else:
         searched = nonvital[:layers] if layers else nonvital
@@ -103,7 +106,7 @@ def build(space_name, image_size, width_multiplier, num_classes, stage,
                                      len(space.op_names)))
         config = supernet_lib.SupernetConfig(
             sampler=sampler or 'gumbel_max', seed=seed,
-            sample_temperature=0.05, budget_draws=BUDGET_DRAWS)
+            sample_temperature=0.05, budget_draws=budget_draws)
     net = supernet_lib.build_supernet(space, searched, fixed, config, budget,
                                       proposals)
     net.compile()
@@ -157,7 +160,8 @@ def main(argv):
     block_layers.FusedBatchNormalization.enabled = FLAGS.fused_batch_norm
     net, rows = build(FLAGS.space, FLAGS.image_size, FLAGS.width_multiplier,
                       FLAGS.num_classes, FLAGS.stage, FLAGS.layers,
-                      FLAGS.sampler, FLAGS.num_proposals)
+                      FLAGS.sampler, FLAGS.num_proposals,
+                      budget_draws=FLAGS.budget_draws)
     result = measure(net, FLAGS.image_size, FLAGS.num_classes,
                      FLAGS.batch_size, FLAGS.steps)
     result.update(
@@ -165,6 +169,7 @@ def main(argv):
         sampler=net.config.sampler, image_size=FLAGS.image_size,
         width_multiplier=FLAGS.width_multiplier, batch_size=FLAGS.batch_size,
         fused_batch_norm=FLAGS.fused_batch_norm,
+        budget_draws=FLAGS.budget_draws,
         max_rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
         load_1min=os.getloadavg()[0], tensorflow=tf.__version__,
         hournas_tf=hournas_tf.__version__)
