@@ -190,7 +190,8 @@ def test_block_importance_vital_blocks_lose_more_on_digits(tmp_path):
 def test_search_summary_reads_history_and_arch(tmp_path):
     records = [
         {'stage': 'vital', 'epoch': 1, 'accuracy': 0.4361, 'arch_accuracy':
-         0.5, 'within_tolerance': 1.0, 'arch_grad_norm': {'4': 2e-3, '6':
+         0.5, 'within_tolerance': 1.0, 'draw_within_tolerance': 0.75,
+         'arch_grad_norm': {'4': 2e-3, '6':
          5e-3}, 'op_probabilities': {'4': {'a': 0.3, 'b': 0.7}, '6': {
              'a': 0.55, 'b': 0.45}}},
         {'stage': 'nonvital', 'epoch': 1, 'accuracy': 0.846, 'arch_accuracy':
@@ -207,9 +208,10 @@ def test_search_summary_reads_history_and_arch(tmp_path):
     out = run_tool('search_summary.py', str(tmp_path))
     assert out.returncode == 0, out.stderr
     rows = [line for line in out.stdout.splitlines() if line.startswith('| ')]
-    assert rows[1] == ('| vital | 1 | 0.436 | 0.500 | 1.00 | 2.0e-03 '
+    assert rows[1] == ('| vital | 1 | 0.436 | 0.500 | 1.00 | 0.75 | 2.0e-03 '
                        '| 0.55-0.70 |')
-    assert rows[2] == '| nonvital | 1 | 0.846 | 0.886 | - | - | 0.75-0.75 |'
+    assert rows[2] == ('| nonvital | 1 | 0.846 | 0.886 | - | - | - '
+                       '| 0.75-0.75 |')
     assert rows[-1] == (f'| {tmp_path} | `k3_e1,skip` | macs +5.0%, params '
                         '+0.0% | macs -1.0%, params +0.6% | 3 '
                         '| vital 103 s, total 498 s |')
