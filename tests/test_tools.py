@@ -243,12 +243,14 @@ def test_build_time_measures_a_small_stage2(tmp_path):
     path = tmp_path / 'b.json'
     out = run_tool('build_time.py', '--space=fbnet', '--layers=1',
                    '--batch_size=4', '--steps=1', '--nofused_batch_norm',
-                   f'--json={path}')
+                   '--budget_draws=2', '--label=keras bn', f'--json={path}')
     assert out.returncode == 0, out.stderr
     assert 'fbnet stage 2, 1 searched layers (gumbel_max)' in out.stdout
     result = json.loads(path.read_text())
     assert result['searched_layers'] == 1
     assert result['fused_batch_norm'] is False
+    assert result['budget_draws'] == 2 and result['label'] == 'keras bn'
+    assert result['date'].endswith('UTC') and result['commit']
     assert result['first_step_cpu_s'] == pytest.approx(
         result['trace_cpu_s'] + result['first_call_cpu_s'])
     assert 0 < result['step_cpu_s'] < result['first_step_cpu_s']

@@ -58,6 +58,9 @@ def define_flags():
                          lower_bound=1)
     flags.DEFINE_integer('steps', 5, 'Steps timed after the first.',
                          lower_bound=1)
+    flags.DEFINE_string('label', None, 'What this run measures (e.g. '
+                        "'Keras batch norm'); kept in the JSON, shown by "
+                        'tools/benchmarks_md.py for benchmarks/speed/*.json.')
     flags.DEFINE_string('json', None, "Also write the results as JSON to this "
                         "file ('-' for stdout).")
 
@@ -146,6 +149,23 @@ def measure(net, image_size, num_classes, batch_size, steps, seed=0):
             'step_wall_s': float(np.median(wall))}
 
 
+def _commit():
+    """The repository's short HEAD commit, '+' if the tree is dirty."""
+    import subprocess
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'],
+                              cwd=repo, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(['git', 'status', '--porcelain',
+                                '--untracked-files=no'], cwd=repo,
+                               capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ('+' if dirty else '')
+
+
 def main(argv):
     del argv
     import resource
@@ -172,7 +192,9 @@ def main(argv):
         budget_draws=FLAGS.budget_draws,
         max_rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
         load_1min=os.getloadavg()[0], tensorflow=tf.__version__,
-        hournas_tf=hournas_tf.__version__)
+        hournas_tf=hournas_tf.__version__, label=FLAGS.label,
+        date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
+        commit=_commit(), steps_timed=FLAGS.steps)
     print(f"{FLAGS.space} stage {FLAGS.stage}, {rows} searched layers "
           f"({result['sampler']}), fused batch norm "
           f"{FLAGS.fused_batch_norm}: trace {result['trace_cpu_s']:.1f} "
