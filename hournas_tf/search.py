@@ -32,11 +32,14 @@ DEMO = {
     'target_params': 0.25e6,
     'num_proposals': 8,
     'proposal_iters': 1000,
-    'vital_epochs': 6,
-    'nonvital_epochs': 6,
+    # 5 + 4 epochs of 18 steps: stage 2 passes 0.95 training accuracy by
+    # its third epoch, and the whole search fits in 5 minutes on a 2-core
+    # CPU (docs/search.md, "The demo, measured").
+    'vital_epochs': 5,
+    'nonvital_epochs': 4,
     'batch_size': 64,
-    # 108 steps per stage instead of the paper's thousands: a 5x Adam step
-    # lets the architecture decide within them (docs/search.md, demo).
+    # 72-90 steps per stage instead of the paper's thousands: a 5x Adam
+    # step lets the architecture decide within them (docs/search.md).
     'arch_lr': 0.05,
 }
 
@@ -74,6 +77,11 @@ def define_flags():
                         'latency_ms an objective.')
     flags.DEFINE_float('tolerance', 0.03, 'Relative tolerance of "what you '
                        'set is what you get".')
+    flags.DEFINE_integer('budget_draws', 8, 'Architectures drawn per '
+                         'supernet step to find one within --tolerance of '
+                         'every target; the step trains the first that is '
+                         '(or the first draw if none is). 1: train every '
+                         'draw as it comes (the paper).', lower_bound=1)
     flags.DEFINE_bool('repair', True, 'Move a derived architecture that '
                       'misses a target into the tolerance box by greedy '
                       'single-layer changes (arch.json reports the result '
@@ -232,7 +240,8 @@ def config_from_flags(f):
         alpha=f.alpha, beta=f.beta, tau_init=f.tau_init,
         nonvital_tau_init=f.nonvital_tau_init,
         tau_decay=f.tau_decay, weight_lr=f.weight_lr, arch_lr=f.arch_lr,
-        tolerance=f.tolerance, repair=f.repair,
+        tolerance=f.tolerance, budget_draws=f.budget_draws,
+        repair=f.repair,
         zero_init_residual=f.zero_init_residual, seed=f.seed,
         output_dir=output_dir,
         strategy=f.strategy, tpu=f.tpu, cpu_replicas=f.cpu_replicas,

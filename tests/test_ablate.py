@@ -192,3 +192,25 @@ def test_search_and_best_of_k_cells_on_one_seed(tmp_path):
     data = json.loads((out / 'results.json').read_text())
     assert set(data['rows']) == {'hournas', 'random_best_of_k'}
     assert data['conclusion'][0].startswith('HourNAS ')
+
+
+def test_work_runs_each_cell_as_a_child_and_skips_a_failed_one(
+        tmp_path, monkeypatch, capsys):
+    c = config(tmp_path, seeds=(0,), variants=('random',))
+    calls = []
+
+    def fake_run(cmd, stdout, stderr):
+        calls.append(cmd)
+        stdout.write('child output\n')
+        return ablate.subprocess.CompletedProcess(cmd, 3)
+
+    monkeypatch.setattr(ablate.subprocess, 'run', fake_run)
+    ablate.work(c, ['--output_dir=x'])  # returns: the cell failed once
+    assert len(calls) == 1
+    assert calls[0][-3:] == ['--output_dir=x', '--workers=1',
+                             '--cell=random:0']
+    out = capsys.readouterr().out
+    assert 'random seed 0: failed (exit 3); see' in out
+    log = os.path.join(str(tmp_path), 'random', 'seed0', 'job.log')
+    assert open(log).read() == 'child output\n'
+    assert not os.listdir(os.path.join(str(tmp_path), 'locks'))

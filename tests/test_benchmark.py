@@ -395,3 +395,40 @@ def test_markdown_lists_planned_cases_not_run():
     text = benchmarks_md.render_run('results-cpu.json', data)
     assert 'Planned but not run (the run was stopped): b.' in text
     assert 'ok (from x.json of today)' in text
+
+
+def speed_record(**overrides):
+    record = {'space': 'efficientnet', 'stage': '2', 'searched_layers': 11,
+              'trace_cpu_s': 52.04, 'first_call_cpu_s': 18.21,
+              'first_step_cpu_s': 70.25, 'step_cpu_s': 0.882,
+              'load_1min': 2.2, 'label': 'fused | 8 draws',
+              'date': '2026-11-28 10:55 UTC', 'commit': 'abc1234'}
+    record.update(overrides)
+    return record
+
+
+def test_speed_records_render_as_one_row_each(tmp_path):
+    (tmp_path / 'speed').mkdir()
+    for name, record in (('b.json', speed_record()),
+                         ('a.json', speed_record(label=None, commit=None))):
+        (tmp_path / 'speed' / name).write_text(json.dumps(record))
+    records = benchmarks_md.load_speed(str(tmp_path))
+    assert [name for name, _ in records] == ['a.json', 'b.json']
+    rows = [line for line in benchmarks_md.render_speed(records).splitlines()
+            if line.startswith('| a.json') or line.startswith('| b.json')]
+    assert rows == [
+        '| a.json | - | efficientnet, stage 2, 11 searched | 52.0 | 18.2 '
+        '| 70.2 | 0.88 | 2.2 | 2026-11-28 10:55 UTC, - |',
+        '| b.json | fused \\| 8 draws | efficientnet, stage 2, 11 searched '
+        '| 52.0 | 18.2 | 70.2 | 0.88 | 2.2 | 2026-11-28 10:55 UTC, abc1234 |']
+    assert benchmarks_md.render_speed([]) == ''
+
+
+def test_a_speed_record_without_timings_is_refused(tmp_path):
+    (tmp_path / 'speed').mkdir()
+    record = speed_record()
+    del record['step_cpu_s']
+    (tmp_path / 'speed' / 'x.json').write_text(json.dumps(record))
+    with pytest.raises(UserError, match="x.json: not a tools/build_time.py "
+                       "result \\(no 'step_cpu_s'\\)"):
+        benchmarks_md.load_speed(str(tmp_path))

@@ -278,7 +278,7 @@ def test_sync_batch_norm_matches_keras_and_keeps_its_digits():
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
     assert isinstance(ours, hl.SyncBatchNormalization) and ours.synchronized
     assert type(hl.batch_norm('bn', 0.9, 1e-3)) is \
-        keras.layers.BatchNormalization
+        hl.FusedBatchNormalization
 
     shifted = 1e4 + tf.constant(rng.normal(size=(64, 4, 4, 1)), tf.float32)
     _, variance = hl.synchronized_moments(shifted, [0, 1, 2])

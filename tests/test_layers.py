@@ -24,6 +24,7 @@ LAYERS = [
     (hl.InvertedResidual, dict(c_in=8, c_out=8, kernel_size=3, expansion=6,
                                drop_path_rate=0.2), 15, 9),
     (hl.Skip, dict(), 0, 0),
+    (hl.FusedBatchNormalization, dict(momentum=0.9), 4, 2),
 ]
 
 
@@ -127,3 +128,77 @@ def test_build_model_rates_and_weights_do_not_depend_on_them(tmp_path):
     x = np.random.default_rng(0).normal(size=(2, 32, 32, 3))
     assert np.allclose(plain.predict(x, verbose=0),
                        regularized.predict(x, verbose=0), atol=1e-6)
+
+
+def bn_pair(momentum=0.9, epsilon=1e-3, channels=6, seed=0):
+    """A Keras batch norm and a fused one with the same random weights."""
+    rng = np.random.default_rng(seed)
+    pair = (keras.layers.BatchNormalization(momentum=momentum,
+                                            epsilon=epsilon),
+            hl.FusedBatchNormalization(momentum=momentum, epsilon=epsilon))
+    shape = (8, 5, 5, channels)
+    for layer in pair:
+        layer.build(shape)
+    for name in ('gamma', 'beta'):
+        value = rng.normal(size=channels).astype('float32')
+        for layer in pair:
+            getattr(layer, name).assign(value)
+    x = (rng.normal(size=shape) * 3 + 1).astype('float32')
+    return pair, x
+
+
+def train_call(layer, x):
+    import tensorflow as tf
+
+    x = tf.convert_to_tensor(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=True)
+        # Weights that vary over the batch: a per-channel constant would
+        # make the gamma and x gradients zero up to rounding.
+        weights = tf.reshape(tf.range(tf.size(y), dtype=y.dtype) % 7.0,
+                             y.shape)
+        loss = tf.reduce_sum(y * weights)
+    return y, tape.gradient(loss, [x, layer.gamma, layer.beta])
+
+
+def test_fused_batch_norm_trains_like_keras_batch_norm():
+    import tensorflow as tf
+
+    (keras_bn, fused), x = bn_pair()
+    for _ in range(2):  # two steps: the moving statistics compound
+        y_k, g_k = tf.function(train_call)(keras_bn, x)
+        y_f, g_f = tf.function(train_call)(fused, x)
+        np.testing.assert_allclose(y_f, y_k, atol=2e-6)
+        for a, b in zip(g_f, g_k):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+    # Biased batch variance in the moving average, as Keras.
+    np.testing.assert_allclose(fused.moving_mean, keras_bn.moving_mean,
+                               atol=1e-6)
+    np.testing.assert_allclose(fused.moving_variance,
+                               keras_bn.moving_variance, rtol=1e-6)
+    np.testing.assert_allclose(fused(x, training=False),
+                               keras_bn(x, training=False), atol=2e-6)
+
+
+def test_fused_batch_norm_is_one_kernel_in_training_only():
+    import tensorflow as tf
+
+    (keras_bn, fused), x = bn_pair()
+
+    def op_types(layer, training):
+        graph = tf.function(lambda v: layer(v, training=training)
+                            ).get_concrete_function(
+            tf.TensorSpec(x.shape)).graph
+        return [op.type for op in graph.get_operations()]
+
+    assert 'FusedBatchNormV3' in op_types(fused, True)
+    assert 'FusedBatchNormV3' not in op_types(keras_bn, True)
+    assert len(op_types(fused, True)) < len(op_types(keras_bn, True))
+    # Inference (and export) runs Keras' own graph.
+    assert op_types(fused, False) == op_types(keras_bn, False)
+    hl.FusedBatchNormalization.enabled = False
+    try:
+        assert 'FusedBatchNormV3' not in op_types(fused, True)
+    finally:
+        hl.FusedBatchNormalization.enabled = True

@@ -99,6 +99,10 @@ def test_dry_run_fbnet_lands_every_proposal_within_3_percent(tmp_path):
     start = report['stage2_start']
     assert start['sample_temperature'] == 0.05
     assert start['share_within_tolerance'] >= 0.9
+    # 8 draws per step (the default) keep one within tolerance.
+    assert start['budget_draws'] == 8
+    assert start['share_trained_within_tolerance'] >= max(
+        0.999, start['share_within_tolerance'])
     assert report['vital_layers'] == [2, 6, 10, 14, 18, 22]
     assert (out / 'proposals_dry_run.png').stat().st_size > 10_000
     assert 'within 3% of every target' in res.stdout
@@ -266,8 +270,14 @@ def test_search_end_to_end_on_digits(tmp_path):
         if i + 1 not in data['vital_ops_changed_for_feasibility']:
             row = probs[f'layer{i + 1}']
             assert arch.ops[i] == max(row, key=row.get)
+    assert end['share_trained_within_tolerance'] == pytest.approx(
+        1 - (1 - end['share_within_tolerance']) ** 8)
     for record in records:
         assert 0.0 <= record['within_tolerance'] <= 1.0
+        # The trained architecture is within tolerance whenever the first
+        # draw of its step is.
+        assert record['within_tolerance'] >= \
+            record['draw_within_tolerance']
         rows = vital if record['stage'] == 'vital' else [
             i for i in range(len(arch.ops)) if i not in vital]
         assert sorted(int(k) - 1 for k in record['arch_grad_norm']) == \
@@ -308,7 +318,7 @@ def test_search_end_to_end_on_digits(tmp_path):
     for stage in ('vital', 'nonvital'):
         tags = event_scalars(out / 'tensorboard' / stage)
         for tag in ('epoch_loss', 'epoch_arch_loss', 'epoch_tau',
-                    'epoch_within_tolerance'):
+                    'epoch_within_tolerance', 'epoch_draw_within_tolerance'):
             assert tag in tags, (stage, tag, sorted(tags))
         assert any(t.startswith('epoch_arch_grad_norm/L') for t in tags)
         assert any(t.startswith('op_probability/') for t in tags)
@@ -408,3 +418,10 @@ def test_write_report_failure_is_a_warning_not_an_error(tmp_path, capsys):
     assert 'WARNING: no report: UserError' in out
     assert f'python -m hournas_tf.report {tmp_path}' in out
     assert not (tmp_path / 'report.html').exists()
+
+
+def test_kept_share_is_the_chance_of_one_hit_in_k_draws():
+    assert search_lib.kept_share(0.5, 1) == 0.5
+    assert search_lib.kept_share(0.5, 3) == pytest.approx(0.875)
+    assert search_lib.kept_share(0.0, 8) == 0.0
+    assert search_lib.kept_share(1.0, 8) == 1.0

@@ -128,7 +128,8 @@ def test_proposal_mode_trains_with_fit_and_derives():
     targets = middle_targets(table)
     result = proposals.optimize_proposals(
         table, targets, proposals.ProposalConfig(num_proposals=3, iters=10))
-    config = supernet.SupernetConfig(total_steps=3, seed=3)
+    config = supernet.SupernetConfig(total_steps=3, seed=3,
+                                     budget_draws=4)
     net = supernet.build_supernet(space, searched, fixed, config,
                                   budget_lib.Budget(table, targets),
                                   result.logits)
@@ -142,6 +143,9 @@ def test_proposal_mode_trains_with_fit_and_derives():
                 *(f'arch_grad_norm/L{i + 1}' for i in searched)):
         assert np.isfinite(history[key][0]), key
     assert 0.0 <= history['within_tolerance'][0] <= 1.0
+    # The kept draw is within tolerance whenever the first draw is.
+    assert history['within_tolerance'][0] >= \
+        history['draw_within_tolerance'][0]
     assert int(net.step.numpy()) == 3
     assert float(net.tau.numpy()) == pytest.approx(5.0 * 0.9999 ** 3,
                                                    rel=1e-6)
@@ -375,3 +379,52 @@ def test_weight_step_moves_the_sampled_branch_only():
             assert all(moved), (i, op)
         else:
             assert not any(moved), (i, op)
+
+
+def test_budget_draws_train_the_first_draw_within_tolerance():
+    space = fbnet()
+    searched, fixed = small_stage2(space)
+    table = tables.resource_table(space, searched, fixed)
+    targets = middle_targets(table)
+    budget = budget_lib.Budget(table, targets, tolerance=0.1)
+    config = supernet.SupernetConfig(budget_draws=8, seed=5)
+    net = supernet.build_supernet(space, searched, fixed, config, budget)
+
+    def ok(weights):
+        return float(budget_lib.within_tolerance(budget, weights))
+
+    raw, kept = [], []
+    for step in range(60):
+        seed = tf.constant([5, step], tf.int64)
+        weights, _, first, first_ok = net.draw_in_budget(seed)
+        np.testing.assert_array_equal(first, net.sample_weights(seed))
+        assert float(first_ok) == ok(first)
+        draws = [first] + [net.sample_weights(tf.random.fold_in(seed,
+                                                                1000 + k))
+                           for k in range(1, 8)]
+        hits = [d for d in draws if ok(d)]
+        np.testing.assert_array_equal(weights, hits[0] if hits else first)
+        raw.append(ok(first))
+        kept.append(ok(weights))
+    # A space where a uniform draw often misses: the kept share is higher.
+    assert 0.05 < np.mean(raw) < 0.7, np.mean(raw)
+    assert np.mean(kept) > np.mean(raw) + 0.2
+
+
+def test_one_budget_draw_trains_every_draw_as_it_comes():
+    space = fbnet()
+    searched, fixed = small_stage2(space)
+    table = tables.resource_table(space, searched, fixed)
+    budget = budget_lib.Budget(table, middle_targets(table), tolerance=0.1)
+    net = supernet.build_supernet(space, searched, fixed,
+                                  supernet.SupernetConfig(seed=5), budget)
+    for step in range(10):
+        seed = tf.constant([5, step], tf.int64)
+        weights, _, first, _ = net.draw_in_budget(seed)
+        np.testing.assert_array_equal(weights, first)
+
+
+def test_budget_draws_must_be_a_positive_integer():
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(UserError, match='budget_draws'):
+            supernet.SupernetConfig(budget_draws=bad).check()

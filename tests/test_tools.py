@@ -190,7 +190,8 @@ def test_block_importance_vital_blocks_lose_more_on_digits(tmp_path):
 def test_search_summary_reads_history_and_arch(tmp_path):
     records = [
         {'stage': 'vital', 'epoch': 1, 'accuracy': 0.4361, 'arch_accuracy':
-         0.5, 'within_tolerance': 1.0, 'arch_grad_norm': {'4': 2e-3, '6':
+         0.5, 'within_tolerance': 1.0, 'draw_within_tolerance': 0.75,
+         'arch_grad_norm': {'4': 2e-3, '6':
          5e-3}, 'op_probabilities': {'4': {'a': 0.3, 'b': 0.7}, '6': {
              'a': 0.55, 'b': 0.45}}},
         {'stage': 'nonvital', 'epoch': 1, 'accuracy': 0.846, 'arch_accuracy':
@@ -207,9 +208,10 @@ def test_search_summary_reads_history_and_arch(tmp_path):
     out = run_tool('search_summary.py', str(tmp_path))
     assert out.returncode == 0, out.stderr
     rows = [line for line in out.stdout.splitlines() if line.startswith('| ')]
-    assert rows[1] == ('| vital | 1 | 0.436 | 0.500 | 1.00 | 2.0e-03 '
+    assert rows[1] == ('| vital | 1 | 0.436 | 0.500 | 1.00 | 0.75 | 2.0e-03 '
                        '| 0.55-0.70 |')
-    assert rows[2] == '| nonvital | 1 | 0.846 | 0.886 | - | - | 0.75-0.75 |'
+    assert rows[2] == ('| nonvital | 1 | 0.846 | 0.886 | - | - | - '
+                       '| 0.75-0.75 |')
     assert rows[-1] == (f'| {tmp_path} | `k3_e1,skip` | macs +5.0%, params '
                         '+0.0% | macs -1.0%, params +0.6% | 3 '
                         '| vital 103 s, total 498 s |')
@@ -235,3 +237,27 @@ def test_proposal_share_compares_schedules_on_the_demo_table(tmp_path):
         assert variant['min_share'] == min(r['share']
                                            for r in variant['seeds'])
     assert f'| iters=300 | {new["min_share"]:.3f} / ' in res.stdout
+
+
+def test_build_time_measures_a_small_stage2(tmp_path):
+    path = tmp_path / 'b.json'
+    out = run_tool('build_time.py', '--space=fbnet', '--layers=1',
+                   '--batch_size=4', '--steps=1', '--nofused_batch_norm',
+                   '--budget_draws=2', '--label=keras bn', f'--json={path}')
+    assert out.returncode == 0, out.stderr
+    assert 'fbnet stage 2, 1 searched layers (gumbel_max)' in out.stdout
+    result = json.loads(path.read_text())
+    assert result['searched_layers'] == 1
+    assert result['fused_batch_norm'] is False
+    assert result['budget_draws'] == 2 and result['label'] == 'keras bn'
+    assert result['date'].endswith('UTC') and result['commit']
+    assert result['first_step_cpu_s'] == pytest.approx(
+        result['trace_cpu_s'] + result['first_call_cpu_s'])
+    assert 0 < result['step_cpu_s'] < result['first_step_cpu_s']
+
+
+def test_build_time_rejects_an_unknown_space():
+    out = run_tool('build_time.py', '--space=resnet')
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1].startswith('error:')
+    assert 'resnet' in out.stderr

@@ -339,17 +339,27 @@ def release(config, variant, seed):
                                f'{variant}-seed{seed}.lock'))
 
 
-def work(config):
-    """Runs every unfinished cell this process can claim."""
-    import keras
+def run_one_cell(config, variant, seed):
+    """Runs one cell in this process (the child a worker starts)."""
     import tensorflow as tf
 
     # Every job of the table runs with the same graph settings: the
     # search's (Grappler off), also for the retraining.
     tf.config.optimizer.set_experimental_options(
         {'disable_meta_optimizer': True})
+    return run_cell(config, variant, seed)
+
+
+def work(config, argv):
+    """Runs every unfinished cell this process can claim, each in a fresh
+    child process (`argv` + `--cell`): TensorFlow keeps every traced graph
+    of a process alive, and a worker running cell after cell in-process
+    grew by about 1.5 GB per cell. A cell that fails is logged and not
+    retried by this worker."""
+    failed = set()
     while True:
-        todo = [c for c in cells(config) if not is_done(config, *c)]
+        todo = [c for c in cells(config)
+                if not is_done(config, *c) and c not in failed]
         if not todo:
             return
         for variant, seed in todo:
@@ -363,12 +373,21 @@ def work(config):
             if is_done(config, variant, seed):
                 continue
             log(f'{variant} seed {seed}: started')
-            keras.backend.clear_session()
             logfile = os.path.join(cell_dir(config, variant, seed),
                                    'job.log')
             os.makedirs(os.path.dirname(logfile), exist_ok=True)
-            with open(logfile, 'a') as f, contextlib.redirect_stdout(f):
-                result = run_cell(config, variant, seed)
+            with open(logfile, 'a') as f:
+                proc = subprocess.run(
+                    [sys.executable, os.path.abspath(__file__), *argv,
+                     '--workers=1', f'--cell={variant}:{seed}'],
+                    stdout=f, stderr=subprocess.STDOUT)
+            if proc.returncode or not is_done(config, variant, seed):
+                failed.add((variant, seed))
+                log(f'{variant} seed {seed}: failed (exit '
+                    f'{proc.returncode}); see {logfile}')
+                continue
+            result = _read_json(os.path.join(
+                cell_dir(config, variant, seed), RESULT_FILE))
             log(f'{variant} seed {seed}: test accuracy '
                 f'{result["test_accuracy"]:.4f} in '
                 f'{result["job_wall_seconds"]:.0f}s')
@@ -574,6 +593,9 @@ def define_flags():
                          'parallel.', lower_bound=1)
     flags.DEFINE_bool('table_only', False, 'Write the table from the '
                       'finished cells and run nothing.')
+    # Internal: a worker runs each cell as a child with this flag.
+    flags.DEFINE_string('cell', None, 'internal: run one cell, '
+                        'VARIANT:SEED')
 
 
 def config_from_flags(f):
@@ -622,6 +644,10 @@ def main(argv):
         raise UserError(f'unexpected arguments {argv[1:]}; use --flags')
     f = flags.FLAGS
     config = config_from_flags(f)
+    if f.cell:
+        variant, _, seed = f.cell.rpartition(':')
+        run_one_cell(config, variant, int(seed))
+        return
     preflight(config)
     os.makedirs(config.output_dir, exist_ok=True)
     command = ' '.join(['python', 'tools/ablate.py', *sys.argv[1:]])
@@ -638,7 +664,7 @@ def main(argv):
             [sys.executable, os.path.abspath(__file__), *sys.argv[1:],
              '--workers=1'])
             for _ in range(f.workers - 1)]
-        work(config)
+        work(config, sys.argv[1:])
         for p in workers:
             p.wait()
     data = write_outputs(config, command, started)

@@ -158,11 +158,57 @@ def render(runs):
     return '\n'.join(parts)
 
 
+SPEED_COLUMNS = ('trace_cpu_s', 'first_call_cpu_s', 'first_step_cpu_s',
+                 'step_cpu_s')
+
+
+def load_speed(folder):
+    """[(file name, record)] of `folder`/speed/*.json, the JSON of
+    `tools/build_time.py --json=...` runs, sorted by name."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(folder, 'speed', '*.json'))):
+        data = errors.read_json(path, 'build-time result')
+        missing = [k for k in SPEED_COLUMNS + ('space', 'stage')
+                   if k not in data]
+        if missing:
+            raise errors.UserError(f'{path}: not a tools/build_time.py '
+                                   f'result (no {missing[0]!r})')
+        out.append((os.path.basename(path), data))
+    return out
+
+
+def render_speed(records):
+    """The 'Speed changes' section: one row per build-time record."""
+    if not records:
+        return ''
+    lines = [
+        '## Speed changes (`tools/build_time.py`)', '',
+        'Each row is one `python tools/build_time.py ... --json=FILE` run '
+        '(benchmarks/speed/), one process per variant, in process CPU '
+        'seconds; docs/speed.md says what each change is.', '',
+        '| file | what | space, stage, layers | trace | first call | '
+        'first step | step | load | date, commit |',
+        '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |']
+    for name, r in records:
+        lines.append(
+            f'| {_cell(name)} | {_cell(r.get("label") or "-")} '
+            f'| {r["space"]}, stage {r["stage"]}, '
+            f'{r.get("searched_layers", "?")} searched '
+            + ''.join(f'| {r[k]:.2f} ' if k == 'step_cpu_s' else
+                      f'| {r[k]:.1f} ' for k in SPEED_COLUMNS)
+            + f'| {r.get("load_1min", float("nan")):.1f} '
+            f'| {r.get("date") or "-"}, {r.get("commit") or "-"} |')
+    return '\n'.join(lines) + '\n'
+
+
 def main(argv):
     if len(argv) > 1:
         raise errors.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
     runs = load_results(FLAGS.results)
     text = render(runs)
+    speed = render_speed(load_speed(FLAGS.results))
+    if speed:
+        text = text.rstrip('\n') + '\n\n' + speed
     with open(FLAGS.output, 'w') as f:
         f.write(text)
     print(f'wrote {FLAGS.output} from {len(runs)} result file(s)')

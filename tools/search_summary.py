@@ -4,7 +4,8 @@
     python tools/search_summary.py runs/s0 runs/s1 runs/s2   # side by side
 
 Per run and epoch (from `history.jsonl`): training and architecture-split
-accuracy, the share of drawn architectures within tolerance, the smallest
+accuracy, the share of trained architectures within tolerance (and of the
+steps' first draws, the distribution itself), the smallest
 per-layer cross-entropy gradient norm of the architecture logits, and the
 range of the searched layers' top op probabilities. Then one row per run
 (from `arch.json`): the derived architecture, its relative errors before
@@ -39,16 +40,18 @@ def _errors(rel):
 def epoch_table(records):
     """Markdown rows: one per epoch of both stages."""
     lines = ['| stage | epoch | accuracy | arch accuracy | within tolerance '
-             '| min grad norm | top op probability |',
-             '|---|---:|---:|---:|---:|---:|---|']
+             '| first draw within | min grad norm | top op probability |',
+             '|---|---:|---:|---:|---:|---:|---:|---|']
     for r in records:
         grads = list(r.get('arch_grad_norm', {}).values())
         top = [max(p.values()) for p in r['op_probabilities'].values()]
         within = r.get('within_tolerance')
+        first = r.get('draw_within_tolerance')
         lines.append(
             f'| {r["stage"]} | {r["epoch"]} | {r["accuracy"]:.3f} '
             f'| {r["arch_accuracy"]:.3f} '
             f'| {"-" if within is None else f"{within:.2f}"} '
+            f'| {"-" if first is None else f"{first:.2f}"} '
             f'| {f"{min(grads):.1e}" if grads else "-"} '
             f'| {min(top):.2f}-{max(top):.2f} |')
     return '\n'.join(lines)

@@ -97,16 +97,6 @@ class SyncBatchNormalization(layers.BatchNormalization):
         return tf.cast(y, self.compute_dtype)
 
 
-def batch_norm(name, momentum, epsilon, synchronized=False):
-    """Keras' BatchNormalization, or `SyncBatchNormalization` (statistics
-    over all replicas) with `synchronized`."""
-    if synchronized:
-        return SyncBatchNormalization(momentum=momentum, epsilon=epsilon,
-                                      name=name)
-    return layers.BatchNormalization(momentum=momentum, epsilon=epsilon,
-                                     name=name)
-
-
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class GroupedConv2D(layers.Conv2D):
     """Conv2D with `groups`, computed as one conv per group and a concat.
@@ -184,6 +174,73 @@ class SqueezeExcite(layers.Layer):
     def get_config(self):
         return {**super().get_config(), 'filters': self.filters,
                 'reduced': self.reduced, 'activation': self.activation}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class FusedBatchNormalization(layers.BatchNormalization):
+    """`keras.layers.BatchNormalization` whose training pass on TensorFlow
+    is one fused kernel (`FusedBatchNormV3` and its fused gradient).
+
+    Keras 3 computes batch norm from moments and elementwise ops: about
+    ten graph nodes forward and as many backward per layer, where the fused
+    kernel needs one each. A supernet holds hundreds of batch norms in its
+    branches, and its first step (tracing, differentiating and
+    instantiating every branch) and its steady step both scale with the
+    node count. Same variables, same config, same results up to float
+    rounding: the moving variance is updated with the biased batch
+    variance, as Keras does (the kernel returns the unbiased one). Inference,
+    other backends, masks, renorm, synchronized batch norm and inputs that
+    are not NHWC take Keras' own path, and so does every instance while
+    the class attribute `enabled` is False (for measurements:
+    `tools/build_time.py --nofused_batch_norm`).
+    """
+
+    enabled = True
+
+    def _fused_training(self, inputs, training, mask):
+        return (self.enabled and training and self.trainable
+                and mask is None
+                and not self.renorm and not getattr(self, 'synchronized',
+                                                    False)
+                and keras.backend.backend() == 'tensorflow'
+                and len(inputs.shape) == 4 and self.axis in (-1, 3)
+                and self.epsilon >= 1.001e-5)
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._fused_training(inputs, training, mask):
+            return super().call(inputs, training=training, mask=mask)
+        x = tf.cast(inputs, tf.float32)
+        channels = x.shape[-1]
+        gamma = (tf.cast(self.gamma, tf.float32) if self.scale
+                 else tf.ones([channels], tf.float32))
+        beta = (tf.cast(self.beta, tf.float32) if self.center
+                else tf.zeros([channels], tf.float32))
+        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            x, gamma, beta, epsilon=self.epsilon, data_format='NHWC',
+            is_training=True)
+        # The kernel's variance is Bessel-corrected; Keras averages the
+        # biased one into the moving variance.
+        n = tf.cast(tf.size(x) // channels, tf.float32)
+        variance = variance * tf.maximum(n - 1.0, 1.0) / tf.maximum(n, 1.0)
+        momentum = self.momentum
+        self.moving_mean.assign(
+            tf.cast(self.moving_mean, tf.float32) * momentum
+            + mean * (1.0 - momentum))
+        self.moving_variance.assign(
+            tf.cast(self.moving_variance, tf.float32) * momentum
+            + variance * (1.0 - momentum))
+        return tf.cast(y, self.compute_dtype)
+
+
+def batch_norm(name, momentum, epsilon, synchronized=False):
+    """The batch norm of every block here: `FusedBatchNormalization`, or
+    with `synchronized` `SyncBatchNormalization` (statistics over all
+    replicas)."""
+    if synchronized:
+        return SyncBatchNormalization(momentum=momentum, epsilon=epsilon,
+                                      name=name)
+    return FusedBatchNormalization(momentum=momentum, epsilon=epsilon,
+                                   name=name)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

@@ -46,6 +46,7 @@ class SearchConfig:
     weight_lr: float = 0.1
     arch_lr: float = 0.01
     tolerance: float = 0.03
+    budget_draws: int = 8    # draws per step to find one within tolerance
     repair: bool = True      # greedy repair of a derived architecture
     zero_init_residual: bool = True  # inserted blocks start as identity
     seed: int = 0
@@ -83,6 +84,10 @@ def check_config(config):
     if config.vital_ops and not config.vital_first:
         raise UserError('--vital_ops needs --vital_first: with '
                         '--vital_first=false no layer is fixed first')
+    if not isinstance(config.budget_draws, int) or \
+            isinstance(config.budget_draws, bool) or config.budget_draws < 1:
+        raise UserError(f'budget_draws={config.budget_draws!r} must be an '
+                        'integer >= 1')
     for name, low in (('num_proposals', 1), ('proposal_iters', 1),
                       ('vital_epochs', 0), ('nonvital_epochs', 0),
                       ('batch_size', 1)):

@@ -117,6 +117,12 @@ def sample_report(table, logits, targets, tolerance, seed, pi=None,
     return report, scatter
 
 
+def kept_share(share, budget_draws):
+    """The share of steps that find an architecture within tolerance in
+    `budget_draws` independent draws, each within it with prob. `share`."""
+    return float(1.0 - (1.0 - share) ** budget_draws)
+
+
 def optimize(space, searched, fixed_ops, config, plot_path):
     """Builds the table of `searched` layers, optimizes the proposals and
     plots `NUM_SAMPLES` architectures sampled from them into `plot_path`
@@ -167,9 +173,15 @@ def optimize(space, searched, fixed_ops, config, plot_path):
                              temperatures=(pconfig.tau_end,))
     start = {'sample_temperature': pconfig.tau_end,
              **start[f'{pconfig.tau_end:g}']}
+    start['budget_draws'] = config.budget_draws
+    start['share_trained_within_tolerance'] = kept_share(
+        start['share_within_tolerance'], config.budget_draws)
     log(f'  stage 2 starts from these draws: '
         f'{start["share_within_tolerance"]:.1%} of {NUM_SAMPLES:,} within '
-        f'{config.tolerance:.0%} of every target')
+        f'{config.tolerance:.0%} of every target; with '
+        f'{config.budget_draws} draw(s) per step '
+        f'{start["share_trained_within_tolerance"]:.2%} of the trained '
+        f'architectures are')
     plots.proposal_scatter(
         scatter, config.targets, config.tolerance,
         f'{space.name}: {NUM_SAMPLES:,} architectures from '
@@ -377,7 +389,7 @@ def _supernet_config(config, sampler, steps, alpha, tau_init,
         weight_lr=config.weight_lr, arch_lr=config.arch_lr,
         total_steps=max(1, steps), seed=config.seed,
         zero_init_residual=config.zero_init_residual,
-        sample_temperature=temperature,
+        sample_temperature=temperature, budget_draws=config.budget_draws,
         sync_batch_norm=config.sync_batch_norm,
         per_replica_paths=config.per_replica_paths)
 
@@ -621,10 +633,16 @@ def _run_search(config, strategy, output, sigterm=None):
                                  config.targets, config.tolerance,
                                  config.seed, pi=pi)
     end = end['1']
+    end['budget_draws'] = config.budget_draws
+    end['share_trained_within_tolerance'] = kept_share(
+        end['share_within_tolerance'], config.budget_draws)
     log(f'stage 2 ends with {end["share_within_tolerance"]:.1%} of '
         f'{NUM_SAMPLES:,} draws within {config.tolerance:.0%} of every '
         f'target (it started with '
-        f'{pinfo["stage2_start"]["share_within_tolerance"]:.1%})')
+        f'{pinfo["stage2_start"]["share_within_tolerance"]:.1%}); with '
+        f'{config.budget_draws} draw(s) per step '
+        f'{end["share_trained_within_tolerance"]:.2%} of the trained '
+        'architectures are')
     plots.proposal_scatter(
         scatter, config.targets, config.tolerance,
         f'{space.name}: {NUM_SAMPLES:,} architectures after the search',

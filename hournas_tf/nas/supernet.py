@@ -18,8 +18,17 @@ at zero, so each inserted block starts as the identity: the stage-2
 supernet starts as the stage-1 function it inherits (vital ops, stem, head
 and classifier copied from stage 1).
 
+Each step draws its architectures with `draw_in_budget`: with a budget
+and `budget_draws` = K > 1, up to K draws (seeds folded from the step's
+seed), keeping the first within tolerance of every target (the first draw
+if none is). The supernet then trains only architectures the space
+proposals were meant to produce ("what you set is what you get"), however
+far the distribution drifts during the stage; the resource loss still
+reads the first, unconditioned draw, so it keeps pulling the distribution
+itself into the budget.
+
 `train_step` on `((x_w, y_w), (x_a, y_a))` (the 80% and 20% splits):
-1. weight step: op weights sampled with the stateless seed
+1. weight step: op weights drawn with the stateless seed
    (seed, 2 * step), forward on x_w, cross-entropy, gradients w.r.t.
    `weight_variables` only (+ L2 weight decay on the gradient), SGD with
    momentum and a cosine learning-rate decay over `total_steps`;
@@ -33,9 +42,11 @@ and classifier copied from stage 1).
 
 Metrics: loss/accuracy (weight step), arch_loss/arch_accuracy
 (architecture step), tau, and with a budget: resource_loss, the expected
-total of each objective under the op distribution and `within_tolerance`,
-the share of the step's drawn architectures within tolerance of every
-target (in stage 1: completable to one, see `budget.py`).
+total of each objective under the op distribution, `within_tolerance`,
+the share of the architectures the steps trained within tolerance of every
+target (in stage 1: completable to one, see `budget.py`), and
+`draw_within_tolerance`, the same share of the first draws (the
+distribution itself, before `budget_draws` picks).
 
 The step has no Python side effects: all state (network weights, batch-norm
 statistics, architecture parameters, both optimizers, `tau`, `step`) lives in
@@ -85,6 +96,7 @@ class SupernetConfig:
     seed: int = 0
     zero_init_residual: bool = True  # inserted blocks start as identity
     sample_temperature: float = 1.0  # Gumbel-Max draws ~ softmax(theta / T)
+    budget_draws: int = 1         # draws per step to find one in budget
     sync_batch_norm: bool = False    # batch statistics over all replicas
     per_replica_paths: bool = False  # each replica draws its own path
 
@@ -105,6 +117,10 @@ class SupernetConfig:
         if not 0 <= self.weight_momentum < 1:
             raise UserError(f'weight_momentum={self.weight_momentum!r} must '
                             'be in [0, 1)')
+        if not isinstance(self.budget_draws, numbers.Integral) or \
+                isinstance(self.budget_draws, bool) or self.budget_draws < 1:
+            raise UserError(f'budget_draws={self.budget_draws!r} must be an '
+                            'integer >= 1')
         if not isinstance(self.total_steps, int) or self.total_steps < 1:
             raise UserError(
                 f'total_steps={self.total_steps!r} must be an integer >= 1')
@@ -232,6 +248,8 @@ class SuperNet(keras.Model):
         ]
         if budget is not None:
             trackers.append(keras.metrics.Mean(name='within_tolerance'))
+            trackers.append(
+                keras.metrics.Mean(name='draw_within_tolerance'))
             if budget.free is None:
                 trackers.append(keras.metrics.Mean(name='resource_loss'))
                 trackers += [_Latest(obj) for obj in budget.table.objectives]
@@ -338,6 +356,30 @@ class SuperNet(keras.Model):
             tf.convert_to_tensor(self.tau), self.config.sampler, seed)
         return (weights, scores) if return_scores else weights
 
+    def draw_in_budget(self, seed):
+        """(weights, scores, first weights, first within tolerance): up to
+        `config.budget_draws` architectures drawn with seeds folded from
+        `seed` (the first with `seed` itself), keeping the first one within
+        tolerance of the budget, or the first draw when none is (or without
+        a budget). The first draw is also returned, unconditioned: the
+        resource loss and the `draw_within_tolerance` metric use it."""
+        first, first_scores = self.sample_weights(seed, return_scores=True)
+        if self.budget is None:
+            return first, first_scores, first, None
+        first_ok = budget_lib.within_tolerance(self.budget, first)
+        if self.config.budget_draws == 1:
+            return first, first_scores, first, first_ok
+        weights, scores, oks = [first], [first_scores], [first_ok]
+        for k in range(1, self.config.budget_draws):
+            w, sc = self.sample_weights(tf.random.fold_in(seed, 1000 + k),
+                                        return_scores=True)
+            weights.append(w)
+            scores.append(sc)
+            oks.append(budget_lib.within_tolerance(self.budget, w))
+        chosen = tf.argmax(tf.stack(oks), output_type=tf.int32)  # first 1
+        return (tf.gather(tf.stack(weights), chosen),
+                tf.gather(tf.stack(scores), chosen), first, first_ok)
+
     def argmax_weights(self):
         """One-hot op weights of the derived (most probable) architecture."""
         return self.arch_params.argmax_weights()
@@ -416,7 +458,8 @@ class SuperNet(keras.Model):
         """One SGD step of the network weights on a sampled architecture;
         returns (sampled weights, logits, labels, loss)."""
         weight_vars = self.weight_variables
-        arch = tf.stop_gradient(self.sample_weights(self._seed(0)))
+        arch, _, _, first_ok = self.draw_in_budget(self._seed(0))
+        arch = tf.stop_gradient(arch)
         with tf.GradientTape() as tape:
             logits = self(x, training=True, arch_weights=arch)
             y = self._labels(y, logits)
@@ -428,7 +471,7 @@ class SuperNet(keras.Model):
             grads = [wd * v if g is None else g + wd * tf.cast(v, g.dtype)
                      for g, v in zip(grads, weight_vars)]
         self.optimizer.apply(grads, weight_vars)
-        return arch, logits, y, loss
+        return arch, logits, y, loss, first_ok
 
     def arch_step(self, x, y, scale):
         """One Adam step of the architecture parameters; returns (sampled
@@ -436,8 +479,8 @@ class SuperNet(keras.Model):
         per-row norms of the cross-entropy gradient)."""
         arch_vars = self.arch_variables
         with tf.GradientTape(persistent=True) as tape:
-            arch, scores = self.sample_weights(self._seed(1),
-                                               return_scores=True)
+            arch, scores, first, first_ok = self.draw_in_budget(
+                self._seed(1))
             logits = self(x, training=True, arch_weights=arch,
                           scores=scores)
             y = self._labels(y, logits)
@@ -446,7 +489,7 @@ class SuperNet(keras.Model):
             resource = scaled_resource = None
             if self.budget is not None and self.budget.free is None:
                 resource = budget_lib.resource_loss(
-                    self.budget.table, self.budget.targets, arch)
+                    self.budget.table, self.budget.targets, first)
                 scaled_resource = self.config.alpha * resource * scale
         # Two gradients from one tape: the cross-entropy part alone gives
         # the per-layer norms, the resource part is cheap (no network).
@@ -460,7 +503,7 @@ class SuperNet(keras.Model):
                      for g, e in zip(grads, extra)]
         del tape
         self.arch_optimizer.apply(grads, arch_vars)
-        return arch, logits, y, ce, resource, norms
+        return arch, logits, y, ce, resource, norms, first_ok
 
     @tf.autograph.experimental.do_not_convert
     def train_step(self, data):
@@ -469,9 +512,10 @@ class SuperNet(keras.Model):
         scale = 1.0 / replicas
 
         # 1. Network weights on the 80% split.
-        drawn_w, logits, y_w, loss = self.weight_step(x_w, y_w, scale)
+        drawn_w, logits, y_w, loss, first_w = self.weight_step(
+            x_w, y_w, scale)
         # 2. Architecture parameters on the 20% split.
-        drawn_a, arch_logits, y_a, arch_loss, resource, norms = \
+        drawn_a, arch_logits, y_a, arch_loss, resource, norms, first_a = \
             self.arch_step(x_a, y_a, scale)
         # 3. Temperature and step counter.
         self.tau.assign(self.tau * self.config.tau_decay)
@@ -491,6 +535,8 @@ class SuperNet(keras.Model):
             for drawn in (drawn_w, drawn_a):
                 within.update_state(
                     budget_lib.within_tolerance(self.budget, drawn))
+            for ok in (first_w, first_a):
+                self._metric('draw_within_tolerance').update_state(ok)
             if resource is not None:  # even if alpha is 0
                 self._metric('resource_loss').update_state(resource)
                 expected = budget_lib.expected_totals(

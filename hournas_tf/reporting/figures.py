@@ -65,11 +65,16 @@ def training_curves(history):
 
 
 def tolerance_curve(history):
-    """within_tolerance and tau per epoch."""
+    """within_tolerance (trained architectures), draw_within_tolerance
+    (first draws) and tau per epoch."""
     fig, ax = plt.subplots(figsize=(10, 3.2))
     xs, ys = _series(history, 'within_tolerance')
     ax.plot(xs, ys, marker='o', ms=3, color='tab:green',
-            label='share of drawn architectures within tolerance')
+            label='share of trained architectures within tolerance')
+    xs, ys = _series(history, 'draw_within_tolerance')
+    if xs:
+        ax.plot(xs, ys, marker='x', ms=3, color='tab:olive', ls=':',
+                label='share of first draws within tolerance')
     ax.set_ylim(-0.05, 1.05)
     ax.set_ylabel('within tolerance')
     _stage_bounds(ax, history)
