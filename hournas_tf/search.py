@@ -15,12 +15,12 @@ import os
 
 from absl import flags
 
+from hournas_tf import distribute
 from hournas_tf import errors
 from hournas_tf import spaces
 from hournas_tf.errors import UserError
 from hournas_tf.nas import config as config_lib
 from hournas_tf.resources.counting import human
-from hournas_tf.training import strategies
 
 # The embedded default (keep configs/demo.flags identical; a test checks).
 DEMO = {
@@ -139,9 +139,10 @@ def define_flags():
     flags.DEFINE_string('output_dir', None, 'Where to write the results '
                         '(default: runs/<space>-<time>; must not exist or '
                         'be empty).')
-    flags.DEFINE_enum('strategy', 'default', strategies.STRATEGIES,
-                      'tf.distribute strategy: default (one device) or '
-                      'mirrored (all local GPUs).')
+    define_strategy_flags('default')
+    flags.DEFINE_bool('per_replica_paths', False, 'Each replica samples '
+                      'its own path (TuNAS) instead of one path per step '
+                      'for all (docs/distribute.md).')
     flags.DEFINE_bool('dry_run', False, 'Everything but training: spaces, '
                       'vital analysis, feasibility, proposals, 10,000 '
                       'samples.')
@@ -159,17 +160,39 @@ def define_flags():
     flags.DEFINE_bool('resume', False, 'Continue the run in --output_dir '
                       'from its newest checkpoint, with its '
                       'search_config.json; only ' + ', '.join(
-                          f'--{n}' for n in RESUME_FLAGS) + ' may change.')
+                          f'--{n}' for n in RESUME_FLAGS + DEVICE_FLAGS) +
+                      ' may change.')
     flags.DEFINE_integer('verbose', 1, 'Keras fit verbosity: 0 quiet, 1 '
                          'progress bars, 2 one line per epoch and the log '
                          'lines of TensorFlow, absl and tensorflow-datasets '
                          '(held back otherwise).')
 
 
+def define_strategy_flags(default):
+    """The distribution flags of search and train (`--strategy`
+    defaults to `default`)."""
+    flags.DEFINE_enum('strategy', default, distribute.STRATEGIES,
+                      'tf.distribute strategy: default (one device), '
+                      'mirrored (local GPUs, or --cpu_replicas CPU devices), '
+                      'multi_worker_mirrored (TF_CONFIG) or tpu (--tpu).')
+    flags.DEFINE_string('tpu', None, 'The TPU of --strategy=tpu: a name, '
+                        'a grpc:// address or local (a TPU VM).')
+    flags.DEFINE_integer('cpu_replicas', 1, 'Split the CPU into this many '
+                         'logical devices for --strategy=mirrored (a '
+                         'laptop run of the mirrored code path).',
+                         lower_bound=1)
+    flags.DEFINE_bool('sync_batch_norm', False, 'Batch-norm statistics over '
+                      'all replicas, not per replica (docs/distribute.md).')
+
+
 # Flags a resumed search may change (e.g. a lower learning rate after a
 # non-finite loss); every other setting comes from search_config.json.
+# The devices may change too (a preempted run may continue on other
+# machines): given one of DEVICE_FLAGS, all three come from the command
+# line, defaults included.
 RESUME_FLAGS = ('weight_lr', 'arch_lr', 'checkpoint_every', 'verbose')
-RUN_FLAGS = ('resume', 'output_dir', 'flagfile', 'strategy', 'verbosity')
+DEVICE_FLAGS = ('strategy', 'tpu', 'cpu_replicas')
+RUN_FLAGS = ('resume', 'output_dir', 'flagfile', 'verbosity')
 
 
 def resume_config_from_flags(f):
@@ -181,13 +204,16 @@ def resume_config_from_flags(f):
         raise UserError('--resume needs --output_dir: the folder of the run '
                         'to continue')
     changed = [name for name in f if f[name].present and
-               name not in RESUME_FLAGS + RUN_FLAGS]
+               name not in RESUME_FLAGS + DEVICE_FLAGS + RUN_FLAGS]
     if changed:
         raise UserError(f'--resume takes the settings of {f.output_dir}/'
                         f'search_config.json; --{changed[0]} cannot change '
-                        f'(valid: {", ".join(RESUME_FLAGS)})')
-    return search_lib.resume_config(f.output_dir, **{
-        name: f[name].value for name in RESUME_FLAGS if f[name].present})
+                        f'(valid: {", ".join(RESUME_FLAGS + DEVICE_FLAGS)})')
+    overrides = {name: f[name].value for name in RESUME_FLAGS
+                 if f[name].present}
+    if any(f[name].present for name in DEVICE_FLAGS):
+        overrides.update({name: f[name].value for name in DEVICE_FLAGS})
+    return search_lib.resume_config(f.output_dir, **overrides)
 
 
 def config_from_flags(f):
@@ -218,7 +244,10 @@ def config_from_flags(f):
         repair=f.repair,
         zero_init_residual=f.zero_init_residual, seed=f.seed,
         output_dir=output_dir,
-        strategy=f.strategy, graph_optimizations=f.graph_optimizations,
+        strategy=f.strategy, tpu=f.tpu, cpu_replicas=f.cpu_replicas,
+        sync_batch_norm=f.sync_batch_norm,
+        per_replica_paths=f.per_replica_paths,
+        graph_optimizations=f.graph_optimizations,
         verbose=f.verbose, deterministic=f.deterministic,
         checkpoint_every=f.checkpoint_every)
 
@@ -239,7 +268,9 @@ def main(argv):
         # Cheap checks first: a bad value fails before TensorFlow loads.
         search_lib.preflight(config)
         search_lib.run_search(config,
-                              strategies.make_strategy(config.strategy))
+                              distribute.make_strategy(
+                                  config.strategy, config.tpu,
+                                  config.cpu_replicas))
 
 
 if __name__ == '__main__':

@@ -12,12 +12,13 @@ CPU); the paper's recipes are flagfiles in configs/ (docs/train.md).
 
 from absl import flags
 
+from hournas_tf import distribute
 from hournas_tf import errors
 from hournas_tf.errors import UserError
+from hournas_tf.search import define_strategy_flags
 from hournas_tf.training import config as config_lib
 from hournas_tf.training import resolve
 from hournas_tf.training import run_dir
-from hournas_tf.training import strategies
 from hournas_tf.training import train_lib
 from hournas_tf.training import weights
 
@@ -81,9 +82,7 @@ def define_flags():
                         '(default: runs/train-<arch>-<time>). Rerunning '
                         'the same command resumes an interrupted run; '
                         'other folders in use are refused.')
-    flags.DEFINE_enum('strategy', d.strategy, strategies.STRATEGIES,
-                      'tf.distribute strategy: default (one device) or '
-                      'mirrored (all local GPUs).')
+    define_strategy_flags(d.strategy)
     flags.DEFINE_integer('seed', d.seed, 'Random seed.')
     flags.DEFINE_integer('checkpoint_every', d.checkpoint_every, 'Steps '
                          'between backups in <output_dir>/backup (also at '
@@ -121,7 +120,8 @@ def config_from_flags(f):
         inherit_weights=inherit,
         bn_recalibration_batches=f.bn_recalibration_batches, seed=f.seed,
         output_dir=f.output_dir or run_dir.default_output_dir(name),
-        strategy=f.strategy, verbose=f.verbose,
+        strategy=f.strategy, tpu=f.tpu, cpu_replicas=f.cpu_replicas,
+        sync_batch_norm=f.sync_batch_norm, verbose=f.verbose,
         checkpoint_every=f.checkpoint_every)
     return config, shape
 
@@ -137,7 +137,8 @@ def main(argv):
     config_lib.check_config(config)
     train_lib.check_batch(config, shape.num_train)
     run_dir.check_output_dir(config)
-    train_lib.run_training(config, strategies.make_strategy(config.strategy))
+    train_lib.run_training(config, distribute.make_strategy(
+        config.strategy, config.tpu, config.cpu_replicas))
 
 
 if __name__ == '__main__':

@@ -482,8 +482,8 @@ def _reached(what):
 
 def _slow_parts(command):
     """mock.patch objects replacing the slow part of `command`."""
-    patches = [mock.patch('hournas_tf.training.strategies.make_strategy',
-                          lambda name: None)]
+    patches = [mock.patch('hournas_tf.distribute.make_strategy',
+                          lambda name, tpu=None, cpu_replicas=1: None)]
     if command == 'search':
         from hournas_tf.nas import search_lib
 
@@ -929,10 +929,25 @@ def _search_cases():
                 floats=('target_macs', 'tolerance', 'alpha'),
                 bools=('repair', 'vital_first', 'dry_run'),
                 enums=(('space', SPACE_NAMES_ALL), ('sampler', SAMPLERS),
-                       ('strategy', ('default', 'mirrored')))),
+                       ('strategy', STRATEGIES))),
+        *STRATEGY_MISTAKES,
+        st.just(Case(['--sync_batch_norm', '--per_replica_paths'],
+                     'per_replica_paths')),
         _flag('num_proposals', st.integers(-10, 0), 'num_proposals'),
         _flag('image_size', st.integers(-10, 7), 'image_size'),
         _unknown(), POSITIONAL)
+
+
+STRATEGIES = ('default', 'mirrored', 'multi_worker_mirrored', 'tpu')
+# Distribution flags that do not fit together (search and train).
+STRATEGY_MISTAKES = (
+    st.just(Case(['--strategy=tpu'], '--tpu')),
+    st.just(Case(['--tpu=local'], '--strategy=tpu')),
+    st.sampled_from(['default', 'multi_worker_mirrored']).map(
+        lambda s: Case([f'--strategy={s}', '--cpu_replicas=2'],
+                       'cpu_replicas')),
+    _flag('cpu_replicas', st.integers(-10, 0), 'cpu_replicas'),
+)
 
 
 SPACE_NAMES_ALL = ('fbnet', 'efbnet', 'mnasnet', 'efficientnet',
@@ -971,7 +986,8 @@ def _train_cases():
         *_types(ints=('epochs', 'batch_size', 'cutout', 'image_size'),
                 floats=('learning_rate', 'dropout'),
                 bools=('mixed_precision', 'dry_run'),
-                enums=(('strategy', ('default', 'mirrored')),)),
+                enums=(('strategy', STRATEGIES),)),
+        *STRATEGY_MISTAKES,
         _flag('image_size', st.integers(-10, 7), 'image_size'),
         _unknown(), POSITIONAL)
 

@@ -7,25 +7,15 @@ import signal
 import numpy as np
 import pytest
 import tensorflow as tf
+from testing import tiny_supernet
 
 import hournas_tf  # noqa: F401  (sets KERAS_BACKEND)
-from hournas_tf import spaces
 from hournas_tf.errors import UserError
 from hournas_tf.nas import checkpointing
-from hournas_tf.nas import supernet
 
 
 def tiny_net(seed=5):
-    space = spaces.get_space('fbnet', image_size=32, num_classes=10,
-                             width_multiplier=0.25)
-    vital = space.vital_layers
-    searched = tuple(i for i in range(len(space.layers))
-                     if i not in vital)[1:3]
-    net = supernet.build_supernet(
-        space, searched, {i: 'k3_e1' for i in vital},
-        supernet.SupernetConfig(total_steps=4, seed=seed))
-    net.compile()
-    return net
+    return tiny_supernet(seed=seed, total_steps=4)
 
 
 @pytest.mark.parametrize('done, epochs, steps', [

@@ -70,3 +70,22 @@ def run_layer_test(cls, init_kwargs, input_shape, expected_num_weights=None,
                  for b, w in zip(before, layer.trainable_weights)]
         assert any(moved), 'one fit step left every trainable weight as is'
     return layer
+
+
+def tiny_supernet(image_size=32, seed=5, compile=True, **config):
+    """A compiled stage-2-like supernet of the FBNet space at width 0.25:
+    vital layers fixed to k3_e1, two searched layers."""
+    from hournas_tf import spaces
+    from hournas_tf.nas import supernet
+
+    space = spaces.get_space('fbnet', image_size=image_size, num_classes=10,
+                             width_multiplier=0.25)
+    vital = space.vital_layers
+    searched = tuple(i for i in range(len(space.layers))
+                     if i not in vital)[1:3]
+    net = supernet.build_supernet(
+        space, searched, {i: 'k3_e1' for i in vital},
+        supernet.SupernetConfig(seed=seed, **config))
+    if compile:
+        net.compile()
+    return net

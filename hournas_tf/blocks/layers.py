@@ -33,6 +33,70 @@ def activation_layer(name, activation):
     raise ValueError(f'unknown activation {activation!r}')
 
 
+def synchronized_moments(x, axes):
+    """Mean and variance of `x` over `axes` and over every replica of the
+    `tf.distribute` strategy, in two passes: the all-reduced sum gives the
+    mean, then the all-reduced sum of squared deviations from it the
+    variance. (Keras' synchronized batch norm takes E[x^2] - E[x]^2 from
+    one all-reduce, which loses the variance's digits wherever a channel's
+    mean is large against its spread; docs/distribute.md.) On one replica
+    there is no all-reduce."""
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync == 1:
+        context = None  # no all-reduce: allowed inside tf.switch_case
+    count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(x), axes)), x.dtype)
+    total = tf.reduce_sum(x, axis=axes, keepdims=True)
+    if context is not None:
+        total, count = context.all_reduce('SUM', [total, count])
+    mean = total / count
+    squares = tf.reduce_sum(tf.square(x - tf.stop_gradient(mean)),
+                            axis=axes, keepdims=True)
+    if context is not None:
+        squares = context.all_reduce('SUM', squares)
+    return tf.squeeze(mean, axes), tf.squeeze(squares / count, axes)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SyncBatchNormalization(layers.BatchNormalization):
+    """Batch norm with statistics over all replicas (TensorFlow backend),
+    numerically stable: two-pass moments (`synchronized_moments`), and in
+    training it normalizes as (x - mean) * gamma / sqrt(var + eps) + beta,
+    so the gradients of the statistics are sums over centered values
+    (`tf.nn.batch_normalization` computes x * s + (beta - mean * s), whose
+    gradient cancels where the mean is large against the spread). The
+    weights and config are `BatchNormalization(synchronized=True)`'s;
+    masks and renorm are not supported."""
+
+    def __init__(self, **kwargs):
+        kwargs['synchronized'] = True
+        super().__init__(**kwargs)
+        if self.renorm:
+            raise ValueError('SyncBatchNormalization has no renorm')
+
+    def call(self, inputs, training=None, mask=None):
+        if mask is not None:
+            raise ValueError('SyncBatchNormalization takes no mask')
+        if not (training and self.trainable):
+            return super().call(inputs, training=training)
+        x = tf.cast(inputs, keras.backend.result_type(inputs.dtype,
+                                                      'float32'))
+        mean, variance = synchronized_moments(x, self._reduction_axes)
+        m = self.momentum
+        self.moving_mean.assign(
+            tf.cast(self.moving_mean, x.dtype) * m + mean * (1.0 - m))
+        self.moving_variance.assign(
+            tf.cast(self.moving_variance, x.dtype) * m + variance * (1.0 - m))
+        shape = [1] * len(x.shape)
+        shape[self.axis] = x.shape[self.axis]
+        scale = tf.math.rsqrt(variance + self.epsilon)
+        if self.scale:
+            scale = scale * tf.cast(self.gamma, x.dtype)
+        y = (x - tf.reshape(mean, shape)) * tf.reshape(scale, shape)
+        if self.center:
+            y = y + tf.reshape(tf.cast(self.beta, x.dtype), shape)
+        return tf.cast(y, self.compute_dtype)
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class GroupedConv2D(layers.Conv2D):
     """Conv2D with `groups`, computed as one conv per group and a concat.
@@ -168,9 +232,15 @@ class FusedBatchNormalization(layers.BatchNormalization):
         return tf.cast(y, self.compute_dtype)
 
 
-def batch_norm(name, **kwargs):
-    """The batch norm of every block here (`FusedBatchNormalization`)."""
-    return FusedBatchNormalization(name=name, **kwargs)
+def batch_norm(name, momentum, epsilon, synchronized=False):
+    """The batch norm of every block here: `FusedBatchNormalization`, or
+    with `synchronized` `SyncBatchNormalization` (statistics over all
+    replicas)."""
+    if synchronized:
+        return SyncBatchNormalization(momentum=momentum, epsilon=epsilon,
+                                      name=name)
+    return FusedBatchNormalization(momentum=momentum, epsilon=epsilon,
+                                   name=name)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -178,7 +248,8 @@ class ConvBNAct(layers.Layer):
     """Bias-free conv, batch norm, activation (stem and head)."""
 
     def __init__(self, filters, kernel_size, strides=1, activation='relu',
-                 bn_momentum=0.99, bn_epsilon=1e-3, **kwargs):
+                 bn_momentum=0.99, bn_epsilon=1e-3, bn_synchronized=False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.filters = filters
         self.kernel_size = kernel_size
@@ -186,9 +257,11 @@ class ConvBNAct(layers.Layer):
         self.activation = activation
         self.bn_momentum = bn_momentum
         self.bn_epsilon = bn_epsilon
+        self.bn_synchronized = bool(bn_synchronized)
         self.conv = layers.Conv2D(filters, kernel_size, strides=strides,
                                   padding='same', use_bias=False, name='conv')
-        self.bn = batch_norm('bn', momentum=bn_momentum, epsilon=bn_epsilon)
+        self.bn = batch_norm('bn', bn_momentum, bn_epsilon,
+                             self.bn_synchronized)
         self.act = activation_layer('act', activation)
 
     def build(self, input_shape):
@@ -206,7 +279,8 @@ class ConvBNAct(layers.Layer):
                 'kernel_size': self.kernel_size, 'strides': self.strides,
                 'activation': self.activation,
                 'bn_momentum': self.bn_momentum,
-                'bn_epsilon': self.bn_epsilon}
+                'bn_epsilon': self.bn_epsilon,
+                'bn_synchronized': self.bn_synchronized}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -222,6 +296,9 @@ class InvertedResidual(layers.Layer):
     `add_shortcut=False` returns the residual branch F(x) alone (a supernet
     adds x itself: x + w * F(x)); the weights are the same either way.
 
+    `bn_synchronized`: batch statistics over all replicas of a
+    `tf.distribute` strategy (Keras' synchronized batch norm).
+
     `drop_path_rate` (stochastic depth, off by default): in training, the
     residual branch of each example is dropped with this probability and
     scaled by 1 / (1 - rate) otherwise; blocks without a residual add (or
@@ -231,7 +308,8 @@ class InvertedResidual(layers.Layer):
     def __init__(self, c_in, c_out, kernel_size, expansion, strides=1,
                  groups=1, se_ratio=0.0, cascade=False, always_pw=False,
                  activation='relu', bn_momentum=0.99, bn_epsilon=1e-3,
-                 add_shortcut=True, drop_path_rate=0.0, **kwargs):
+                 add_shortcut=True, drop_path_rate=0.0,
+                 bn_synchronized=False, **kwargs):
         super().__init__(**kwargs)
         self.c_in = c_in
         self.c_out = c_out
@@ -247,12 +325,14 @@ class InvertedResidual(layers.Layer):
         self.bn_epsilon = bn_epsilon
         self.add_shortcut = bool(add_shortcut)
         self.drop_path_rate = drop_path_rate
+        self.bn_synchronized = bool(bn_synchronized)
         self.mid = c_in * expansion
         self.residual = strides == 1 and c_in == c_out
         self.seed_generator = None
         if self.residual and drop_path_rate:
             self.seed_generator = keras.random.SeedGenerator(name='drop_path')
-        bn = dict(momentum=bn_momentum, epsilon=bn_epsilon)
+        bn = dict(momentum=bn_momentum, epsilon=bn_epsilon,
+                  synchronized=self.bn_synchronized)
         self.pw = None
         if always_pw or expansion != 1:
             self.pw = GroupedConv2D(self.mid, 1, groups=groups,
@@ -340,7 +420,8 @@ class InvertedResidual(layers.Layer):
                 'bn_momentum': self.bn_momentum,
                 'bn_epsilon': self.bn_epsilon,
                 'add_shortcut': self.add_shortcut,
-                'drop_path_rate': self.drop_path_rate}
+                'drop_path_rate': self.drop_path_rate,
+                'bn_synchronized': self.bn_synchronized}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -355,10 +436,11 @@ class Skip(layers.Layer):
 
 
 def make_op(space, layer_index, op_name, name=None, add_shortcut=True,
-            drop_path_rate=0.0):
+            drop_path_rate=0.0, bn_synchronized=False):
     """The Keras layer for op `op_name` at searchable layer `layer_index`.
 
-    `add_shortcut=False`: the residual branch only (see InvertedResidual).
+    `add_shortcut=False`: the residual branch only (see InvertedResidual);
+    `bn_synchronized`: batch statistics over all replicas.
     """
     layer = space.layers[layer_index]
     op = parse_op(op_name)
@@ -372,20 +454,22 @@ def make_op(space, layer_index, op_name, name=None, add_shortcut=True,
         cascade=op.cascade, always_pw=style.always_pw,
         activation=style.activation, bn_momentum=style.bn_momentum,
         bn_epsilon=style.bn_epsilon, add_shortcut=add_shortcut,
-        drop_path_rate=drop_path_rate, name=name)
+        drop_path_rate=drop_path_rate, bn_synchronized=bn_synchronized,
+        name=name)
 
 
-def make_stem(space, name='stem'):
+def make_stem(space, name='stem', bn_synchronized=False):
     style = space.style
     return ConvBNAct(space.stem.c_out, space.stem.kernel, space.stem.stride,
                      style.activation, style.bn_momentum, style.bn_epsilon,
-                     name=name)
+                     bn_synchronized, name=name)
 
 
-def make_head(space, name='head'):
+def make_head(space, name='head', bn_synchronized=False):
     style = space.style
     return ConvBNAct(space.head_channels, 1, 1, style.activation,
-                     style.bn_momentum, style.bn_epsilon, name=name)
+                     style.bn_momentum, style.bn_epsilon, bn_synchronized,
+                     name=name)
 
 
 def make_classifier(space, x, name='classifier', dropout=None):

@@ -6,7 +6,8 @@ from hournas_tf.blocks import layers as hl
 from hournas_tf.spaces.architecture import Architecture
 
 
-def build_model(arch, name=None, dropout=None, drop_path_rate=0.0):
+def build_model(arch, name=None, dropout=None, drop_path_rate=0.0,
+                sync_batch_norm=False):
     """Returns a functional `keras.Model` for `arch`.
 
     Args:
@@ -16,6 +17,8 @@ def build_model(arch, name=None, dropout=None, drop_path_rate=0.0):
         drop_path_rate: stochastic depth of the last searchable layer; layer
             i of n drops its residual branch with `drop_path_rate * i / n`
             (EfficientNet's schedule), only in training.
+        sync_batch_norm: batch statistics over all replicas of the
+            `tf.distribute` strategy (every batch norm).
 
     Dropout and stochastic depth create no weights: the same weights file
     loads into the model for any rates.
@@ -28,11 +31,13 @@ def build_model(arch, name=None, dropout=None, drop_path_rate=0.0):
     space = arch.search_space()
     inputs = keras.Input((space.image_size, space.image_size, 3),
                          name='image')
-    x = hl.make_stem(space)(inputs)
+    sync = sync_batch_norm
+    x = hl.make_stem(space, bn_synchronized=sync)(inputs)
     num_layers = len(arch.ops)
     for i, op in enumerate(arch.ops):
         rate = drop_path_rate * i / num_layers
-        x = hl.make_op(space, i, op, drop_path_rate=rate)(x)
-    x = hl.make_head(space)(x)
+        x = hl.make_op(space, i, op, drop_path_rate=rate,
+                       bn_synchronized=sync)(x)
+    x = hl.make_head(space, bn_synchronized=sync)(x)
     outputs = hl.make_classifier(space, x, dropout=dropout)
     return keras.Model(inputs, outputs, name=name or arch.name or arch.space)

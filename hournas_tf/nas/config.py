@@ -7,6 +7,7 @@ the slow imports.
 import dataclasses
 import math
 
+from hournas_tf.distribute import check_strategy
 from hournas_tf.errors import UserError
 from hournas_tf.errors import choices
 from hournas_tf.resources.counting import OBJECTIVES
@@ -51,6 +52,10 @@ class SearchConfig:
     seed: int = 0
     output_dir: str = 'runs/search'
     strategy: str = 'default'
+    tpu: str = None          # the TPU of strategy 'tpu'
+    cpu_replicas: int = 1    # logical CPU devices of strategy 'mirrored'
+    sync_batch_norm: bool = False    # batch statistics over all replicas
+    per_replica_paths: bool = False  # each replica draws its own path
     graph_optimizations: bool = False
     verbose: int = 1
     deterministic: bool = False  # op determinism: same seed, same result
@@ -102,6 +107,10 @@ def check_config(config):
         raise UserError(f'tolerance={config.tolerance!r} must be in (0, 1)')
     if not 0 < config.tau_decay <= 1:
         raise UserError(f'tau_decay={config.tau_decay!r} must be in (0, 1]')
+    check_strategy(config.strategy, config.tpu, config.cpu_replicas)
+    if config.sync_batch_norm and config.per_replica_paths:
+        raise UserError('--sync_batch_norm needs one path for all replicas;'
+                        ' valid: --per_replica_paths=false with it')
     for name in ('tau_init', 'nonvital_tau_init', 'weight_lr', 'arch_lr'):
         if not 0 < getattr(config, name) < math.inf:
             raise UserError(f'{name}={getattr(config, name)!r} must be > 0 '

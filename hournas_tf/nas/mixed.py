@@ -31,6 +31,15 @@ sum_k w_k F_k(x), F_k being the whole op.
 - all paths (`gumbel_softmax`, FBNet; `softmax`, DARTS): every branch runs,
   weighted.
 
+Synchronized batch norm under a strategy with several replicas: TensorFlow
+cannot all-reduce inside `tf.switch_case` on Mirrored and MultiWorker
+strategies (a `merge_call` in control flow), so there a single-path layer
+runs every branch and keeps the chosen one(s) by a 0/1 factor (no gradient
+to the others' weights, the same values and gradients as the switch), and
+puts back the batch-norm statistics of the branches that were not chosen:
+the switch's result at the switch's cost times the number of candidates
+(docs/distribute.md).
+
 In a single-path backward pass the branches that did not run get zero
 gradients (the gradient of `tf.switch_case`), so an optimizer with momentum
 or weight decay still moves them, as in the GDAS reference code.
@@ -107,6 +116,8 @@ class MixedLayer(keras.layers.Layer):
         if len(fns) == 1:
             out = fns[0]()
             out = out * tf.cast(w[0], out.dtype)
+        elif self.single_path and self._needs_masked():
+            out = self._masked(inputs, w, scores, fns, training)
         elif self.single_path:
             chosen = tf.argmax(w, axis=-1, output_type=tf.int32)
             out = tf.switch_case(chosen, fns)
@@ -127,6 +138,37 @@ class MixedLayer(keras.layers.Layer):
                 out = y if out is None else out + y
         if self.residual:
             out = inputs + out
+        return out
+
+    def _needs_masked(self):
+        """True where a branch has synchronized batch norm and the step
+        runs on several replicas (no all-reduce inside tf.switch_case)."""
+        return tf.distribute.get_strategy().num_replicas_in_sync > 1 and \
+            any(getattr(b, 'bn_synchronized', False) for b in self.branches)
+
+    def _masked(self, inputs, w, scores, fns, training):
+        """Every branch runs; the chosen one (and the runner-up, given
+        `scores` without a shortcut) is kept, as `tf.switch_case` would."""
+        n = len(fns)
+        chosen = tf.argmax(w, axis=-1, output_type=tf.int32)
+        keep = tf.equal(tf.range(n), chosen)
+        if scores is not None and not self.residual:
+            s = self.branch_weights(tf.convert_to_tensor(scores))
+            s = tf.where(keep, tf.constant(-float('inf'), s.dtype), s)
+            runner_up = tf.argmax(s, axis=-1, output_type=tf.int32)
+            keep = keep | tf.equal(tf.range(n), runner_up)
+        states = [b.non_trainable_variables if training else []
+                  for b in self.branches]
+        before = [[tf.identity(v.value) for v in vs] for vs in states]
+        factor = tf.where(keep, w, tf.zeros_like(w))
+        out = None
+        for k, fn in enumerate(fns):
+            y = fn()
+            y = y * tf.cast(factor[k], y.dtype)
+            out = y if out is None else out + y
+        for k, (variables, values) in enumerate(zip(states, before)):
+            for v, old in zip(variables, values):
+                v.assign(tf.where(keep[k], v.value, old))
         return out
 
     def compute_output_shape(self, input_shape):

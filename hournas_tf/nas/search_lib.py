@@ -389,7 +389,9 @@ def _supernet_config(config, sampler, steps, alpha, tau_init,
         weight_lr=config.weight_lr, arch_lr=config.arch_lr,
         total_steps=max(1, steps), seed=config.seed,
         zero_init_residual=config.zero_init_residual,
-        sample_temperature=temperature, budget_draws=config.budget_draws)
+        sample_temperature=temperature, budget_draws=config.budget_draws,
+        sync_batch_norm=config.sync_batch_norm,
+        per_replica_paths=config.per_replica_paths)
 
 
 def _stage1_budget(space, vital, config):

@@ -55,8 +55,11 @@ holds the whole search state (not the per-epoch metric accumulators), and
 the stateless seeds make a restored run draw the same architectures. Layers
 are attributes, never lists: Keras 3 hides list-held layers from
 tf.train.Checkpoint. Under `tf.distribute` every replica draws the same
-architecture (same seed), losses are divided by the number of replicas and
-the optimizers sum the gradients, as in Keras' own `train_step`.
+architecture (same seed; with `per_replica_paths` the replica id is folded
+into it), losses are divided by the number of replicas and the optimizers
+sum the gradients, as in Keras' own `train_step`. `sync_batch_norm`
+computes every batch norm's statistics over all replicas
+(docs/distribute.md).
 
 Called without `arch_weights` (evaluate, predict) the net runs the derived
 architecture (`argmax_weights`).
@@ -94,6 +97,8 @@ class SupernetConfig:
     zero_init_residual: bool = True  # inserted blocks start as identity
     sample_temperature: float = 1.0  # Gumbel-Max draws ~ softmax(theta / T)
     budget_draws: int = 1         # draws per step to find one in budget
+    sync_batch_norm: bool = False    # batch statistics over all replicas
+    per_replica_paths: bool = False  # each replica draws its own path
 
     def check(self):
         """Raises UserError for a setting outside its valid range."""
@@ -122,6 +127,9 @@ class SupernetConfig:
         if not isinstance(self.seed, numbers.Integral) or \
                 isinstance(self.seed, bool):
             raise UserError(f'seed={self.seed!r} must be an integer')
+        if self.sync_batch_norm and self.per_replica_paths:
+            raise UserError('sync_batch_norm needs one path for all '
+                            'replicas; turn off per_replica_paths')
 
 
 def layer_name(index):
@@ -187,7 +195,8 @@ class SuperNet(keras.Model):
                              dtype=bool)[list(self.searched)]
         self.single_path = config.sampler == 'gumbel_max'
 
-        self.stem = hl.make_stem(space)
+        sync = config.sync_batch_norm
+        self.stem = hl.make_stem(space, bn_synchronized=sync)
         block_rows, block_indices = [], []
         for i in range(len(space.layers)):
             if i in self.searched:
@@ -196,7 +205,7 @@ class SuperNet(keras.Model):
             elif i in self.fixed_ops:
                 row = None
                 block = hl.make_op(space, i, self.fixed_ops[i],
-                                   name=layer_name(i))
+                                   name=layer_name(i), bn_synchronized=sync)
             else:
                 continue
             # One attribute per layer (not a list): Keras 3 does not expose
@@ -206,7 +215,7 @@ class SuperNet(keras.Model):
             block_indices.append(i)
         self._block_rows = tuple(block_rows)
         self._block_indices = tuple(block_indices)
-        self.head = hl.make_head(space)
+        self.head = hl.make_head(space, bn_synchronized=sync)
         self.pool = keras.layers.GlobalAveragePooling2D(name='pool')
         self.dropout = (keras.layers.Dropout(space.dropout, name='dropout')
                         if space.dropout else None)
@@ -252,7 +261,9 @@ class SuperNet(keras.Model):
         ops = layer.candidates
         columns = [self.space.op_names.index(op) for op in ops]
         branches = [hl.make_op(self.space, i, op, name=op,
-                               add_shortcut=not residual) for op in ops]
+                               add_shortcut=not residual,
+                               bn_synchronized=self.config.sync_batch_norm)
+                    for op in ops]
         return MixedLayer(branches, columns, self.single_path, residual,
                           name=layer_name(i))
 
@@ -329,8 +340,14 @@ class SuperNet(keras.Model):
 
     def _seed(self, offset):
         step = tf.cast(tf.convert_to_tensor(self.step), tf.int64)
-        return tf.stack([tf.constant(self.config.seed, tf.int64),
+        seed = tf.stack([tf.constant(self.config.seed, tf.int64),
                          2 * step + offset])
+        context = tf.distribute.get_replica_context()
+        if self.config.per_replica_paths and context is not None and \
+                context.num_replicas_in_sync > 1:
+            seed = tf.random.experimental.stateless_fold_in(
+                seed, context.replica_id_in_sync_group)
+        return seed
 
     def sample_weights(self, seed, return_scores=False):
         """Op weights (rows, cols) drawn with a shape-[2] stateless seed

@@ -8,12 +8,12 @@ the paper's recipes are flagfiles in configs/.
 import dataclasses
 import math
 
+from hournas_tf.distribute import check_strategy
 from hournas_tf.errors import UserError
-from hournas_tf.training.strategies import check_strategy
 
 # Fields that do not change what is trained: a run resumed with other
 # values of these is the same run (the folder is the run).
-NOT_COMPARED = ('output_dir', 'verbose', 'checkpoint_every')
+NOT_COMPARED = ('output_dir', 'verbose', 'checkpoint_every', 'tpu')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +49,9 @@ class TrainConfig:
     seed: int = 0
     output_dir: str = 'runs/train'
     strategy: str = 'default'
+    tpu: str = None          # the TPU of strategy 'tpu'
+    cpu_replicas: int = 1    # logical CPU devices of strategy 'mirrored'
+    sync_batch_norm: bool = False  # batch statistics over all replicas
     verbose: int = 1
     checkpoint_every: int = 200  # steps between backups (+ epoch ends)
 
@@ -99,7 +102,7 @@ def check_config(config):
                         f'image_size {config.image_size}')
     if config.verbose not in (0, 1, 2):
         raise UserError(f'verbose={config.verbose!r} must be 0, 1 or 2')
-    check_strategy(config.strategy)
+    check_strategy(config.strategy, config.tpu, config.cpu_replicas)
 
 
 def to_json(config):

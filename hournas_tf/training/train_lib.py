@@ -237,7 +237,8 @@ def _prepare_model(config, arch, strategy, train, evaluation, info, steps):
     with recipes.precision_policy(config.mixed_precision), strategy.scope():
         model = build_model(arch, name=config.arch_name,
                             dropout=config.dropout,
-                            drop_path_rate=config.drop_path_rate)
+                            drop_path_rate=config.drop_path_rate,
+                            sync_batch_norm=config.sync_batch_norm)
         inherited = None
         if config.inherit_weights:
             weights_lib.load_weights(model, config.inherit_weights)
