@@ -432,3 +432,21 @@ def test_a_speed_record_without_timings_is_refused(tmp_path):
     with pytest.raises(UserError, match="x.json: not a tools/build_time.py "
                        "result \\(no 'step_cpu_s'\\)"):
         benchmarks_md.load_speed(str(tmp_path))
+
+
+def test_git_commit_names_head_and_marks_a_dirty_tree(tmp_path):
+    import subprocess
+
+    assert bm.git_commit(str(tmp_path)) is None  # not a repository
+    subprocess.run(['git', 'init', '-q'], cwd=tmp_path, check=True)
+    (tmp_path / 'f').write_text('a')
+    subprocess.run(['git', 'add', 'f'], cwd=tmp_path, check=True)
+    subprocess.run(['git', '-c', 'user.name=t', '-c', 'user.email=t@t',
+                    'commit', '-qm', 'x'], cwd=tmp_path, check=True)
+    head = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'],
+                          cwd=tmp_path, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    assert bm.git_commit(str(tmp_path), mark_dirty=True) == head
+    (tmp_path / 'f').write_text('b')
+    assert bm.git_commit(str(tmp_path), mark_dirty=True) == head + '+'
+    assert bm.git_commit(str(tmp_path)) == head

@@ -406,15 +406,6 @@ def reusable_cases(paths):
     return out
 
 
-def _git_commit():
-    try:
-        return subprocess.run(['git', 'rev-parse', '--short', 'HEAD'],
-                              cwd=REPO, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
 def results_path(output, device, throughput):
     suffix = '-throughput' if throughput and device == 'cpu' else ''
     return os.path.join(output, f'results-{device}{suffix}.json')
@@ -496,7 +487,7 @@ def main(argv):
                   ' quick' if FLAGS.quick else '') + (
                   ' tiny' if FLAGS.tiny else ''),
               'date': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
-              'commit': _git_commit(), 'machine': bm.machine(),
+              'commit': bm.git_commit(REPO), 'machine': bm.machine(),
               'path': path}
     header['planned'] = [c[0] for c in cases]
     reusable = reusable_cases(FLAGS.resume_from or [])

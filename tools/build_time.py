@@ -149,23 +149,6 @@ def measure(net, image_size, num_classes, batch_size, steps, seed=0):
             'step_wall_s': float(np.median(wall))}
 
 
-def _commit():
-    """The repository's short HEAD commit, '+' if the tree is dirty."""
-    import subprocess
-
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        head = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'],
-                              cwd=repo, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(['git', 'status', '--porcelain',
-                                '--untracked-files=no'], cwd=repo,
-                               capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return head + ('+' if dirty else '')
-
-
 def main(argv):
     del argv
     import resource
@@ -174,6 +157,7 @@ def main(argv):
 
     import hournas_tf
     from hournas_tf.blocks import layers as block_layers
+    from hournas_tf.nas.benchmarks import git_commit
 
     tf.config.optimizer.set_experimental_options(
         {'disable_meta_optimizer': True})  # as run_search does
@@ -194,7 +178,9 @@ def main(argv):
         load_1min=os.getloadavg()[0], tensorflow=tf.__version__,
         hournas_tf=hournas_tf.__version__, label=FLAGS.label,
         date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
-        commit=_commit(), steps_timed=FLAGS.steps)
+        commit=git_commit(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__))), mark_dirty=True),
+        steps_timed=FLAGS.steps)
     print(f"{FLAGS.space} stage {FLAGS.stage}, {rows} searched layers "
           f"({result['sampler']}), fused batch norm "
           f"{FLAGS.fused_batch_norm}: trace {result['trace_cpu_s']:.1f} "

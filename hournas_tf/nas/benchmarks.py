@@ -30,6 +30,7 @@ any implementation of the step.
 
 import os
 import platform
+import subprocess
 import time
 
 import numpy as np
@@ -44,6 +45,22 @@ CONTENDERS = ('stage2_single', 'stage2_all', 'stage2_fixed', 'standalone',
 OBJECTIVES = ('macs', 'params')
 IMAGENET_IMAGES = 1_281_167
 WEIGHT_SHARE = 0.8  # run_search: 80% of the images train the weights
+
+
+def git_commit(repo, mark_dirty=False):
+    """The short HEAD commit of `repo` (None outside git), with '+' when
+    `mark_dirty` and tracked files differ from it."""
+    def git(*args):
+        return subprocess.run(['git', *args], cwd=repo, capture_output=True,
+                              text=True, check=True).stdout.strip()
+
+    try:
+        head = git('rev-parse', '--short', 'HEAD')
+        dirty = mark_dirty and bool(git('status', '--porcelain',
+                                        '--untracked-files=no'))
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ('+' if dirty else '')
 
 
 def now():
