@@ -1,8 +1,8 @@
 """Ablations of the search and the random-search baseline, as one table.
 
-    python tools/ablate.py         # digits, the full table (not timed yet)
-    python tools/ablate.py --output_dir=runs/ablation --workers=2
-    python tools/ablate.py --seeds=5 --search_epochs=6 --train_epochs=6
+    python tools/ablate.py         # digits, the full table, 2 workers
+    python tools/ablate.py --variants=hournas,random --seeds=5
+    python tools/ablate.py --seeds=5 --search_epochs=5 --train_epochs=10
 
 Every variant is searched (`nas.search_lib.run_search`) and its derived
 architecture retrained (`training.train_lib.run_training`, the same recipe
@@ -74,7 +74,7 @@ class AblationConfig:
 
     output_dir: str
     search: config_lib.SearchConfig  # the default variant's settings
-    train_epochs: int = 6
+    train_epochs: int = 4
     seeds: tuple = (0, 1, 2)
     variants: tuple = VARIANTS
     random_k: int = 20
@@ -538,19 +538,35 @@ def write_outputs(config, command, started):
     _write_json(os.path.join(config.output_dir, 'results.json'), data)
     md = [table(config, rows), '']
     md += [f'- {line}' for line in data['conclusion']]
+    elapsed = (datetime.datetime.fromisoformat(data['written'])
+               - datetime.datetime.fromisoformat(started))
+    m = data['machine']
     md += ['', f'Command: `{command}`; {len(jobs)} jobs, '
            f'{data["job_wall_seconds"] / 60:.0f} min of job wall time and '
-           f'{data["job_cpu_seconds"] / 60:.0f} min of CPU time.']
+           f'{data["job_cpu_seconds"] / 60:.0f} min of CPU time; started '
+           f'{started}, table written {data["written"]} '
+           f'({elapsed.total_seconds() / 60:.0f} min later, resumptions '
+           f'included). {m["cpus"]} CPUs, load average {m["load_average"]}, '
+           f'Python {m["python"]}, TensorFlow {m["tensorflow"]}, Keras '
+           f'{m["keras"]}, commit {m["commit"]}.']
     with open(os.path.join(config.output_dir, 'ablation.md'), 'w') as f:
         f.write('\n'.join(md) + '\n')
     return data
 
 
 def machine():
-    """Where the table was made."""
+    """Where and with what the table was made."""
+    import keras
+    import tensorflow as tf
+
+    from hournas_tf.nas import benchmarks
+
     load = os.getloadavg() if hasattr(os, 'getloadavg') else None
     return {'platform': platform.platform(), 'cpus': os.cpu_count(),
             'python': platform.python_version(),
+            'tensorflow': tf.__version__, 'keras': keras.__version__,
+            'commit': benchmarks.git_commit(os.path.dirname(os.path.dirname(
+                os.path.abspath(__file__))), mark_dirty=True),
             'load_average': [round(x, 2) for x in load] if load else None}
 
 
@@ -574,23 +590,24 @@ def define_flags():
     flags.DEFINE_float('target_params', DEMO['target_params'],
                        'Params target.')
     flags.DEFINE_float('tolerance', 0.03, 'Relative tolerance.')
-    flags.DEFINE_integer('search_epochs', 3, 'Epochs of each search stage '
-                         '(the demo search runs 6).', lower_bound=1)
+    flags.DEFINE_integer('search_epochs', 2, 'Epochs of each search stage '
+                         '(the demo search runs 5 + 4).', lower_bound=1)
     flags.DEFINE_integer('max_steps_per_epoch', None, 'Cap on search steps '
                          'per epoch.', lower_bound=1)
     flags.DEFINE_integer('proposal_iters', DEMO['proposal_iters'],
                          'Iterations of the proposal optimization.',
                          lower_bound=1)
-    flags.DEFINE_integer('train_epochs', 6, 'Retraining epochs of every '
-                         'row (the train command default).', lower_bound=1)
+    flags.DEFINE_integer('train_epochs', 4, 'Retraining epochs of every '
+                         'row.', lower_bound=1)
     flags.DEFINE_integer('seeds', 3, 'Seeds per variant (0..n-1).',
                          lower_bound=1)
     flags.DEFINE_list('variants', list(VARIANTS), 'Rows to run.')
     flags.DEFINE_integer('random_k', 20, 'Random architectures scored by '
                          'the supernet for the best-of-k row.',
                          lower_bound=1)
-    flags.DEFINE_integer('workers', 1, 'Processes running cells in '
-                         'parallel.', lower_bound=1)
+    flags.DEFINE_integer('workers', 2, 'Processes running cells in '
+                         'parallel (tracing a supernet is single-threaded, '
+                         'so 2 suit 2 cores).', lower_bound=1)
     flags.DEFINE_bool('table_only', False, 'Write the table from the '
                       'finished cells and run nothing.')
     # Internal: a worker runs each cell as a child with this flag.
