@@ -219,3 +219,25 @@ def test_work_runs_each_cell_as_a_child_and_skips_a_failed_one(
     log = os.path.join(str(tmp_path), 'random', 'seed0', 'job.log')
     assert open(log).read() == 'child output\n'
     assert not os.listdir(os.path.join(str(tmp_path), 'locks'))
+
+
+def test_committed_table_is_the_tools_output_of_its_cells(tmp_path):
+    """docs/ablation.md's table and verdicts are what the tool computes
+    from the cell results kept in docs/ablation_results.json, with every
+    variant and at least 3 seeds per row."""
+    data = json.loads(open(os.path.join(REPO, 'docs',
+                                        'ablation_results.json')).read())
+    assert data['command'] == 'python tools/ablate.py'
+    targets = data['search_config']['targets']
+    rows = ablate.summarize(data['results'], targets)
+    assert rows == data['rows']
+    assert set(rows) == set(ablate.VARIANTS)
+    assert all(r['n'] >= 3 for r in rows.values())
+    c = ablate.AblationConfig(
+        output_dir=str(tmp_path), seeds=tuple(data['seeds']),
+        search=config_lib.SearchConfig(targets=targets))
+    doc = open(os.path.join(REPO, 'docs', 'ablation.md')).read()
+    assert ablate.table(c, rows) in doc
+    assert ablate.conclusion(rows) == data['conclusion']
+    for line in data['conclusion']:
+        assert line.split(' (')[0] in ' '.join(doc.split())
