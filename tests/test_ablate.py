@@ -155,6 +155,7 @@ def test_one_random_cell_runs_and_makes_the_table(tmp_path):
     assert '| random (uniform, within tolerance) | baseline |' in table
     assert f'{cell["test_accuracy"]:.2%} ± 0.00%' in table
     assert table in res.stdout
+    assert '1/1 cells done' in res.stdout
     # Rerun: the finished cell is kept, not run again.
     res = run_python('tools/ablate.py', *args, '--table_only', timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -219,6 +220,20 @@ def test_work_runs_each_cell_as_a_child_and_skips_a_failed_one(
     log = os.path.join(str(tmp_path), 'random', 'seed0', 'job.log')
     assert open(log).read() == 'child output\n'
     assert not os.listdir(os.path.join(str(tmp_path), 'locks'))
+
+
+def test_progress_counts_cells_and_estimates_the_time_left(tmp_path):
+    c = config(tmp_path, seeds=(0, 1), variants=('hournas', 'random'),
+               workers=2)
+    assert ablate.progress(c) == '0/4 cells done'
+    for variant, seconds in (('hournas', 300.0), ('random', 60.0)):
+        path = ablate.cell_dir(c, variant, 0)
+        os.makedirs(path)
+        ablate._write_json(os.path.join(path, ablate.RESULT_FILE), dict(
+            result(variant, 0, 0.9), job_wall_seconds=seconds))
+    # 2 cells left at the mean 180 s, over 2 workers: 3 min.
+    assert ablate.progress(c) == ('2/4 cells done; about 3 min left with '
+                                  '2 worker(s)')
 
 
 def test_committed_table_is_the_tools_output_of_its_cells(tmp_path):

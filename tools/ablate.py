@@ -79,6 +79,7 @@ class AblationConfig:
     variants: tuple = VARIANTS
     random_k: int = 20
     estimate_batches: int = 10
+    workers: int = 1
 
 
 def log(message):
@@ -350,6 +351,22 @@ def run_one_cell(config, variant, seed):
     return run_cell(config, variant, seed)
 
 
+def progress(config):
+    """'k/n cells done; about m min left': the finished cells' mean wall
+    time times the unfinished ones, over the workers."""
+    todo = cells(config)
+    done = [c for c in todo if is_done(config, *c)]
+    line = f'{len(done)}/{len(todo)} cells done'
+    if done and len(done) < len(todo):
+        mean = statistics.fmean(
+            _read_json(os.path.join(cell_dir(config, *c), RESULT_FILE))[
+                'job_wall_seconds'] for c in done)
+        left = mean * (len(todo) - len(done)) / config.workers
+        line += (f'; about {left / 60:.0f} min left with '
+                 f'{config.workers} worker(s)')
+    return line
+
+
 def work(config, argv):
     """Runs every unfinished cell this process can claim, each in a fresh
     child process (`argv` + `--cell`): TensorFlow keeps every traced graph
@@ -390,7 +407,7 @@ def work(config, argv):
                 cell_dir(config, variant, seed), RESULT_FILE))
             log(f'{variant} seed {seed}: test accuracy '
                 f'{result["test_accuracy"]:.4f} in '
-                f'{result["job_wall_seconds"]:.0f}s')
+                f'{result["job_wall_seconds"]:.0f}s; {progress(config)}')
         finally:
             release(config, variant, seed)
 
@@ -641,7 +658,7 @@ def config_from_flags(f):
         output_dir=f.output_dir, search=search,
         train_epochs=f.train_epochs, seeds=tuple(range(f.seeds)),
         variants=tuple(v for v in VARIANTS if v in f.variants),
-        random_k=f.random_k)
+        random_k=f.random_k, workers=f.workers)
     return config
 
 
