@@ -195,6 +195,11 @@ def test_search_and_best_of_k_cells_on_one_seed(tmp_path):
                         'arch.json').read_text())['search']['vital_ops']
     ops = best['architecture'].split(':')[1].split(',')
     assert all(ops[int(i) - 1] == op for i, op in vital.items())
+    # Two workers (the default), one table: the progress line counts the
+    # cells of both.
+    assert '1/2 cells done; about' in res.stdout
+    assert 'with 2 worker(s)' in res.stdout
+    assert res.stdout.count('| variant |') == 1
     data = json.loads((out / 'results.json').read_text())
     assert set(data['rows']) == {'hournas', 'random_best_of_k'}
     assert data['conclusion'][0].startswith('HourNAS ')

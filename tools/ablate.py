@@ -627,9 +627,12 @@ def define_flags():
                          'so 2 suit 2 cores).', lower_bound=1)
     flags.DEFINE_bool('table_only', False, 'Write the table from the '
                       'finished cells and run nothing.')
-    # Internal: a worker runs each cell as a child with this flag.
+    # Internal: a worker runs each cell as a child with --cell, and the
+    # command starts its other workers with --worker_only.
     flags.DEFINE_string('cell', None, 'internal: run one cell, '
                         'VARIANT:SEED')
+    flags.DEFINE_bool('worker_only', False, 'internal: run cells, start '
+                      'no other worker and write no table')
 
 
 def config_from_flags(f):
@@ -682,6 +685,9 @@ def main(argv):
         variant, _, seed = f.cell.rpartition(':')
         run_one_cell(config, variant, int(seed))
         return
+    if f.worker_only:
+        work(config, sys.argv[1:])
+        return
     preflight(config)
     os.makedirs(config.output_dir, exist_ok=True)
     command = ' '.join(['python', 'tools/ablate.py', *sys.argv[1:]])
@@ -696,7 +702,7 @@ def main(argv):
     if not f.table_only:
         workers = [subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), *sys.argv[1:],
-             '--workers=1'])
+             '--worker_only'])
             for _ in range(f.workers - 1)]
         work(config, sys.argv[1:])
         for p in workers:
