@@ -82,8 +82,8 @@ def _multi_worker_mirrored():
     `fit` gives it (tensorflow/tensorflow#72388):
 
     - a nested value: `fit` reduces its first batch to learn the input
-      shapes, and this strategy reduces one tensor at a time (TensorFlow:
-      "TODO: support `value` being a nest"), so with 2 or more workers
+      shapes, and this strategy reduces one tensor at a time (a nested
+      value is not supported there yet), so with 2 or more workers
       `fit` failed with "Attempt to convert a value (PerReplica ...) with
       an unsupported type to a Tensor";
     - `axis=0` for a scalar: `fit` averages every log value with `axis=0`

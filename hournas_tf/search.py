@@ -18,6 +18,7 @@ from absl import flags
 from hournas_tf import distribute
 from hournas_tf import errors
 from hournas_tf import spaces
+from hournas_tf.command_flags import define_strategy_flags
 from hournas_tf.errors import UserError
 from hournas_tf.nas import config as config_lib
 from hournas_tf.resources.counting import human
@@ -166,23 +167,6 @@ def define_flags():
                          'progress bars, 2 one line per epoch and the log '
                          'lines of TensorFlow, absl and tensorflow-datasets '
                          '(held back otherwise).')
-
-
-def define_strategy_flags(default):
-    """The distribution flags of search and train (`--strategy`
-    defaults to `default`)."""
-    flags.DEFINE_enum('strategy', default, distribute.STRATEGIES,
-                      'tf.distribute strategy: default (one device), '
-                      'mirrored (local GPUs, or --cpu_replicas CPU devices), '
-                      'multi_worker_mirrored (TF_CONFIG) or tpu (--tpu).')
-    flags.DEFINE_string('tpu', None, 'The TPU of --strategy=tpu: a name, '
-                        'a grpc:// address or local (a TPU VM).')
-    flags.DEFINE_integer('cpu_replicas', 1, 'Split the CPU into this many '
-                         'logical devices for --strategy=mirrored (a '
-                         'laptop run of the mirrored code path).',
-                         lower_bound=1)
-    flags.DEFINE_bool('sync_batch_norm', False, 'Batch-norm statistics over '
-                      'all replicas, not per replica (docs/distribute.md).')
 
 
 # Flags a resumed search may change (e.g. a lower learning rate after a

@@ -14,8 +14,8 @@ from absl import flags
 
 from hournas_tf import distribute
 from hournas_tf import errors
+from hournas_tf.command_flags import define_strategy_flags
 from hournas_tf.errors import UserError
-from hournas_tf.search import define_strategy_flags
 from hournas_tf.training import config as config_lib
 from hournas_tf.training import resolve
 from hournas_tf.training import run_dir

@@ -26,6 +26,7 @@ from unittest import mock
 from hypothesis import strategies as st
 
 from hournas_tf import errors
+from hournas_tf.distribute import STRATEGIES
 from hournas_tf.errors import UserError
 
 # Demo-sized instances: checked in milliseconds.
@@ -563,6 +564,11 @@ def run_command(command, argv, cwd):
     before = set(FLAGS)
     module.define_flags()
     added = [name for name in FLAGS if name not in before]
+    if 'tensorflow' in sys.modules:
+        # TensorFlow logs its failed CUDA probe to fd 2 once per process,
+        # in whatever touches the devices first: let that be here, not a
+        # case (which of them is first depends on the tests run before).
+        sys.modules['tensorflow'].config.list_physical_devices()
     old_argv, old_cwd = sys.argv, os.getcwd()
     reached = None
     try:
@@ -938,7 +944,6 @@ def _search_cases():
         _unknown(), POSITIONAL)
 
 
-STRATEGIES = ('default', 'mirrored', 'multi_worker_mirrored', 'tpu')
 # Distribution flags that do not fit together (search and train).
 STRATEGY_MISTAKES = (
     st.just(Case(['--strategy=tpu'], '--tpu')),

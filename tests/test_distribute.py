@@ -327,3 +327,16 @@ def test_mirrored_search_killed_in_stage_2_resumes(tmp_path):
     assert (out / 'arch.json').exists()
     config = json.loads((out / 'search_config.json').read_text())
     assert config['strategy'] == 'mirrored' and config['cpu_replicas'] == 2
+
+
+@pytest.mark.parametrize('command', ['search', 'train'])
+def test_each_command_lists_the_strategy_flags_in_its_help(command):
+    """`command_flags.define_strategy_flags` registers the flags as the
+    command's own: its --help (not only --helpfull) shows them."""
+    from conftest import run_module
+
+    res = run_module(f'hournas_tf.{command}', '--help')  # absl exits 1
+    assert 'Try --helpfull' in res.stdout, res.stderr[-2000:]
+    for flag in ('strategy', 'tpu', 'cpu_replicas', 'sync_batch_norm'):
+        assert f'{flag}: ' in res.stdout, flag  # the flag's own entry
+    assert 'hournas_tf.command_flags' not in res.stdout

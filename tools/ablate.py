@@ -38,8 +38,8 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
 
 from absl import flags  # noqa: E402
 
@@ -582,8 +582,7 @@ def machine():
     return {'platform': platform.platform(), 'cpus': os.cpu_count(),
             'python': platform.python_version(),
             'tensorflow': tf.__version__, 'keras': keras.__version__,
-            'commit': benchmarks.git_commit(os.path.dirname(os.path.dirname(
-                os.path.abspath(__file__))), mark_dirty=True),
+            'commit': benchmarks.git_commit(REPO, mark_dirty=True),
             'load_average': [round(x, 2) for x in load] if load else None}
 
 

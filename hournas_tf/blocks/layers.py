@@ -297,7 +297,7 @@ class InvertedResidual(layers.Layer):
     adds x itself: x + w * F(x)); the weights are the same either way.
 
     `bn_synchronized`: batch statistics over all replicas of a
-    `tf.distribute` strategy (Keras' synchronized batch norm).
+    `tf.distribute` strategy (`SyncBatchNormalization`).
 
     `drop_path_rate` (stochastic depth, off by default): in training, the
     residual branch of each example is dropped with this probability and

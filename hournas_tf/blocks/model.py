@@ -31,13 +31,12 @@ def build_model(arch, name=None, dropout=None, drop_path_rate=0.0,
     space = arch.search_space()
     inputs = keras.Input((space.image_size, space.image_size, 3),
                          name='image')
-    sync = sync_batch_norm
-    x = hl.make_stem(space, bn_synchronized=sync)(inputs)
+    x = hl.make_stem(space, bn_synchronized=sync_batch_norm)(inputs)
     num_layers = len(arch.ops)
     for i, op in enumerate(arch.ops):
         rate = drop_path_rate * i / num_layers
         x = hl.make_op(space, i, op, drop_path_rate=rate,
-                       bn_synchronized=sync)(x)
-    x = hl.make_head(space, bn_synchronized=sync)(x)
+                       bn_synchronized=sync_batch_norm)(x)
+    x = hl.make_head(space, bn_synchronized=sync_batch_norm)(x)
     outputs = hl.make_classifier(space, x, dropout=dropout)
     return keras.Model(inputs, outputs, name=name or arch.name or arch.space)
