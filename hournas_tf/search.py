@@ -124,8 +124,9 @@ def define_flags():
                        'stage 1 (the paper\'s 5.0).')
     flags.DEFINE_float('nonvital_tau_init', 1.0, 'Initial Gumbel temperature '
                        'of the straight-through relaxation in stage 2, in '
-                       'the units of the proposals (20 x their sampling '
-                       'temperature 0.05; docs/search.md).')
+                       'the units of the proposals (their sampling '
+                       'temperature is --proposal_tau_end; docs/search.md).')
+    define_proposal_flags()
     flags.DEFINE_float('tau_decay', 0.9999, 'Temperature decay per step.')
     flags.DEFINE_float('weight_lr', 0.1, 'SGD learning rate of the weights.')
     flags.DEFINE_float('arch_lr', DEMO['arch_lr'], 'Adam learning rate of the '
@@ -169,6 +170,59 @@ def define_flags():
                          '(held back otherwise).')
 
 
+def define_proposal_flags():
+    """The space proposals' and stage 2's settings (docs/search.md, "Stage
+    2 searches"; configs/paper.flags sets the paper's values)."""
+    d = config_lib.SearchConfig()
+    flags.DEFINE_float('proposal_lr', d.proposal_lr, 'Adam learning rate '
+                       'of the proposal optimization.')
+    flags.DEFINE_float('proposal_tau_start', d.proposal_tau_start,
+                       'First temperature of the proposals\' annealing.')
+    flags.DEFINE_float('proposal_tau_end', d.proposal_tau_end, 'Last '
+                       'temperature of the annealing, the one stage 2 '
+                       'samples at.')
+    flags.DEFINE_float('proposal_hold', d.proposal_hold, 'Share of the '
+                       'iterations held at --proposal_tau_end.')
+    flags.DEFINE_float('proposal_entropy', d.proposal_entropy, 'Weight of '
+                       'the bonus for the proposals\' row entropy: keeps '
+                       'choice among ops of nearly equal cost (0: the '
+                       'paper).')
+    flags.DEFINE_float('proposal_slack', d.proposal_slack, 'Misses within '
+                       'this share of --tolerance cost the proposals '
+                       'nothing (0: the paper).')
+    flags.DEFINE_float('proposal_mode_weight', d.proposal_mode_weight,
+                       'Weight of the term that steers each proposal\'s '
+                       'most probable architecture onto the targets (0: '
+                       'the paper).')
+    flags.DEFINE_enum('proposal_orthogonality', d.proposal_orthogonality,
+                      config_lib.ORTHOGONALITY, 'Form of the proposals\' '
+                      'orthogonality term: centered logits (cosine), '
+                      'probabilities, or the paper\'s raw logits.')
+    flags.DEFINE_enum('proposal_reduction', d.proposal_reduction,
+                      config_lib.REDUCTIONS, 'Resource terms summed over '
+                      'the proposals, or the paper\'s mean.')
+    flags.DEFINE_bool('proposal_repair', d.proposal_repair, 'Safety net: '
+                      'swap the logits of a proposal whose most probable '
+                      'architecture misses a target before stage 2 '
+                      '(reported as a repair).')
+    flags.DEFINE_float('resource_slack', d.resource_slack, 'Stage 2: '
+                       'misses within this multiple of --tolerance cost '
+                       'nothing, so inside the budget only accuracy moves '
+                       'the architecture (0: the paper).')
+    flags.DEFINE_enum('resource_estimate', d.resource_estimate,
+                      config_lib.RESOURCE_ESTIMATES, 'Stage 2\'s resource '
+                      'loss reads each proposal\'s expected totals, '
+                      'weighted by pi (smooth, zero while they are inside '
+                      'the budget), or the step\'s first draw (the '
+                      'paper).')
+    flags.DEFINE_float('pi_tau', d.pi_tau, 'Relaxation temperature of the '
+                       'proposal sampler pi (default: the ops\' tau).')
+    flags.DEFINE_enum('derive', d.derive, config_lib.DERIVATIONS,
+                      'in_budget: the most probable architecture within '
+                      '--tolerance of every target; argmax: each layer\'s '
+                      'most probable op (the paper).')
+
+
 # Flags a resumed search may change (e.g. a lower learning rate after a
 # non-finite loss); every other setting comes from search_config.json.
 # The devices may change too (a preempted run may continue on other
@@ -177,6 +231,13 @@ def define_flags():
 RESUME_FLAGS = ('weight_lr', 'arch_lr', 'checkpoint_every', 'verbose')
 DEVICE_FLAGS = ('strategy', 'tpu', 'cpu_replicas')
 RUN_FLAGS = ('resume', 'output_dir', 'flagfile', 'verbosity')
+
+
+PROPOSAL_FLAGS = (
+    'proposal_lr', 'proposal_tau_start', 'proposal_tau_end', 'proposal_hold',
+    'proposal_entropy', 'proposal_slack', 'proposal_mode_weight',
+    'proposal_orthogonality', 'proposal_reduction', 'proposal_repair',
+    'resource_slack', 'resource_estimate', 'pi_tau', 'derive')
 
 
 def resume_config_from_flags(f):
@@ -222,6 +283,7 @@ def config_from_flags(f):
         vital_first=f.vital_first,
         vital_ops=tuple(f.vital_ops) if f.vital_ops else None,
         alpha=f.alpha, beta=f.beta, tau_init=f.tau_init,
+        **{name: f[name].value for name in PROPOSAL_FLAGS},
         nonvital_tau_init=f.nonvital_tau_init,
         tau_decay=f.tau_decay, weight_lr=f.weight_lr, arch_lr=f.arch_lr,
         tolerance=f.tolerance, budget_draws=f.budget_draws,

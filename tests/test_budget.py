@@ -50,6 +50,48 @@ def test_expected_totals_and_resource_loss():
     assert np.abs(tape.gradient(loss, weights).numpy()).max() > 0
 
 
+def test_resource_loss_is_free_inside_the_slack():
+    table = tiny_table()
+    columns = np.array([[0, 2, 1]])
+    exact = tables.totals(table, columns)
+    weights = tf.Variable(np.eye(3)[columns])
+    # Targets 2% off the architecture: inside a 3% box, outside a 1% one.
+    targets = {o: float(exact[o][0]) * 1.02 for o in table.objectives}
+    with tf.GradientTape(persistent=True) as tape:
+        inside = budget_lib.resource_loss(table, targets, weights, 0.03)
+        outside = budget_lib.resource_loss(table, targets, weights, 0.01)
+    assert inside.numpy() == 0.0
+    assert np.abs(tape.gradient(inside, weights).numpy()).max() == 0.0
+    scale = tables.normalizers(table, targets)
+    manual = np.mean([(t - exact[o][0] - 0.01 * t) / scale[o]
+                      for o, t in targets.items()])
+    np.testing.assert_allclose(outside.numpy(), manual, rtol=1e-5)
+    assert np.abs(tape.gradient(outside, weights).numpy()).max() > 0
+
+
+def test_expected_resource_loss_weights_each_proposal():
+    table = tiny_table()
+    columns = np.array([[0, 2, 1], [2, 0, 0]])
+    probs = tf.Variable(np.eye(3)[columns] * 0.6 + 0.4 / 3 * table.mask)
+    pi = tf.Variable([0.25, 0.75], dtype=tf.float64)
+    targets = {'macs': 150.0, 'params': 20.0}
+    with tf.GradientTape() as tape:
+        loss = budget_lib.expected_resource_loss(table, targets, probs, pi)
+    per = [budget_lib.resource_loss(table, targets, probs[j:j + 1]).numpy()
+           for j in range(2)]
+    np.testing.assert_allclose(loss.numpy(), 0.25 * per[0] + 0.75 * per[1],
+                               rtol=1e-6)
+    grads = tape.gradient(loss, [probs, pi])
+    assert all(np.abs(g.numpy()).max() > 0 for g in grads)
+    # Inside a wide box: zero loss, no gradient to either.
+    with tf.GradientTape() as tape:
+        free = budget_lib.expected_resource_loss(table, targets, probs, pi,
+                                                 free_within=10.0)
+    assert free.numpy() == 0.0
+    grads = tape.gradient(free, [probs, pi])
+    assert all(np.abs(g.numpy()).max() == 0 for g in grads)
+
+
 def test_within_tolerance_equals_the_exact_check_on_every_architecture():
     table = tiny_table()
     columns = np.array(all_columns(table))

@@ -94,11 +94,13 @@ def test_dry_run_fbnet_lands_every_proposal_within_3_percent(tmp_path):
     shares = [report['samples'][t]['share_within_tolerance']
               for t in ('5', '1', '0.5', '0.1')]
     assert shares[-1] > shares[0]
-    # Stage 2 draws at the proposals' sampling temperature: the issue's
-    # goal is 90% of its draws within 3% (0.98-1.00 measured, 6 seeds).
+    # Stage 2 draws at the proposals' sampling temperature, from
+    # proposals that keep choice (mean top probability <= 0.9) with at
+    # least half of the draws within 3% (docs/search.md).
     start = report['stage2_start']
-    assert start['sample_temperature'] == 0.05
-    assert start['share_within_tolerance'] >= 0.9
+    assert start['sample_temperature'] == 1.0
+    assert start['share_within_tolerance'] >= 0.5
+    assert start['mean_top_probability'] <= 0.9
     # 8 draws per step (the default) keep one within tolerance.
     assert start['budget_draws'] == 8
     assert start['share_trained_within_tolerance'] >= max(
@@ -282,7 +284,17 @@ def test_search_end_to_end_on_digits(tmp_path):
             i for i in range(len(arch.ops)) if i not in vital]
         assert sorted(int(k) - 1 for k in record['arch_grad_norm']) == \
             sorted(rows)
+        assert sorted(record['resource_grad_norm']) == sorted(
+            record['arch_grad_norm'])
     last = records[-1]
+    # Stage 2's per-epoch choice statistics and pi's gradient norms.
+    assert set(last['pi_grad_norm']) == {'cross_entropy', 'resource'}
+    assert 0 < last['mean_top_probability'] <= 1
+    moved = last['rows_changed']
+    assert moved['rows'] == 4 * (len(arch.ops) - len(vital))
+    assert moved['total'] == sum(map(len, moved['per_proposal']))
+    assert data['rows_changed'] == moved
+    assert data['stage2_start']['mean_top_probability'] <= 1
     assert 'proposal_probabilities' in last and 'tau' in last
     # Each stage anneals from its own start: --tau_init, then
     # --nonvital_tau_init (3 steps of decay 0.9999 each).

@@ -228,7 +228,10 @@ def test_proposal_share_compares_schedules_on_the_demo_table(tmp_path):
     old, new = (data['variants'][k] for k in ('iters=300 tau_end=0.1 hold=0',
                                               'iters=300'))
     assert old['overrides'] == {'iters': 300, 'tau_end': 0.1, 'hold': 0.0}
-    assert [r['sample_temperature'] for r in new['seeds']] == [0.05, 0.05]
+    assert [r['sample_temperature'] for r in new['seeds']] == [1.0, 1.0]
+    # The colder end leaves less choice in the rows than the defaults.
+    assert old['mean_top_probability'] > new['mean_top_probability']
+    assert new['safety_net_fired'] == [0, 0]  # off by default
     for variant in (old, new):
         assert [r['seed'] for r in variant['seeds']] == [0, 1]
         for r in variant['seeds']:
@@ -236,6 +239,8 @@ def test_proposal_share_compares_schedules_on_the_demo_table(tmp_path):
             assert 0.0 <= r['share'] <= 1.0
         assert variant['min_share'] == min(r['share']
                                            for r in variant['seeds'])
+        assert variant['max_top_probability'] == max(
+            r['mean_top_probability'] for r in variant['seeds'])
     assert f'| iters=300 | {new["min_share"]:.3f} / ' in res.stdout
 
 

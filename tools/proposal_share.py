@@ -4,8 +4,8 @@
     python tools/proposal_share.py --space=fbnet --image_size=224 \\
         --width_multiplier=1.0 --num_classes=1000 \\
         --target_macs=295e6 --target_params=4.8e6
-    python tools/proposal_share.py --variants='tau_end=0.1 hold=0' \\
-        --variants='tau_end=0.05 hold=0.3' --seeds=6
+    python tools/proposal_share.py --variants='entropy_weight=0' \\
+        --variants='entropy_weight=0.03' --seeds=6
 
 For each variant of the proposal optimization (`ProposalConfig` fields,
 `name=value` separated by spaces) and each seed, optimizes the proposals
@@ -15,7 +15,10 @@ draws 10,000 architectures at the proposals' own sampling temperature
 (`tau_end`, the one stage 2 draws at) with uniform pi. Prints, per variant,
 the share within tolerance of every target (min and mean over seeds), the
 worst single proposal's share (2,000 draws each: what stage 2 sees when pi
-concentrates on it) and the optimization time, as a markdown table;
+concentrates on it), the mean top probability of the searched rows at that
+temperature (1.0: one-hot proposals, nothing left to search), how many
+proposals the safety net changed (with `repair=true`) and the optimization
+time, as a markdown table;
 `--output` also writes the numbers as JSON.
 """
 
@@ -51,7 +54,9 @@ def define_flags():
     flags.DEFINE_float('tolerance', 0.03, 'Relative tolerance.')
     flags.DEFINE_list('vital_ops', None, 'Vital ops (one per vital layer, '
                       'or "max", the default).')
-    flags.DEFINE_multi_string('variants', ['tau_end=0.1 hold=0', ''],
+    flags.DEFINE_multi_string('variants', [
+        'tau_end=0.05 entropy_weight=0 slack=0 orthogonality=probabilities '
+        'repair=true', ''],
                               'ProposalConfig overrides, "name=value" '
                               'separated by spaces ("" = the defaults); '
                               'repeat the flag for several.')
@@ -74,7 +79,8 @@ def parse_variant(text):
             raise UserError(f'variant item {item!r} must be name=value with '
                             f'a ProposalConfig field other than seed: '
                             f'{sorted(set(fields) - {"seed"})}')
-        kind = {'int': int, 'float': float, 'bool': _bool}[fields[name]]
+        kind = {'int': int, 'float': float, 'bool': _bool,
+                'str': str}[fields[name]]
         try:
             overrides[name] = kind(value)
         except ValueError:
@@ -115,10 +121,17 @@ def measure(table, targets, tolerance, overrides, seeds):
                 share(theta, DRAWS_PER_PROPOSAL, tau, seed + 200 + j)
                 for j, theta in enumerate(result.logits)),
             'distinct_argmax': len({tuple(c) for c in result.columns}),
+            'mean_top_probability': proposals.mean_top_probability(
+                result.logits, table.mask, tau),
+            'safety_net_fired': sum(bool(r) for r in result.repaired),
             'seconds': result.seconds})
     shares = [r['share'] for r in rows]
     worst = [r['worst_proposal_share'] for r in rows]
+    tops = [r['mean_top_probability'] for r in rows]
     return {'overrides': overrides, 'seeds': rows,
+            'max_top_probability': max(tops),
+            'mean_top_probability': float(np.mean(tops)),
+            'safety_net_fired': [r['safety_net_fired'] for r in rows],
             'min_share': min(shares), 'mean_share': float(np.mean(shares)),
             'min_worst_proposal': min(worst),
             'mean_worst_proposal': float(np.mean(worst)),
@@ -128,12 +141,18 @@ def measure(table, targets, tolerance, overrides, seeds):
 def markdown(results, tolerance):
     lines = [f'| variant | share of {DRAWS:,} draws within '
              f'{tolerance:.0%}: min / mean over seeds | worst proposal: '
-             'min / mean | seconds |', '| --- | --- | --- | --- |']
+             'min / mean | mean top probability: mean / max | proposals '
+             'the safety net changed, per seed | seconds |',
+             '| --- | --- | --- | --- | --- | --- |']
     for name, r in results.items():
         lines.append(
             f'| {name or "defaults"} | {r["min_share"]:.3f} / '
             f'{r["mean_share"]:.3f} | {r["min_worst_proposal"]:.3f} / '
-            f'{r["mean_worst_proposal"]:.3f} | {r["mean_seconds"]:.1f} |')
+            f'{r["mean_worst_proposal"]:.3f} '
+            f'| {r["mean_top_probability"]:.3f} / '
+            f'{r["max_top_probability"]:.3f} '
+            f'| {" ".join(map(str, r["safety_net_fired"]))} '
+            f'| {r["mean_seconds"]:.1f} |')
     return '\n'.join(lines)
 
 

@@ -5,15 +5,20 @@
 
 Per run and epoch (from `history.jsonl`): training and architecture-split
 accuracy, the share of trained architectures within tolerance (and of the
-steps' first draws, the distribution itself), the smallest
-per-layer cross-entropy gradient norm of the architecture logits, and the
-range of the searched layers' top op probabilities. Then one row per run
-(from `arch.json`): the derived architecture, its relative errors before
-and after repair, the repaired layers and the stage times.
+steps' first draws, the distribution itself), the smallest and the median
+per-layer norm of the cross-entropy part of the architecture gradient and
+the median of its resource part, the range of the searched layers' top op
+probabilities, and in stage 2 the proposals' mean top probability and
+`rows_changed` (the (proposal, layer) rows whose most probable op moved
+since the stage started). Then one row per run (from `arch.json`): the
+derived architecture, its relative errors before and after repair, the
+repaired layers, stage 2's start (share of draws within tolerance, mean
+top probability), the rows changed, and the stage times.
 """
 
 import json
 import os
+import statistics
 import sys
 
 if __package__ in (None, ''):  # Run as `python tools/search_summary.py`.
@@ -37,23 +42,40 @@ def _errors(rel):
     return ', '.join(f'{k} {v:+.1%}' for k, v in sorted(rel.items()))
 
 
+def _median(values):
+    return statistics.median(values) if values else None
+
+
+def _num(value, spec):
+    return '-' if value is None else format(value, spec)
+
+
+def _moved(moved):
+    return f'{moved["total"]}/{moved["rows"]}' if moved else '-'
+
+
 def epoch_table(records):
     """Markdown rows: one per epoch of both stages."""
     lines = ['| stage | epoch | accuracy | arch accuracy | within tolerance '
-             '| first draw within | min grad norm | top op probability |',
-             '|---|---:|---:|---:|---:|---:|---:|---|']
+             '| first draw within | CE grad min / median | resource grad '
+             'median | top op probability | mean top probability | rows '
+             'changed |',
+             '|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|']
     for r in records:
         grads = list(r.get('arch_grad_norm', {}).values())
+        resource = list(r.get('resource_grad_norm', {}).values())
         top = [max(p.values()) for p in r['op_probabilities'].values()]
-        within = r.get('within_tolerance')
-        first = r.get('draw_within_tolerance')
+        moved = r.get('rows_changed')
         lines.append(
             f'| {r["stage"]} | {r["epoch"]} | {r["accuracy"]:.3f} '
             f'| {r["arch_accuracy"]:.3f} '
-            f'| {"-" if within is None else f"{within:.2f}"} '
-            f'| {"-" if first is None else f"{first:.2f}"} '
-            f'| {f"{min(grads):.1e}" if grads else "-"} '
-            f'| {min(top):.2f}-{max(top):.2f} |')
+            f'| {_num(r.get("within_tolerance"), ".2f")} '
+            f'| {_num(r.get("draw_within_tolerance"), ".2f")} '
+            f'| {f"{min(grads):.1e} / {_median(grads):.1e}" if grads else "-"}'
+            f' | {_num(_median(resource), ".1e")} '
+            f'| {min(top):.2f}-{max(top):.2f} '
+            f'| {_num(r.get("mean_top_probability"), ".3f")} '
+            f'| {_moved(moved)} |')
     return '\n'.join(lines)
 
 
@@ -61,7 +83,7 @@ def result_row(run_dir):
     """One markdown row of a finished run's `arch.json` (or 'unfinished')."""
     path = os.path.join(run_dir, 'arch.json')
     if not os.path.isfile(path):
-        return f'| {run_dir} | unfinished | | | | |'
+        return f'| {run_dir} | unfinished | | | | | | |'
     with open(path) as f:
         arch = json.load(f)
     search = arch['search']
@@ -69,10 +91,19 @@ def result_row(run_dir):
     times = ', '.join(f'{k} {v:.0f} s' for k, v in seconds.items())
     before = search.get('before_repair', {}).get('relative_error', {})
     repaired = search.get('repaired_layers') or []
+    repaired = repaired + [f'{n} (before stage 2)' for n in
+                           search.get('proposal_repaired_layers') or []]
     ops = arch['string'].split(':', 1)[-1]
+    start = search.get('stage2_start') or search.get(
+        'proposal_optimization', {}).get('stage2_start', {})
+    moved = search.get('rows_changed')
     return (f'| {run_dir} | `{ops}` | {_errors(before)} '
             f'| {_errors(search["relative_error"])} '
-            f'| {", ".join(map(str, repaired)) or "none"} | {times} |')
+            f'| {", ".join(map(str, repaired)) or "none"} '
+            f'| {_num(start.get("share_within_tolerance"), ".2f")} / '
+            f'{_num(start.get("mean_top_probability"), ".3f")} '
+            f'| {_moved(moved)} '
+            f'| {times} |')
 
 
 def summary(run_dirs):
@@ -82,7 +113,9 @@ def summary(run_dirs):
         parts += [f'### {run_dir}', '', epoch_table(read_history(run_dir)),
                   '']
     parts += ['| run | architecture | error before repair | error '
-              '| repaired layers | time |', '|---|---|---|---|---|---|']
+              '| repaired layers | stage 2 start: within tolerance / mean '
+              'top probability | rows changed | time |',
+              '|---|---|---|---|---|---|---|---|']
     parts += [result_row(d) for d in run_dirs]
     return '\n'.join(parts)
 

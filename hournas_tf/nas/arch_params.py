@@ -9,12 +9,15 @@ vocabulary (columns, `mask` marks the candidates):
   differentiable in the parameters; scores are the perturbed logits of the
   draw (the runner-up op of the two-path estimator comes from them).
 - `argmax_weights()`: one-hot weights of the derived architecture.
-- `probabilities()`: the op distribution (rows, cols) as a tensor.
+- `probabilities()`: the op distribution (rows, cols) as a tensor;
+  `proposal_distributions()`: (each proposal's (m, rows, cols), pi (m,)),
+  differentiable (plain logits: one proposal with probability 1).
 - `op_probabilities()`, `proposal_probabilities()`,
   `proposal_op_probabilities()`: numpy views for logs and plots.
 - `derive()`: columns (rows,) of the derived architecture;
   `derive_all()`: one per proposal.
-- `row_norms(grads)`: per-row norm of a gradient of `trainable_weights`.
+- `row_norms(grads)`: per-row norm of a gradient of `trainable_weights`;
+  `pi_norm(grads)`: the norm of its pi part (0 for plain logits).
 
 `LogitsParams` is theta (rows, cols), zeros at the start (uniform), with
 op weights `sampling.sample(theta)`: stage 1 and the one-stage search
@@ -136,12 +139,20 @@ class LogitsParams(ArchParams):
         (theta,) = grads
         return tf.norm(theta, axis=-1)
 
+    def pi_norm(self, grads):
+        return tf.zeros((), grads[0].dtype)
+
+    def proposal_distributions(self):
+        return self.probabilities()[None], tf.ones((1,), self.theta.dtype)
+
 
 class ProposalParams(ArchParams):
     """m proposals theta_j (m, rows, cols) and the proposal logits pi (m,)."""
 
-    def __init__(self, mask, proposals, temperature=1.0, **kwargs):
+    def __init__(self, mask, proposals, temperature=1.0, pi_tau=None,
+                 **kwargs):
         super().__init__(mask, temperature, **kwargs)
+        self.pi_tau = pi_tau
         proposals = np.asarray(proposals, dtype=np.float32)
         proposals = proposals / np.float32(self.temperature)
         self.pi_logits = self.add_weight(
@@ -164,7 +175,7 @@ class ProposalParams(ArchParams):
             tf.convert_to_tensor(self.pi_logits),
             tf.convert_to_tensor(self.proposal_logits),
             tau / self.temperature, sampler, seed, tf.constant(self.mask),
-            return_scores=True)
+            return_scores=True, pi_tau=self.pi_tau)
         return weights, scores
 
     def _best(self):
@@ -177,11 +188,15 @@ class ProposalParams(ArchParams):
                           dtype=self.proposal_logits.dtype)
 
     def probabilities(self):
+        per, pi = self.proposal_distributions()
+        return tf.tensordot(pi, per, axes=[[0], [0]])
+
+    def proposal_distributions(self):
         pi = tf.nn.softmax(tf.convert_to_tensor(self.pi_logits))
         per = tf.nn.softmax(sampling.masked_logits(
             tf.convert_to_tensor(self.proposal_logits),
             tf.constant(self.mask)), axis=-1)
-        return tf.tensordot(pi, per, axes=[[0], [0]])
+        return per, pi
 
     def proposal_probabilities(self):
         pi = np.asarray(self.pi_logits.numpy(), np.float64)
@@ -191,8 +206,14 @@ class ProposalParams(ArchParams):
     def _logits_numpy(self):
         return self.proposal_logits.numpy()
 
-    def row_norms(self, grads):
+    def _grad_of(self, grads, variable):
         by_variable = dict(zip((id(v) for v in self.trainable_weights),
                                grads))
-        g = by_variable[id(self.proposal_logits)]
+        return by_variable[id(variable)]
+
+    def row_norms(self, grads):
+        g = self._grad_of(grads, self.proposal_logits)
         return tf.sqrt(tf.reduce_sum(tf.square(g), axis=[0, 2]))
+
+    def pi_norm(self, grads):
+        return tf.norm(self._grad_of(grads, self.pi_logits))

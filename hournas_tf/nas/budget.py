@@ -54,15 +54,42 @@ def expected_totals(table, weights):
     return result
 
 
-def resource_loss(table, targets, weights):
-    """mean_i |R_i(A) - T_i| / M_i (eq. 6), averaged over leading dims."""
-    for objective in targets:
-        tables.check_objective(table, objective)
+def _per_row_terms(table, targets, weights, free_within):
     scale = tables.normalizers(table, targets)
     totals = expected_totals(table, weights)
-    terms = [tf.abs(totals[obj] - target) / scale[obj]
-             for obj, target in targets.items()]
-    return tf.reduce_mean(tf.add_n(terms) / len(terms))
+    terms = [tf.nn.relu(tf.abs(totals[obj] - target) - free_within * target)
+             / scale[obj] for obj, target in targets.items()]
+    return tf.add_n(terms) / len(terms)
+
+
+def expected_resource_loss(table, targets, probabilities, proposal_weights,
+                           free_within=0.0):
+    """sum_j w_j L(E_j[R]): the resource loss (`resource_loss`) of each
+    proposal's expected totals under its op probabilities (m, rows, cols),
+    weighted by `proposal_weights` (m,) (pi's probabilities).
+
+    Deterministic and smooth: with `free_within` it is zero while every
+    proposal's expected totals stay inside the box, and then only the
+    other losses move the architecture."""
+    for objective in targets:
+        tables.check_objective(table, objective)
+    per = _per_row_terms(table, targets, probabilities, free_within)
+    weights = tf.cast(proposal_weights, per.dtype)
+    return tf.reduce_sum(weights * per)
+
+
+def resource_loss(table, targets, weights, free_within=0.0):
+    """mean_i |R_i(A) - T_i| / M_i (eq. 6), averaged over leading dims.
+
+    With `free_within` = d > 0, misses up to d * T_i cost nothing:
+    max(0, |R_i - T_i| - d T_i) / M_i, so that inside that box only the
+    other losses move the architecture (d = the tolerance: zero for any
+    architecture within tolerance of every target).
+    """
+    for objective in targets:
+        tables.check_objective(table, objective)
+    return tf.reduce_mean(_per_row_terms(table, targets, weights,
+                                         free_within))
 
 
 def within_tolerance(budget, weights):

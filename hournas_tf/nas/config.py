@@ -14,6 +14,10 @@ from hournas_tf.resources.counting import OBJECTIVES
 from hournas_tf.resources.latency import OBJECTIVE as LATENCY
 
 SAMPLERS = ('gumbel_max', 'gumbel_softmax', 'softmax')
+DERIVATIONS = ('in_budget', 'argmax')
+RESOURCE_ESTIMATES = ('expected', 'draw')
+ORTHOGONALITY = ('centered', 'probabilities', 'logits')
+REDUCTIONS = ('sum', 'mean')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,8 +44,23 @@ class SearchConfig:
     vital_ops: tuple = None  # skip stage 1: ops of the vital layers, 'max'
     alpha: float = 5.0
     beta: float = 1e-2
+    # Space proposals (`proposals.ProposalConfig`; docs/search.md).
+    proposal_lr: float = 0.05
+    proposal_tau_start: float = 5.0
+    proposal_tau_end: float = 1.0     # stage 2 samples at this temperature
+    proposal_hold: float = 0.0
+    proposal_entropy: float = 0.015   # 0: the paper (no entropy bonus)
+    proposal_slack: float = 0.5       # 0: the paper (every miss costs)
+    proposal_mode_weight: float = 1.0  # 0: the paper (no mode term)
+    proposal_orthogonality: str = 'centered'  # 'logits': the paper
+    proposal_reduction: str = 'sum'   # 'mean': the paper's 1/(nm)
+    proposal_repair: bool = False     # the proposals' safety net
+    resource_slack: float = 1.0  # stage 2: free inside slack x tolerance
+    resource_estimate: str = 'expected'  # or 'draw' (the paper)
+    pi_tau: float = None     # pi's relaxation temperature (None: tau)
+    derive: str = 'in_budget'  # or 'argmax' (the paper)
     tau_init: float = 5.0
-    nonvital_tau_init: float = 1.0  # stage 2: 10 x the sampling temperature
+    nonvital_tau_init: float = 1.0  # stage 2's relaxation temperature
     tau_decay: float = 0.9999
     weight_lr: float = 0.1
     arch_lr: float = 0.01
@@ -115,8 +134,26 @@ def check_config(config):
         if not 0 < getattr(config, name) < math.inf:
             raise UserError(f'{name}={getattr(config, name)!r} must be > 0 '
                             'and finite')
+    for name, valid in (('derive', DERIVATIONS),
+                        ('resource_estimate', RESOURCE_ESTIMATES),
+                        ('proposal_orthogonality', ORTHOGONALITY),
+                        ('proposal_reduction', REDUCTIONS)):
+        if getattr(config, name) not in valid:
+            raise UserError(f'unknown {name} {getattr(config, name)!r}; '
+                            f'valid: {choices(valid)}')
+    for name in ('proposal_lr', 'proposal_tau_start', 'proposal_tau_end'):
+        if not 0 < getattr(config, name) < math.inf:
+            raise UserError(f'{name}={getattr(config, name)!r} must be > 0 '
+                            'and finite')
+    if config.pi_tau is not None and not 0 < config.pi_tau < math.inf:
+        raise UserError(f'pi_tau={config.pi_tau!r} must be > 0 and finite')
+    for name in ('proposal_hold', 'proposal_slack'):
+        if not 0 <= getattr(config, name) < 1:
+            raise UserError(f'{name}={getattr(config, name)!r} must be in '
+                            '[0, 1)')
     # Checked again when stage 2 starts; here before anything trains.
-    for name in ('alpha', 'beta'):
+    for name in ('alpha', 'beta', 'proposal_entropy', 'proposal_mode_weight',
+                 'resource_slack'):
         if not 0 <= getattr(config, name) < math.inf:
             raise UserError(f'{name}={getattr(config, name)!r} must be >= '
                             '0 and finite')

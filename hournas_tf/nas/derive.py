@@ -96,19 +96,73 @@ def derive_one(space, table, searched, fixed_ops, columns, probabilities,
     return Derived(arch, entry)
 
 
+DRAWS = 10_000
+
+
+def most_probable_in_budget(table, probabilities, targets, tolerance,
+                            seed=0, draws=DRAWS):
+    """The most probable architecture within tolerance of every target.
+
+    Candidates are the row-wise argmax of `probabilities` (rows, cols) and
+    `draws` architectures drawn from it (numpy, `seed`); returns the
+    columns (rows,) of the candidate with the highest log-probability
+    among those within tolerance, or None if none is.
+    """
+    probabilities = np.asarray(probabilities, np.float64)
+    logp = np.log(np.maximum(probabilities, 1e-300))
+    rng = np.random.default_rng(seed)
+    noise = rng.gumbel(size=(draws,) + probabilities.shape)
+    drawn = np.argmax(np.where(probabilities > 0, logp, -np.inf) + noise,
+                      axis=-1)
+    candidates = np.concatenate([probabilities.argmax(-1)[None], drawn])
+    ok = tables.within(tables.totals(table, candidates), targets, tolerance)
+    if not ok.any():
+        return None
+    rows = np.arange(probabilities.shape[0])
+    score = logp[rows, candidates].sum(axis=-1)
+    return candidates[np.flatnonzero(ok)[np.argmax(score[ok])]]
+
+
+def rows_changed(start_columns, columns, rows):
+    """Per proposal, the layer numbers (1-based) whose column in `columns`
+    (m, rows) differs from `start_columns` (m, rows)."""
+    start = np.asarray(start_columns)
+    now = np.asarray(columns)
+    return [[int(rows[r]) + 1 for r in np.flatnonzero(start[j] != now[j])]
+            for j in range(now.shape[0])]
+
+
 def derive_family(supernet, table, fixed_ops, targets, tolerance,
-                  repair=True):
+                  repair=True, derive='argmax', seed=0, safety_net=None):
     """One `Derived` per proposal of a searched supernet (index j =
-    proposal j), each entry with its `proposal` and `probability`."""
+    proposal j), each entry with its `proposal` and `probability`.
+
+    `derive`: 'argmax' takes each row's most probable op (the paper);
+    'in_budget' the most probable architecture within tolerance of every
+    target (`most_probable_in_budget`; the argmax when it is within), else
+    the argmax. `safety_net[j]`: the layer numbers whose logits the
+    proposals' safety net changed before stage 2; such a proposal counts
+    as not within tolerance before repair (`before_repair`), and its entry
+    lists them as `proposal_repaired_layers`.
+    """
     pi = supernet.proposal_probabilities()
     per_proposal = supernet.proposal_op_probabilities()
     family = []
     for j, columns in enumerate(supernet.arch_params.derive_all()):
+        if derive == 'in_budget':
+            found = most_probable_in_budget(table, per_proposal[j], targets,
+                                            tolerance, seed + j)
+            columns = columns if found is None else found
         derived = derive_one(supernet.space, table, supernet.searched,
                              fixed_ops, columns, per_proposal[j], targets,
                              tolerance, repair)
         entry = {'proposal': j, 'probability': float(pi[j]),
                  'architecture': derived.arch.to_string(), **derived.entry}
+        fixed_first = list(safety_net[j]) if safety_net else []
+        if fixed_first:
+            entry['proposal_repaired_layers'] = fixed_first
+            entry['before_repair'] = {**entry['before_repair'],
+                                      'within_tolerance': False}
         family.append(Derived(derived.arch, entry))
     return family
 

@@ -77,6 +77,8 @@ import tensorflow as tf
 from hournas_tf import errors
 from hournas_tf.nas import repair as repair_lib
 from hournas_tf.nas import sampling
+from hournas_tf.nas.config import ORTHOGONALITY
+from hournas_tf.nas.config import REDUCTIONS
 from hournas_tf.resources.tables import check_targets
 from hournas_tf.resources.tables import normalizers
 from hournas_tf.resources.tables import totals
@@ -85,24 +87,36 @@ from hournas_tf.resources.tables import within
 MASKED_LOGIT = sampling.MASKED_LOGIT
 
 
+
+
 @dataclasses.dataclass(frozen=True)
 class ProposalConfig:
-    """Settings of `optimize_proposals` (eq. 7)."""
+    """Settings of `optimize_proposals` (eq. 7); see the module docstring.
+
+    The defaults keep choice in the proposals (an entropy bonus, no cost
+    inside `slack` x the tolerance, sampling at tau_end = 1);
+    `PAPER` holds the paper's literal settings.
+    """
 
     num_proposals: int = 8        # m
     iters: int = 1000             # I_sp
     learning_rate: float = 0.05   # Adam
     beta: float = 1e-2            # orthogonality weight
     tau_start: float = 5.0        # temperature, annealed geometrically
-    tau_end: float = 0.05         # ... down to this, stage 2's sampling
+    tau_end: float = 1.0          # ... down to this, stage 2's sampling
     samples: int = 32             # Gumbel samples per proposal per iteration
     seed: int = 0
     relax_tau: float = 0.5        # Gumbel-softmax relaxation of the samples
     mode_scale: float = 0.1       # mode term temperature = mode_scale * tau
+    mode_weight: float = 1.0      # weight of the mode term; 0: off (paper)
     init_std: float = 1.0         # theta ~ N(0, init_std) per proposal
-    repair: bool = True           # repair argmax architectures still off
+    repair: bool = False          # swap logits of argmax archs still off
     tol: float = 0.03             # relative tolerance of the repair
     hold: float = 0.0             # last share of iters held at tau_end
+    entropy_weight: float = 0.015  # bonus for the rows' normalized entropy
+    slack: float = 0.5            # misses within slack x tol cost nothing
+    orthogonality: str = 'centered'  # 'probabilities', 'logits' (paper)
+    reduction: str = 'sum'        # resource terms over proposals; 'mean'
 
     def check(self):
         """Raises UserError for a setting outside its valid range."""
@@ -120,10 +134,25 @@ class ProposalConfig:
                     f'{name}={getattr(self, name)!r} must be > 0')
         if not 0 <= self.hold < 1:
             raise errors.UserError(f'hold={self.hold!r} must be in [0, 1)')
-        for name in ('beta', 'init_std'):
+        if not 0 <= self.slack < 1:
+            raise errors.UserError(
+                f'slack={self.slack!r} must be in [0, 1)')
+        for name in ('beta', 'init_std', 'entropy_weight', 'mode_weight'):
             if not getattr(self, name) >= 0:
                 raise errors.UserError(
                     f'{name}={getattr(self, name)!r} must be >= 0')
+        for name, valid in (('orthogonality', ORTHOGONALITY),
+                            ('reduction', REDUCTIONS)):
+            if getattr(self, name) not in valid:
+                raise errors.UserError(
+                    f'{name}={getattr(self, name)!r}; valid: '
+                    f'{errors.choices(valid)}')
+
+
+# The paper's literal proposal settings (eq. 7): the 1/(nm) mean, O on the
+# raw logits, no mode, entropy or slack terms, no safety net.
+PAPER = dict(mode_weight=0.0, entropy_weight=0.0, slack=0.0,
+             orthogonality='logits', reduction='mean', repair=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +162,8 @@ class ProposalResult:
     `logits` (m, rows, cols) float32 with masked entries at MASKED_LOGIT;
     `columns` (m, rows) the argmax architecture of each proposal; the
     histories hold one value per iteration (total loss, the two resource
-    terms summed, the orthogonality term sum |O - I|); `repaired[j]` the rows
+    terms summed, the orthogonality term sum |O - I|, the mean normalized
+    row entropy at the iteration's temperature); `repaired[j]` the rows
     whose argmax the safety net changed; `seconds` the optimization time.
     """
 
@@ -142,44 +172,101 @@ class ProposalResult:
     loss_history: np.ndarray
     resource_history: np.ndarray
     orthogonality_history: np.ndarray
+    entropy_history: np.ndarray
     repaired: tuple
     seconds: float
 
 
-def orthogonality(logits, mask=None):
+def orthogonality(logits, mask=None, form='probabilities'):
     """sum |O - I| over m proposals' logits (m, rows, cols) (eq. 7).
 
-    Row j of P is softmax(theta_j) over each layer's ops (masked entries 0),
-    flattened and L2-normalized, so O = P P^T has O_jj = 1 and off-diagonal
-    cosine similarities in [0, 1]; the result lies in [0, m (m - 1)].
+    `centered` (the default): row j of C is theta_j minus each layer's
+    mean logit over its candidates (masked entries 0), flattened and
+    L2-normalized: O = C C^T holds the cosine similarities of the
+    proposals' preferences, in [-1, 1], and is indifferent to how sharp a
+    proposal is. `probabilities`: the same with softmax(theta_j) (no
+    centering); non-negative vectors are orthogonal only with disjoint
+    supports, so this form pushes every proposal towards one-hot rows.
+    `logits` (the paper): O = Theta Theta^T on the raw logits (masked
+    entries 0), whose diagonal ||theta_j||^2 is pulled to 1, which keeps
+    the logits small (near-uniform proposals).
     """
     logits = tf.convert_to_tensor(logits)
-    probs = tf.nn.softmax(sampling.masked_logits(logits, mask), axis=-1)
-    flat = tf.reshape(probs, [tf.shape(probs)[0], -1])
-    flat = tf.math.l2_normalize(flat, axis=-1)
+    if form in ('logits', 'centered'):
+        keep = tf.ones_like(logits, tf.bool) if mask is None else \
+            tf.broadcast_to(tf.cast(mask, tf.bool), tf.shape(logits))
+        raw = tf.where(keep, logits, tf.zeros_like(logits))
+        if form == 'centered':
+            count = tf.reduce_sum(tf.cast(keep, logits.dtype), -1,
+                                  keepdims=True)
+            mean = tf.reduce_sum(raw, -1, keepdims=True) / count
+            raw = tf.where(keep, raw - mean, tf.zeros_like(raw))
+        flat = tf.reshape(raw, [tf.shape(raw)[0], -1])
+        if form == 'centered':
+            flat = tf.math.l2_normalize(flat, axis=-1)
+    else:
+        probs = tf.nn.softmax(sampling.masked_logits(logits, mask), axis=-1)
+        flat = tf.reshape(probs, [tf.shape(probs)[0], -1])
+        flat = tf.math.l2_normalize(flat, axis=-1)
     gram = tf.matmul(flat, flat, transpose_b=True)
     eye = tf.eye(tf.shape(gram)[0], dtype=gram.dtype)
     return tf.reduce_sum(tf.abs(gram - eye))
 
 
+def row_entropy(logits, mask):
+    """Entropy of softmax(logits) per row over the masked candidates,
+    divided by log(candidates) (0 for rows with one candidate): (..., rows)
+    in [0, 1]."""
+    mask = tf.cast(mask, tf.bool)
+    probs = tf.nn.softmax(sampling.masked_logits(logits, mask), axis=-1)
+    logp = tf.math.log(tf.maximum(probs, 1e-30))
+    ent = -tf.reduce_sum(tf.where(mask, probs * logp, 0.0), axis=-1)
+    count = tf.reduce_sum(tf.cast(mask, logits.dtype), axis=-1)
+    return tf.math.divide_no_nan(ent, tf.math.log(tf.maximum(count, 1.0)))
+
+
+def mean_top_probability(logits, mask, tau=1.0):
+    """Mean over proposals and rows with more than one candidate of the
+    most probable op's probability under softmax(logits / tau) (numpy):
+    1.0 means one-hot proposals, 1 / candidates uniform ones."""
+    logits = np.asarray(logits, np.float64)
+    if logits.ndim == 2:
+        logits = logits[None]
+    mask = np.asarray(mask, bool)
+    scaled = np.where(mask, logits / tau, -np.inf)
+    top = scaled.max(axis=-1, keepdims=True)
+    probs = np.exp(scaled - top)
+    probs /= probs.sum(axis=-1, keepdims=True)
+    choice = mask.sum(axis=-1) > 1
+    if not choice.any():
+        return 1.0
+    return float(probs.max(axis=-1)[:, choice].mean())
+
+
 @tf.function
-def _optimize(theta, values, fixed, targets, mask, iters, samples, seed,
-              hyper):
+def _optimize(theta, values, fixed, targets, slack, mask, iters, samples,
+              seed, hyper, form, mean_over_proposals):
     """Adam on eq. 7 for `iters` steps: theta0 -> (theta, history).
 
-    values (n, rows, cols), fixed and targets (n,) are divided by M_i;
-    hyper = [learning_rate, beta, tau_start, tau_end, relax_tau,
-    mode_scale, hold].
-    Returns the final theta and a (iters, 3) history of (loss, resource
-    terms, sum |O - I|).
+    values (n, rows, cols), fixed, targets and slack (n,) are divided by
+    M_i; hyper = [learning_rate, beta, tau_start, tau_end, relax_tau,
+    mode_scale, hold, mode_weight, entropy_weight].
+    Returns the final theta and a (iters, 4) history of (loss, resource
+    terms, sum |O - I|, mean normalized row entropy).
     """
-    lr, beta, tau_start, tau_end, relax, mode_scale, hold = tf.unstack(
-        hyper)
+    (lr, beta, tau_start, tau_end, relax, mode_scale, hold, mode_weight,
+     entropy_weight) = tf.unstack(hyper)
     beta1, beta2, eps = 0.9, 0.999, 1e-8
     anneal = tf.cast(iters, tf.float32) * (1.0 - hold)
     last = tf.maximum(anneal - 1.0, 1.0)
     shape = tf.shape(theta)
     batch_shape = tf.concat([shape[:1], [samples], shape[1:]], axis=0)
+    choice = tf.cast(tf.reduce_sum(tf.cast(mask, tf.float32), -1) > 1,
+                     tf.float32)
+
+    def miss(totals):
+        # |R - T| / M, free within the slack (a fraction of the tolerance).
+        return tf.nn.relu(tf.abs(totals - targets) - slack)
 
     def losses(theta, t):
         tau = tau_start * tf.pow(tau_end / tau_start, tf.minimum(
@@ -193,24 +280,32 @@ def _optimize(theta, values, fixed, targets, mask, iters, samples, seed,
         sharp = sampling.sample(
             logits / (mode_scale * tau), 1.0, 'softmax', mask=mask)
         mode = fixed + tf.einsum('mrc,nrc->mn', sharp, values)
-        # Mean over objectives (and samples), sum over proposals.
+        # Mean over objectives (and samples), sum (or mean) over proposals.
         per_proposal = (
-            tf.reduce_mean(tf.abs(sampled - targets), axis=[1, 2])
-            + tf.reduce_mean(tf.abs(mode - targets), axis=1))
-        return tf.reduce_sum(per_proposal), orthogonality(logits, mask)
+            tf.reduce_mean(miss(sampled), axis=[1, 2])
+            + mode_weight * tf.reduce_mean(miss(mode), axis=1))
+        resource = tf.reduce_sum(per_proposal)
+        if mean_over_proposals:
+            resource = resource / tf.cast(shape[0], tf.float32)
+        entropy = tf.reduce_sum(row_entropy(logits / tau, mask) * choice,
+                                axis=-1) / tf.maximum(
+                                    tf.reduce_sum(choice), 1.0)
+        return resource, orthogonality(logits, mask, form), entropy
 
     def body(t, theta, first, second, history):
         with tf.GradientTape() as tape:
             tape.watch(theta)
-            resource, orth = losses(theta, t)
-            loss = resource + beta * orth
+            resource, orth, entropy = losses(theta, t)
+            loss = (resource + beta * orth
+                    - entropy_weight * tf.reduce_sum(entropy))
         grad = tape.gradient(loss, theta)
         step = tf.cast(t + 1, tf.float32)
         first = beta1 * first + (1 - beta1) * grad
         second = beta2 * second + (1 - beta2) * tf.square(grad)
         rate = lr * tf.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
         theta = theta - rate * first / (tf.sqrt(second) + eps)
-        history = history.write(t, tf.stack([loss, resource, orth]))
+        history = history.write(t, tf.stack(
+            [loss, resource, orth, tf.reduce_mean(entropy)]))
         return t + 1, theta, first, second, history
 
     history = tf.TensorArray(tf.float32, size=iters)
@@ -240,16 +335,19 @@ def optimize_proposals(table, targets, config=None):
     rng = np.random.default_rng(config.seed)
     theta0 = config.init_std * rng.standard_normal(
         (config.num_proposals,) + mask.shape)
+    slack = config.slack * config.tol * goal
     hyper = [config.learning_rate, config.beta, config.tau_start,
              config.tau_end, config.relax_tau, config.mode_scale,
-             config.hold]
+             config.hold, config.mode_weight, config.entropy_weight]
     start = time.perf_counter()
     theta, history = _optimize(
         tf.constant(theta0, tf.float32), tf.constant(values, tf.float32),
         tf.constant(fixed, tf.float32), tf.constant(goal, tf.float32),
-        tf.constant(mask), tf.constant(config.iters, tf.int32),
+        tf.constant(slack, tf.float32), tf.constant(mask),
+        tf.constant(config.iters, tf.int32),
         tf.constant(config.samples, tf.int32),
-        tf.constant(config.seed, tf.int64), tf.constant(hyper, tf.float32))
+        tf.constant(config.seed, tf.int64), tf.constant(hyper, tf.float32),
+        config.orthogonality, config.reduction == 'mean')
     theta = theta.numpy()
     history = history.numpy()
     seconds = time.perf_counter() - start
@@ -270,7 +368,8 @@ def optimize_proposals(table, targets, config=None):
     return ProposalResult(
         logits=logits, columns=columns, loss_history=history[:, 0],
         resource_history=history[:, 1], orthogonality_history=history[:, 2],
-        repaired=tuple(repaired), seconds=seconds)
+        entropy_history=history[:, 3], repaired=tuple(repaired),
+        seconds=seconds)
 
 
 def sample_architectures(logits, n, tau, seed, pi=None):
@@ -300,7 +399,7 @@ def sample_architectures(logits, n, tau, seed, pi=None):
 
 
 def ensemble_weights(pi_logits, proposal_logits, tau, sampler, seed,
-                     mask=None, return_scores=False):
+                     mask=None, return_scores=False, pi_tau=None):
     """Eqs. 8-9: A = sum_i pi_i G(theta_i), differentiable in both.
 
     pi = sample(pi_logits) and A_i = sample(proposal_logits[i]) use the same
@@ -317,7 +416,8 @@ def ensemble_weights(pi_logits, proposal_logits, tau, sampler, seed,
             raise errors.UserError(f'sampler {sampler!r} needs a seed')
         pi_seed = tf.random.fold_in(seed, 0)
         op_seed = tf.random.fold_in(seed, 1)
-    pi = sampling.sample(pi_logits, tau, sampler, pi_seed)
+    pi = sampling.sample(pi_logits, tau if pi_tau is None else pi_tau,
+                         sampler, pi_seed)
     per_proposal, scores = sampling.sample(
         proposal_logits, tau, sampler, op_seed, mask, return_scores=True)
     pi = tf.cast(pi, per_proposal.dtype)

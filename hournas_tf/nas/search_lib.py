@@ -123,6 +123,20 @@ def kept_share(share, budget_draws):
     return float(1.0 - (1.0 - share) ** budget_draws)
 
 
+def proposal_config(config):
+    """The `ProposalConfig` of a `SearchConfig`."""
+    return _proposals().ProposalConfig(
+        num_proposals=config.num_proposals, iters=config.proposal_iters,
+        learning_rate=config.proposal_lr, beta=config.beta,
+        tau_start=config.proposal_tau_start,
+        tau_end=config.proposal_tau_end, hold=config.proposal_hold,
+        entropy_weight=config.proposal_entropy,
+        slack=config.proposal_slack, mode_weight=config.proposal_mode_weight,
+        orthogonality=config.proposal_orthogonality,
+        reduction=config.proposal_reduction, seed=config.seed,
+        tol=config.tolerance, repair=config.proposal_repair)
+
+
 def optimize(space, searched, fixed_ops, config, plot_path):
     """Builds the table of `searched` layers, optimizes the proposals and
     plots `NUM_SAMPLES` architectures sampled from them into `plot_path`
@@ -136,16 +150,14 @@ def optimize(space, searched, fixed_ops, config, plot_path):
                                   tuple(config.targets),
                                   latency_table(config, space))
     tables.check_targets(table, config.targets)
-    pconfig = _proposals().ProposalConfig(
-        num_proposals=config.num_proposals, iters=config.proposal_iters,
-        beta=config.beta, seed=config.seed, tol=config.tolerance,
-        repair=config.repair)
+    pconfig = proposal_config(config)
     log(f'optimizing {config.num_proposals} space proposals over '
         f'{len(searched)} layers for {config.proposal_iters} iterations')
     result = _proposals().optimize_proposals(table, config.targets, pconfig)
     log(f'proposals optimized in {result.seconds:.2f}s (final loss '
         f'{result.loss_history[-1]:.4f}, orthogonality '
-        f'{result.orthogonality_history[-1]:.3f})')
+        f'{result.orthogonality_history[-1]:.3f}, row entropy '
+        f'{result.entropy_history[-1]:.3f})')
     rows = []
     for j, cols in enumerate(result.columns):
         tot = tables.totals(table, cols)
@@ -158,7 +170,8 @@ def optimize(space, searched, fixed_ops, config, plot_path):
                                          for r in result.repaired[j]]})
         log(f'  proposal {j}: ' + ', '.join(
             f'{o} {_h(tot[o])} ({errs[o]:+.2%})' for o in config.targets)
-            + (f' (repaired layers {rows[-1]["repaired_layers"]})'
+            + (f' (safety net changed layers '
+               f'{rows[-1]["repaired_layers"]})'
                if result.repaired[j] else ''))
     report, scatter = sample_report(table, result.logits, config.targets,
                                     config.tolerance, config.seed)
@@ -172,13 +185,16 @@ def optimize(space, searched, fixed_ops, config, plot_path):
                              config.tolerance, config.seed + 100,
                              temperatures=(pconfig.tau_end,))
     start = {'sample_temperature': pconfig.tau_end,
-             **start[f'{pconfig.tau_end:g}']}
+             **start[f'{pconfig.tau_end:g}'],
+             'mean_top_probability': _proposals().mean_top_probability(
+                 result.logits, table.mask, pconfig.tau_end)}
     start['budget_draws'] = config.budget_draws
     start['share_trained_within_tolerance'] = kept_share(
         start['share_within_tolerance'], config.budget_draws)
     log(f'  stage 2 starts from these draws: '
         f'{start["share_within_tolerance"]:.1%} of {NUM_SAMPLES:,} within '
-        f'{config.tolerance:.0%} of every target; with '
+        f'{config.tolerance:.0%} of every target, mean top probability '
+        f'{start["mean_top_probability"]:.3f} per searched layer; with '
         f'{config.budget_draws} draw(s) per step '
         f'{start["share_trained_within_tolerance"]:.2%} of the trained '
         f'architectures are')
@@ -188,6 +204,7 @@ def optimize(space, searched, fixed_ops, config, plot_path):
         f'{config.num_proposals} proposals', plot_path)
     return table, result, pconfig, {
         'proposals': rows, 'samples': report, 'stage2_start': start,
+        'settings': dataclasses.asdict(pconfig),
         'seconds': result.seconds}
 
 
@@ -314,10 +331,12 @@ def _steps(config, search_data):
 
 def train_stage(stage, supernet, search_data, epochs, steps, config,
                 space, rows, table=None, checkpoint=None, done=0,
-                sigterm=None, reload=None):
+                sigterm=None, reload=None, start_columns=None):
     """Runs `model.fit` for one stage with history, TensorBoard and logs;
     with a `checkpointing.SearchCheckpoint`: checkpoints, SIGTERM and
-    non-finite losses, continuing after `done` steps. `reload()` gives
+    non-finite losses, continuing after `done` steps; `start_columns`
+    (m, rows): the proposals' most probable ops at the stage's start, for
+    `rows_changed` in the history. `reload()` gives
     each `fit` call a new `SearchData`: a new pipeline starts its seeded
     shuffles afresh (another iterator of the same one would reshuffle), so
     the stage's stream does not depend on what read data before."""
@@ -334,7 +353,8 @@ def train_stage(stage, supernet, search_data, epochs, steps, config,
         callbacks.ArchitectureLogger(
             stage, space, rows, os.path.join(config.output_dir,
                                              'history.jsonl'),
-            os.path.join(config.output_dir, 'tensorboard', stage), table),
+            os.path.join(config.output_dir, 'tensorboard', stage), table,
+            start_columns),
         keras.callbacks.TensorBoard(
             os.path.join(config.output_dir, 'tensorboard', stage),
             update_freq='epoch', write_graph=False),
@@ -380,7 +400,7 @@ def preflight(config):
 
 
 def _supernet_config(config, sampler, steps, alpha, tau_init,
-                     temperature=1.0):
+                     temperature=1.0, resource_slack=0.0):
     from hournas_tf.nas import supernet as supernet_lib
 
     return supernet_lib.SupernetConfig(
@@ -390,6 +410,8 @@ def _supernet_config(config, sampler, steps, alpha, tau_init,
         total_steps=max(1, steps), seed=config.seed,
         zero_init_residual=config.zero_init_residual,
         sample_temperature=temperature, budget_draws=config.budget_draws,
+        resource_slack=resource_slack, pi_tau=config.pi_tau,
+        resource_estimate=config.resource_estimate,
         sync_batch_norm=config.sync_batch_norm,
         per_replica_paths=config.per_replica_paths)
 
@@ -405,6 +427,14 @@ def _stage1_budget(space, vital, config):
                                  latency)
     free = {obj: tables.free_range(rest, obj) for obj in objectives}
     return budget_lib.Budget(table, config.targets, config.tolerance, free)
+
+
+def _proposals_argmax(logits, mask):
+    """(m, rows): the most probable op of every proposal's rows."""
+    from hournas_tf.nas import arch_params
+
+    return np.stack([arch_params.masked_argmax(theta, mask)
+                     for theta in np.asarray(logits)])
 
 
 def save_derived(supernet, derived, path):
@@ -591,7 +621,8 @@ def _run_search(config, strategy, output, sigterm=None):
                                steps * config.nonvital_epochs,
                                alpha=config.alpha,
                                tau_init=config.nonvital_tau_init,
-                               temperature=saved['tau_end'])
+                               temperature=saved['tau_end'],
+                               resource_slack=config.resource_slack)
     # Stage 2 starts from the seed alone, however the run got here.
     keras.utils.set_random_seed(config.seed + 1)
     with strategy.scope():
@@ -614,11 +645,13 @@ def _run_search(config, strategy, output, sigterm=None):
         ckpt.attach('nonvital', stage2)
         ckpt.save()
     output.keep()
+    start_columns = _proposals_argmax(saved['proposals'], table.mask)
     timings['nonvital'] = train_stage('nonvital', stage2, search_data,
                                       config.nonvital_epochs, steps, config,
                                       space, searched, table,
                                       checkpoint=ckpt, done=done,
-                                      sigterm=sigterm, reload=reload)
+                                      sigterm=sigterm, reload=reload,
+                                      start_columns=start_columns)
     pi = stage2.proposal_probabilities()
     per_proposal = stage2.proposal_op_probabilities()
     best = int(np.argmax(pi))
@@ -648,10 +681,17 @@ def _run_search(config, strategy, output, sigterm=None):
         f'{space.name}: {NUM_SAMPLES:,} architectures after the search',
         os.path.join(config.output_dir, 'proposals_searched.png'))
 
+    changed = derive_lib.rows_changed(
+        start_columns, stage2.arch_params.derive_all(), searched)
+    moved = {'total': sum(len(c) for c in changed),
+             'rows': int(np.size(start_columns)), 'per_proposal': changed}
+    log(f'stage 2 changed the most probable op of {moved["total"]} of '
+        f'{moved["rows"]} (proposal, layer) rows')
     # Derivation, repair and the model family.
-    family = derive_lib.derive_family(stage2, table, vital_ops,
-                                      config.targets, config.tolerance,
-                                      config.repair)
+    family = derive_lib.derive_family(
+        stage2, table, vital_ops, config.targets, config.tolerance,
+        config.repair, derive=config.derive, seed=config.seed,
+        safety_net=[r['repaired_layers'] for r in pinfo['proposals']])
     os.makedirs(os.path.join(config.output_dir, 'family'), exist_ok=True)
     for j, member in enumerate(family):
         member = dataclasses.replace(member, arch=dataclasses.replace(
@@ -670,13 +710,18 @@ def _run_search(config, strategy, output, sigterm=None):
         'before_repair': entry['before_repair'],
         'repair': config.repair,
         'repaired_layers': entry['repaired_layers'],
+        'proposal_repaired_layers': entry.get('proposal_repaired_layers',
+                                              []),
         'proposal': best,
         'proposal_probabilities': [float(p) for p in pi],
         'vital_layers': [i + 1 for i in space.vital_layers],
         'vital_ops': {i + 1: op for i, op in vital_ops.items()},
         'vital_ops_changed_for_feasibility': [i + 1 for i in changed_vital],
         'proposal_optimization': pinfo,
+        'stage2_start': pinfo['stage2_start'],
         'stage2_end': end,
+        'rows_changed': moved,
+        'derive': config.derive,
         'family': [m.entry for m in family],
         'seconds': {**timings, 'total': time.perf_counter() - start},
         'sampler': config.sampler,

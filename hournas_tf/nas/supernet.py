@@ -23,9 +23,10 @@ and `budget_draws` = K > 1, up to K draws (seeds folded from the step's
 seed), keeping the first within tolerance of every target (the first draw
 if none is). The supernet then trains only architectures the space
 proposals were meant to produce ("what you set is what you get"), however
-far the distribution drifts during the stage; the resource loss still
-reads the first, unconditioned draw, so it keeps pulling the distribution
-itself into the budget.
+far the distribution drifts during the stage; the resource loss reads
+the distribution itself (the first, unconditioned draw, or each
+proposal's expected totals), so it keeps pulling the distribution into
+the budget.
 
 `train_step` on `((x_w, y_w), (x_a, y_a))` (the 80% and 20% splits):
 1. weight step: op weights drawn with the stateless seed
@@ -34,7 +35,10 @@ itself into the budget.
    momentum and a cosine learning-rate decay over `total_steps`;
 2. architecture step: seed (seed, 2 * step + 1), forward on x_a with the
    draw's scores (the two-path estimator at layers without a shortcut),
-   cross-entropy + alpha * resource loss (eq. 6, with a budget), gradients
+   cross-entropy + alpha * resource loss (eq. 6, with a budget: on the
+   first draw, or with `resource_estimate='expected'` on each proposal's
+   expected totals weighted by pi; misses within `resource_slack` x the
+   tolerance cost nothing), gradients
    w.r.t. the architecture parameters only, Adam. The cross-entropy part of
    that gradient is also reduced to one norm per searched layer
    (`arch_grad_norm/L<i>` metrics): which layers learn from accuracy;
@@ -77,6 +81,7 @@ from hournas_tf.errors import UserError
 from hournas_tf.nas import arch_params as params_lib
 from hournas_tf.nas import budget as budget_lib
 from hournas_tf.nas import sampling
+from hournas_tf.nas.config import RESOURCE_ESTIMATES
 from hournas_tf.nas.mixed import MixedLayer
 
 
@@ -97,6 +102,9 @@ class SupernetConfig:
     zero_init_residual: bool = True  # inserted blocks start as identity
     sample_temperature: float = 1.0  # Gumbel-Max draws ~ softmax(theta / T)
     budget_draws: int = 1         # draws per step to find one in budget
+    resource_slack: float = 0.0   # misses within slack x tolerance free
+    resource_estimate: str = 'draw'  # or 'expected' (see arch_step)
+    pi_tau: float = None          # pi's relaxation temperature (None: tau)
     sync_batch_norm: bool = False    # batch statistics over all replicas
     per_replica_paths: bool = False  # each replica draws its own path
 
@@ -110,7 +118,12 @@ class SupernetConfig:
         if not 0 < self.tau_decay <= 1:
             raise UserError(
                 f'tau_decay={self.tau_decay!r} must be in (0, 1]')
-        for name in ('alpha', 'weight_decay'):
+        if self.resource_estimate not in RESOURCE_ESTIMATES:
+            raise UserError(f'resource_estimate={self.resource_estimate!r};'
+                            f' valid: {", ".join(RESOURCE_ESTIMATES)}')
+        if self.pi_tau is not None and not self.pi_tau > 0:
+            raise UserError(f'pi_tau={self.pi_tau!r} must be > 0')
+        for name in ('alpha', 'weight_decay', 'resource_slack'):
             if not getattr(self, name) >= 0:
                 raise UserError(
                     f'{name}={getattr(self, name)!r} must be >= 0')
@@ -137,9 +150,12 @@ def layer_name(index):
     return f'layer{index + 1:02d}'
 
 
-def grad_norm_name(index):
-    """Metric name of the architecture-gradient norm of layer `index`."""
-    return f'arch_grad_norm/L{index + 1}'
+def grad_norm_name(index, part='arch'):
+    """Metric name of the architecture-gradient norm of layer `index`
+    (an int, or 'pi' for the proposal logits): `part` 'arch' is the
+    cross-entropy part, 'resource' the resource loss's part."""
+    suffix = index if index == 'pi' else f'L{index + 1}'
+    return f'{part}_grad_norm/{suffix}'
 
 
 class _Latest(keras.metrics.Metric):
@@ -228,7 +244,7 @@ class SuperNet(keras.Model):
         else:
             self.arch_params = params_lib.ProposalParams(
                 self.mask, proposals, config.sample_temperature,
-                name='arch_proposals')
+                config.pi_tau, name='arch_proposals')
         self.tau = self.add_weight(
             shape=(), name='tau', trainable=False,
             initializer=keras.initializers.Constant(config.tau_init),
@@ -245,7 +261,13 @@ class SuperNet(keras.Model):
             _Latest('tau'),
             _RowMean([grad_norm_name(i) for i in self.searched],
                      name='arch_grad_norm'),
+            _RowMean([grad_norm_name(i, 'resource') for i in self.searched],
+                     name='resource_grad_norm'),
         ]
+        if proposals is not None:
+            trackers.append(_RowMean(
+                [grad_norm_name('pi'), grad_norm_name('pi', 'resource')],
+                name='pi_grad_norm'))
         if budget is not None:
             trackers.append(keras.metrics.Mean(name='within_tolerance'))
             trackers.append(
@@ -476,7 +498,9 @@ class SuperNet(keras.Model):
     def arch_step(self, x, y, scale):
         """One Adam step of the architecture parameters; returns (sampled
         weights, logits, labels, cross-entropy, resource loss or None,
-        per-row norms of the cross-entropy gradient)."""
+        per-row norms of the cross-entropy and of the resource gradient,
+        the same two norms of pi's gradient, whether the first draw is
+        within tolerance)."""
         arch_vars = self.arch_variables
         with tf.GradientTape(persistent=True) as tape:
             arch, scores, first, first_ok = self.draw_in_budget(
@@ -488,22 +512,44 @@ class SuperNet(keras.Model):
             scaled_ce = ce * scale
             resource = scaled_resource = None
             if self.budget is not None and self.budget.free is None:
-                resource = budget_lib.resource_loss(
-                    self.budget.table, self.budget.targets, first)
+                resource = self._resource_loss(first)
                 scaled_resource = self.config.alpha * resource * scale
-        # Two gradients from one tape: the cross-entropy part alone gives
-        # the per-layer norms, the resource part is cheap (no network).
-        grads = tape.gradient(scaled_ce, arch_vars)
-        grads = [tf.zeros_like(v) if g is None else g
-                 for g, v in zip(grads, arch_vars)]
+        # Two gradients from one tape, each reduced to per-layer norms
+        # (which layers learn from accuracy, which from the budget); the
+        # resource part is cheap (no network).
+        grads = self._dense(tape.gradient(scaled_ce, arch_vars), arch_vars)
         norms = self.arch_params.row_norms(grads)
+        pi_norms = [self.arch_params.pi_norm(grads)]
+        resource_norms = tf.zeros_like(norms)
         if resource is not None and self.config.alpha:
-            extra = tape.gradient(scaled_resource, arch_vars)
-            grads = [g if e is None else g + e
-                     for g, e in zip(grads, extra)]
+            extra = self._dense(tape.gradient(scaled_resource, arch_vars),
+                                arch_vars)
+            resource_norms = self.arch_params.row_norms(extra)
+            pi_norms.append(self.arch_params.pi_norm(extra))
+            grads = [g + e for g, e in zip(grads, extra)]
+        else:
+            pi_norms.append(tf.zeros_like(pi_norms[0]))
         del tape
         self.arch_optimizer.apply(grads, arch_vars)
-        return arch, logits, y, ce, resource, norms, first_ok
+        return (arch, logits, y, ce, resource, norms, resource_norms,
+                tf.stack(pi_norms), first_ok)
+
+    def _resource_loss(self, first):
+        """Eq. 6 on the step's first draw (`draw`, the paper), or on each
+        proposal's expected totals weighted by pi (`expected`); misses
+        within `resource_slack` x the tolerance are free."""
+        free = self.config.resource_slack * self.budget.tolerance
+        table, targets = self.budget.table, self.budget.targets
+        if self.config.resource_estimate == 'draw':
+            return budget_lib.resource_loss(table, targets, first, free)
+        per, pi = self.arch_params.proposal_distributions()
+        return budget_lib.expected_resource_loss(table, targets, per, pi,
+                                                 free)
+
+    @staticmethod
+    def _dense(grads, variables):
+        return [tf.zeros_like(v) if g is None else g
+                for g, v in zip(grads, variables)]
 
     @tf.autograph.experimental.do_not_convert
     def train_step(self, data):
@@ -515,8 +561,9 @@ class SuperNet(keras.Model):
         drawn_w, logits, y_w, loss, first_w = self.weight_step(
             x_w, y_w, scale)
         # 2. Architecture parameters on the 20% split.
-        drawn_a, arch_logits, y_a, arch_loss, resource, norms, first_a = \
-            self.arch_step(x_a, y_a, scale)
+        (drawn_a, arch_logits, y_a, arch_loss, resource, norms,
+         resource_norms, pi_norms, first_a) = self.arch_step(x_a, y_a,
+                                                             scale)
         # 3. Temperature and step counter.
         self.tau.assign(self.tau * self.config.tau_decay)
         self.step.assign_add(tf.constant(1, tf.int64))
@@ -530,6 +577,10 @@ class SuperNet(keras.Model):
         self._metric('arch_accuracy').update_state(y_a, arch_logits)
         self._metric('tau').update_state(self.tau)
         self._metric('arch_grad_norm').update_state(norms / scale)
+        self._metric('resource_grad_norm').update_state(
+            resource_norms / scale)
+        if self.has_proposals:
+            self._metric('pi_grad_norm').update_state(pi_norms / scale)
         if self.budget is not None:
             within = self._metric('within_tolerance')
             for drawn in (drawn_w, drawn_a):

@@ -157,6 +157,16 @@ def _summary(run):
         ('search time', ', '.join(f'{k} {v:.0f} s'
                                   for k, v in seconds.items())),
     ]
+    start = s.get('stage2_start')
+    if start:
+        rows.append(('stage 2 start', f'{start["share_within_tolerance"]:.1%}'
+                     ' of draws within tolerance, mean top probability '
+                     f'{start.get("mean_top_probability", 1.0):.3f}'))
+    moved = s.get('rows_changed')
+    if moved:
+        rows.append(('rows changed', f'{moved["total"]} of {moved["rows"]} '
+                     '(proposal, layer) rows: the most probable op moved '
+                     'during stage 2'))
     return _table(('item', 'value'), rows)
 
 
@@ -199,13 +209,17 @@ def _targets(run):
                      counting.human(s['achieved'][obj]),
                      _pct(s['relative_error'][obj])))
     repaired = s.get('repaired_layers') or []
+    early = s.get('proposal_repaired_layers') or []
     return (_table(('objective', 'target', 'search alone (before repair)',
                     'error', 'final (after repair)', 'error'), rows)
             + f'<p>Tolerance {s.get("tolerance", 0):.0%}: before repair '
             f'{_flag(before.get("within_tolerance", False))}, final '
             f'{_flag(s.get("within_tolerance", False))}; '
             + (f'repaired layers {_esc(repaired)}.' if repaired else
-               'no layer repaired.') + '</p>')
+               'no layer repaired.')
+            + (f' The proposals\' safety net changed layers {_esc(early)} '
+               'before stage 2 (counted as a repair).' if early else '')
+            + '</p>')
 
 
 def _op_probabilities(run):
@@ -246,7 +260,11 @@ def _training(run):
     rows = [(r.get('stage'), r.get('epoch'),
              f'{r["within_tolerance"]:.1%}' if 'within_tolerance' in r
              else '-', f'{r.get("accuracy", 0):.3f}',
-             f'{r.get("arch_accuracy", 0):.3f}')
+             f'{r.get("arch_accuracy", 0):.3f}',
+             f'{r["mean_top_probability"]:.3f}'
+             if 'mean_top_probability' in r else '-',
+             f'{r["rows_changed"]["total"]}/{r["rows_changed"]["rows"]}'
+             if 'rows_changed' in r else '-')
             for r in history]
     return '\n'.join([
         _img(figures.training_curves(history), 'supernet training curves'),
@@ -255,7 +273,8 @@ def _training(run):
         _img(figures.grad_norms(history),
              'per-layer architecture gradient norms'),
         _table(('stage', 'epoch', 'within tolerance', 'accuracy',
-                'architecture-step accuracy'), rows)])
+                'architecture-step accuracy', 'mean top probability',
+                'rows changed'), rows)])
 
 
 def _family(run):
