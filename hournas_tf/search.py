@@ -187,6 +187,10 @@ def define_proposal_flags():
                        'the bonus for the proposals\' row entropy: keeps '
                        'choice among ops of nearly equal cost (0: the '
                        'paper).')
+    flags.DEFINE_float('proposal_min_share', d.proposal_min_share, 'If '
+                       'fewer of 10,000 draws from the proposals land '
+                       'within --tolerance, optimize them again with half '
+                       'the entropy bonus (up to 4 times, then none).')
     flags.DEFINE_float('proposal_slack', d.proposal_slack, 'Misses within '
                        'this share of --tolerance cost the proposals '
                        'nothing (0: the paper).')
@@ -235,7 +239,7 @@ RUN_FLAGS = ('resume', 'output_dir', 'flagfile', 'verbosity')
 
 PROPOSAL_FLAGS = (
     'proposal_lr', 'proposal_tau_start', 'proposal_tau_end', 'proposal_hold',
-    'proposal_entropy', 'proposal_slack', 'proposal_mode_weight',
+    'proposal_entropy', 'proposal_min_share', 'proposal_slack', 'proposal_mode_weight',
     'proposal_orthogonality', 'proposal_reduction', 'proposal_repair',
     'resource_slack', 'resource_estimate', 'pi_tau', 'derive')
 

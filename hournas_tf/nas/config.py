@@ -50,6 +50,7 @@ class SearchConfig:
     proposal_tau_end: float = 1.0     # stage 2 samples at this temperature
     proposal_hold: float = 0.0
     proposal_entropy: float = 0.015   # 0: the paper (no entropy bonus)
+    proposal_min_share: float = 0.6   # back off the entropy below it
     proposal_slack: float = 0.5       # 0: the paper (every miss costs)
     proposal_mode_weight: float = 1.0  # 0: the paper (no mode term)
     proposal_orthogonality: str = 'centered'  # 'logits': the paper
@@ -147,6 +148,9 @@ def check_config(config):
                             'and finite')
     if config.pi_tau is not None and not 0 < config.pi_tau < math.inf:
         raise UserError(f'pi_tau={config.pi_tau!r} must be > 0 and finite')
+    if not 0 <= config.proposal_min_share <= 1:
+        raise UserError(f'proposal_min_share={config.proposal_min_share!r} '
+                        'must be in [0, 1]')
     for name in ('proposal_hold', 'proposal_slack'):
         if not 0 <= getattr(config, name) < 1:
             raise UserError(f'{name}={getattr(config, name)!r} must be in '

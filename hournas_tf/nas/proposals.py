@@ -14,55 +14,58 @@ architecture (Fig. 3 of the paper).
 
 `optimize_proposals` solves eq. 7 for m proposals at once, with tau_t
 annealed geometrically from `tau_start` (5.0, the paper's initial search
-temperature) to `tau_end` (0.05, the temperature stage 2 samples at) over
-the first (1 - `hold`) of the iterations and held there for the rest
-(`hold` 0 by default: see below), tau_t = tau_start * (tau_end /
-tau_start) ** min(1, t / ((1 - hold) iters - 1)):
+temperature) to `tau_end` (1.0, the temperature stage 2 samples at) over
+the first (1 - `hold`) of the iterations and held there for the rest:
 
     loss = sum_j [ mean_s L(gumbel_softmax(theta_j / tau_t, relax_tau))
-                   + L(softmax(theta_j / (mode_scale * tau_t))) ]
-           + beta * sum |O - I|
+                   + mode_weight L(softmax(theta_j / (mode_scale tau_t))) ]
+           + beta * sum |O - I| - entropy_weight * sum_j H_j
+
+with L the miss of eq. 6 less a slack: max(0, |R_i - T_i| - slack tol
+T_i) / M_i, averaged over objectives.
 
 - Sample term: eq. 6 on `samples` Gumbel-softmax relaxations (temperature
   `relax_tau` = 0.5) of draws from softmax(theta_j / tau_t): the expected
-  miss of architectures sampled at the current temperature, which penalizes
-  spread as well as bias. Early (tau_t ~ 5) it sees broad distributions and
-  smooth gradients; at the end it optimizes the tau_end distribution that
-  stage 2 draws from.
-- Mode term: the noise-free relaxation at a ten times colder temperature
-  (`mode_scale` = 0.1), close to the row-wise argmax throughout, so the
-  proposal's most probable architecture is steered onto the targets while
-  its structure forms. At tau_t itself (measured) the term let rows settle
-  into near-ties (two ops at ~50%) whose mixture met the targets but whose
-  argmax missed them by 3-4%.
-- Orthogonality: O = P P^T where row j of P is softmax(theta_j) (masked,
-  per layer) flattened over rows x ops and L2-normalized, so O_jj = 1 and
-  the off-diagonals are cosine similarities in [0, 1].
-- The resource terms are summed over the m proposals (the paper's 1/(nm)
-  averages them): with the mean, beta = 1e-2 drove the proposals to
-  near-perfect orthogonality at the cost of 3-6% misses on the FBNet table
-  (measured); summed, each proposal's own miss outweighs the pull apart.
+  miss of architectures sampled at the current temperature.
+- Slack (0.5): a miss within half the tolerance costs nothing, so the
+  optimizer does not pay for spread that stays inside the budget.
+- Entropy bonus H_j (`entropy_weight` 0.015): proposal j's mean entropy of
+  softmax(theta_j / tau_t) over rows with several candidates, each divided
+  by log(candidates). With the slack it keeps choice among ops of nearly
+  equal cost, where the budget does not decide, so stage 2 has something
+  to search (the paper's figure 3 shows proposals that still spread);
+  rows whose ops differ in cost stay sharp. `min_share` (0.6): if fewer of
+  10,000 draws at tau_end land within `tol`, the optimization runs again
+  with half the bonus (up to 4 times, then without it).
+- Mode term: the noise-free relaxation at a ten times colder temperature,
+  close to the row-wise argmax, steering each proposal's most probable
+  architecture onto the targets (0: the paper).
+- Orthogonality (`orthogonality`): `centered` (default) is the cosine
+  similarity of the proposals' centered logits, indifferent to how sharp
+  a proposal is; `probabilities` (the earlier default) pushes proposals
+  towards one-hot rows (non-negative vectors are orthogonal only with
+  disjoint supports); `logits` is the paper's O = Theta Theta^T, whose
+  diagonal pulls ||theta_j|| to 1 (near-uniform proposals).
+- The resource terms are summed over the m proposals (`reduction` 'mean'
+  is the paper's 1/(nm)): with the mean, beta = 1e-2 drove the earlier
+  proposals to near-perfect orthogonality at the cost of 3-6% misses on
+  the FBNet table (measured); summed, each proposal's own miss outweighs
+  the pull apart.
 - theta starts from N(0, init_std) per proposal (numpy, seeded) and is
   updated by Adam inside one `tf.function` (a `tf.while_loop` over iters,
-  vectorized over proposals x samples): 8 x 1000 iterations take about
-  1.5 s on two CPU cores, plus about 1.5 s of tracing on the first call.
-- Why tau_end = 0.05 and no hold (measured with `tools/proposal_share.py`;
-  docs/search.md, "How many draws land in the budget"): annealing to 0.1
-  left 91-100% of 10,000 draws at 0.1 within 3% on the demo's table (6
-  seeds), and single proposals down to 72%; annealing to 0.05 gives
-  95.7-100% on the demo's and 97.5-100% on the FBNet table. Holding 0.05
-  for the last 30% did better still on those two tables (98.1% and 99.5%
-  at worst) but on the synthetic table of tests/test_proposals.py left one
-  seed's proposal at a 3.0% miss and 88% of its draws within 3%, so it is
-  an option (`hold`), not the default.
-- Every proposal's argmax within 3% (worst 2.9%, typically 1-2%) on the
-  FBNet table without the safety net (8 seeds, measured with the earlier
-  schedule).
-- Safety net (`ProposalConfig.repair`, on by default): a proposal whose argmax
-  architecture still misses a target by more than `tol` is fixed by `repair`
-  and the logits of each repaired row are swapped so that the repaired op
-  becomes the argmax; `ProposalResult.repaired` lists the rows touched (empty
-  when the optimization alone met the targets).
+  vectorized over proposals x samples).
+- Measured (`tools/proposal_share.py`, docs/search.md "Stage 2
+  searches"): the earlier settings (tau_end 0.05, probability
+  orthogonality, no slack or entropy) left every searched row with a top
+  probability of 0.996 or more, i.e. one-hot proposals and nothing for
+  stage 2 to search; the defaults leave a mean top probability of about
+  0.8 on the demo's table and 0.5 on FBNet's with 60-75% of the draws
+  within 3%.
+- Safety net (`ProposalConfig.repair`, off by default): a proposal whose
+  argmax architecture still misses a target by more than `tol` is fixed
+  by `repair` and the logits of each repaired row are swapped so that the
+  repaired op becomes the argmax; `ProposalResult.repaired` lists the rows
+  touched, and the search reports them as a repair.
 
 `ensemble_weights` is eqs. 8-9, the differentiable ensemble the supernet
 trains.
@@ -117,6 +120,8 @@ class ProposalConfig:
     slack: float = 0.5            # misses within slack x tol cost nothing
     orthogonality: str = 'centered'  # 'probabilities', 'logits' (paper)
     reduction: str = 'sum'        # resource terms over proposals; 'mean'
+    min_share: float = 0.6        # halve the entropy bonus until at least
+    #                               this share of draws is within tol
 
     def check(self):
         """Raises UserError for a setting outside its valid range."""
@@ -134,6 +139,9 @@ class ProposalConfig:
                     f'{name}={getattr(self, name)!r} must be > 0')
         if not 0 <= self.hold < 1:
             raise errors.UserError(f'hold={self.hold!r} must be in [0, 1)')
+        if not 0 <= self.min_share <= 1:
+            raise errors.UserError(
+                f'min_share={self.min_share!r} must be in [0, 1]')
         if not 0 <= self.slack < 1:
             raise errors.UserError(
                 f'slack={self.slack!r} must be in [0, 1)')
@@ -164,7 +172,10 @@ class ProposalResult:
     histories hold one value per iteration (total loss, the two resource
     terms summed, the orthogonality term sum |O - I|, the mean normalized
     row entropy at the iteration's temperature); `repaired[j]` the rows
-    whose argmax the safety net changed; `seconds` the optimization time.
+    whose argmax the safety net changed; `seconds` the optimization time
+    (all attempts); `entropy_weight` the entropy bonus of the result and
+    `share_within_tolerance` the share of `SHARE_DRAWS` draws at tau_end
+    within `tol` of every target (before the safety net).
     """
 
     logits: np.ndarray
@@ -175,6 +186,8 @@ class ProposalResult:
     entropy_history: np.ndarray
     repaired: tuple
     seconds: float
+    entropy_weight: float = 0.0
+    share_within_tolerance: float = None
 
 
 def orthogonality(logits, mask=None, form='probabilities'):
@@ -316,42 +329,34 @@ def _optimize(theta, values, fixed, targets, slack, mask, iters, samples,
     return theta, history.stack()
 
 
+SHARE_DRAWS = 10_000
+BACKOFFS = 4
+
+
 def optimize_proposals(table, targets, config=None):
     """Optimizes `config.num_proposals` space proposals for `targets` (eq. 7).
 
-    `targets` maps objectives of `table` to whole-network values. Returns a
-    `ProposalResult`; see the module docstring for the method.
+    `targets` maps objectives of `table` to whole-network values. When
+    fewer than `min_share` of `SHARE_DRAWS` draws at tau_end land within
+    `tol`, the optimization runs again with half the entropy bonus (up to
+    `BACKOFFS` times, then without it). Returns a `ProposalResult`; see the
+    module docstring for the method.
     """
     config = config or ProposalConfig()
     config.check()
     check_targets(table, targets)
-    objectives = list(targets)
-    scale = normalizers(table, targets)
-    mask = np.asarray(table.mask, dtype=bool)
-    values = np.stack([np.asarray(table.values[o], np.float64) / scale[o]
-                       for o in objectives])
-    fixed = np.array([table.fixed[o] / scale[o] for o in objectives])
-    goal = np.array([targets[o] / scale[o] for o in objectives])
-    rng = np.random.default_rng(config.seed)
-    theta0 = config.init_std * rng.standard_normal(
-        (config.num_proposals,) + mask.shape)
-    slack = config.slack * config.tol * goal
-    hyper = [config.learning_rate, config.beta, config.tau_start,
-             config.tau_end, config.relax_tau, config.mode_scale,
-             config.hold, config.mode_weight, config.entropy_weight]
     start = time.perf_counter()
-    theta, history = _optimize(
-        tf.constant(theta0, tf.float32), tf.constant(values, tf.float32),
-        tf.constant(fixed, tf.float32), tf.constant(goal, tf.float32),
-        tf.constant(slack, tf.float32), tf.constant(mask),
-        tf.constant(config.iters, tf.int32),
-        tf.constant(config.samples, tf.int32),
-        tf.constant(config.seed, tf.int64), tf.constant(hyper, tf.float32),
-        config.orthogonality, config.reduction == 'mean')
-    theta = theta.numpy()
-    history = history.numpy()
+    weight = config.entropy_weight
+    for attempt in range(BACKOFFS + 2):
+        theta, history = _optimize_once(table, targets, dataclasses.replace(
+            config, entropy_weight=weight))
+        share = _share(table, theta, targets, config)
+        if share >= config.min_share or weight == 0:
+            break
+        weight = weight / 2 if attempt < BACKOFFS else 0.0
     seconds = time.perf_counter() - start
 
+    mask = np.asarray(table.mask, dtype=bool)
     logits = np.where(mask, theta, MASKED_LOGIT).astype(np.float32)
     columns = logits.argmax(axis=-1)
     repaired = [() for _ in range(config.num_proposals)]
@@ -369,7 +374,42 @@ def optimize_proposals(table, targets, config=None):
         logits=logits, columns=columns, loss_history=history[:, 0],
         resource_history=history[:, 1], orthogonality_history=history[:, 2],
         entropy_history=history[:, 3], repaired=tuple(repaired),
-        seconds=seconds)
+        seconds=seconds, entropy_weight=weight, share_within_tolerance=share)
+
+
+def _share(table, theta, targets, config):
+    """Share of SHARE_DRAWS draws at tau_end within tol of every target."""
+    logits = np.where(table.mask, theta, MASKED_LOGIT)
+    cols = sample_architectures(logits, SHARE_DRAWS, config.tau_end,
+                                config.seed + 7919)
+    return float(within(totals(table, cols), targets, config.tol).mean())
+
+
+def _optimize_once(table, targets, config):
+    """One run of `_optimize`: (theta (m, rows, cols), history) as numpy."""
+    objectives = list(targets)
+    scale = normalizers(table, targets)
+    mask = np.asarray(table.mask, dtype=bool)
+    values = np.stack([np.asarray(table.values[o], np.float64) / scale[o]
+                       for o in objectives])
+    fixed = np.array([table.fixed[o] / scale[o] for o in objectives])
+    goal = np.array([targets[o] / scale[o] for o in objectives])
+    rng = np.random.default_rng(config.seed)
+    theta0 = config.init_std * rng.standard_normal(
+        (config.num_proposals,) + mask.shape)
+    slack = config.slack * config.tol * goal
+    hyper = [config.learning_rate, config.beta, config.tau_start,
+             config.tau_end, config.relax_tau, config.mode_scale,
+             config.hold, config.mode_weight, config.entropy_weight]
+    theta, history = _optimize(
+        tf.constant(theta0, tf.float32), tf.constant(values, tf.float32),
+        tf.constant(fixed, tf.float32), tf.constant(goal, tf.float32),
+        tf.constant(slack, tf.float32), tf.constant(mask),
+        tf.constant(config.iters, tf.int32),
+        tf.constant(config.samples, tf.int32),
+        tf.constant(config.seed, tf.int64), tf.constant(hyper, tf.float32),
+        config.orthogonality, config.reduction == 'mean')
+    return theta.numpy(), history.numpy()
 
 
 def sample_architectures(logits, n, tau, seed, pi=None):

@@ -131,6 +131,7 @@ def proposal_config(config):
         tau_start=config.proposal_tau_start,
         tau_end=config.proposal_tau_end, hold=config.proposal_hold,
         entropy_weight=config.proposal_entropy,
+        min_share=config.proposal_min_share,
         slack=config.proposal_slack, mode_weight=config.proposal_mode_weight,
         orthogonality=config.proposal_orthogonality,
         reduction=config.proposal_reduction, seed=config.seed,
@@ -157,7 +158,8 @@ def optimize(space, searched, fixed_ops, config, plot_path):
     log(f'proposals optimized in {result.seconds:.2f}s (final loss '
         f'{result.loss_history[-1]:.4f}, orthogonality '
         f'{result.orthogonality_history[-1]:.3f}, row entropy '
-        f'{result.entropy_history[-1]:.3f})')
+        f'{result.entropy_history[-1]:.3f}, entropy weight '
+        f'{result.entropy_weight:g})')
     rows = []
     for j, cols in enumerate(result.columns):
         tot = tables.totals(table, cols)
@@ -205,6 +207,7 @@ def optimize(space, searched, fixed_ops, config, plot_path):
     return table, result, pconfig, {
         'proposals': rows, 'samples': report, 'stage2_start': start,
         'settings': dataclasses.asdict(pconfig),
+        'entropy_weight_used': result.entropy_weight,
         'seconds': result.seconds}
 
 
