@@ -241,7 +241,8 @@ PROPOSAL_FLAGS = (
     'proposal_lr', 'proposal_tau_start', 'proposal_tau_end', 'proposal_hold',
     'proposal_entropy', 'proposal_min_share', 'proposal_slack',
     'proposal_mode_weight', 'proposal_orthogonality', 'proposal_reduction',
-    'proposal_repair', 'resource_slack', 'resource_estimate', 'pi_tau', 'derive')
+    'proposal_repair', 'resource_slack', 'resource_estimate', 'pi_tau',
+    'derive')
 
 
 def resume_config_from_flags(f):

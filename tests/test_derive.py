@@ -4,10 +4,10 @@ the rows stage 2 changed."""
 import itertools
 
 import numpy as np
+from test_budget import tiny_table
 
 from hournas_tf.nas import derive
 from hournas_tf.resources import tables
-from test_budget import tiny_table
 
 
 def test_most_probable_in_budget_is_the_best_feasible_architecture():
