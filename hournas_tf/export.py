@@ -38,8 +38,8 @@ def define_flags():
                         'existing folder is refused).')
     flags.DEFINE_string('dataset', 'digits', 'Dataset of the int8 '
                         'calibration and QAT (training split) and of the '
-                        'check (eval split): digits, cifar10, imagenet2012 '
-                        'or image_folder:PATH.')
+                        'check (eval split): digits, fashion_mnist[:PATH], '
+                        'cifar10, imagenet2012 or image_folder:PATH.')
     flags.DEFINE_string('data_dir', None, 'tensorflow-datasets data dir.')
     flags.DEFINE_integer('representative_steps', 200, 'Training images '
                          'that calibrate the int8 ranges.', lower_bound=1)

@@ -51,8 +51,10 @@ def define_flags():
     flags.DEFINE_enum('space', DEMO['space'], spaces.SPACE_NAMES,
                       'Search space.')
     flags.DEFINE_string('dataset', DEMO['dataset'],
-                        'digits, cifar10, imagenet2012 or image_folder:PATH '
-                        '(one subfolder of images per class).')
+                        'digits, fashion_mnist (offline from its IDX files; '
+                        'fashion_mnist:PATH names their folder), cifar10, '
+                        'imagenet2012 or image_folder:PATH (one subfolder '
+                        'of images per class).')
     flags.DEFINE_string('data_dir', None, 'tensorflow-datasets data dir.')
     flags.DEFINE_integer('image_size', DEMO['image_size'],
                          'Input size; <= 64 uses the CIFAR layout.',

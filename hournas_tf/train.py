@@ -33,11 +33,19 @@ def define_flags():
                         'fbnet_b) or a compact architecture string.')
     flags.DEFINE_string('arch_file', None, 'An architecture JSON file, e.g. '
                         "a search's arch.json.")
-    flags.DEFINE_string('dataset', d.dataset, 'digits, cifar10, '
-                        'imagenet2012 or image_folder:PATH.')
+    flags.DEFINE_string('dataset', d.dataset, 'digits, fashion_mnist[:PATH '
+                        'of its IDX files], cifar10, imagenet2012 or '
+                        'image_folder:PATH.')
     flags.DEFINE_string('data_dir', None, 'tensorflow-datasets data dir.')
+    flags.DEFINE_float('validation_fraction', d.validation_fraction,
+                       'Hold out this fraction of the training split (its '
+                       'last examples in stored order, fixed) and evaluate '
+                       'on it instead of the eval split; 0: train on all '
+                       'of train, evaluate on the eval split (test).',
+                       lower_bound=0.0, upper_bound=0.99)
     flags.DEFINE_integer('image_size', None, 'Input size (default: 32 for '
-                         'digits and cifar10, 224 for imagenet2012, the '
+                         'digits, fashion_mnist and cifar10, 224 for '
+                         'imagenet2012, the '
                          "architecture's for image folders). The "
                          'architecture is rebuilt for it with the same ops.',
                          lower_bound=8)
@@ -101,7 +109,8 @@ def config_from_flags(f):
     """(TrainConfig, DatasetShape) from parsed flags; the architecture is
     fitted to the dataset (one log line when it changes)."""
     arch = resolve.resolve_architecture(f.arch, f.arch_file)
-    shape = resolve.dataset_shape(f.dataset, f.data_dir, f.image_size, arch)
+    shape = resolve.dataset_shape(f.dataset, f.data_dir, f.image_size, arch,
+                                  f.validation_fraction)
     arch, note = resolve.fit_architecture(arch, shape.image_size,
                                           shape.num_classes)
     if note:
@@ -111,7 +120,8 @@ def config_from_flags(f):
     name = arch.name or arch.space
     config = config_lib.TrainConfig(
         arch=arch.to_string(), arch_name=name, dataset=f.dataset,
-        data_dir=f.data_dir, image_size=shape.image_size, epochs=f.epochs,
+        data_dir=f.data_dir, image_size=shape.image_size,
+        validation_fraction=f.validation_fraction, epochs=f.epochs,
         batch_size=f.batch_size, learning_rate=f.learning_rate,
         warmup_epochs=f.warmup_epochs, weight_decay=f.weight_decay,
         label_smoothing=f.label_smoothing, dropout=f.dropout,

@@ -44,11 +44,18 @@ def test_parse_dataset_name():
     assert data.parse_dataset_name('imagenet2012') == ('imagenet2012', None)
     assert data.parse_dataset_name('image_folder:/x/y') == (
         'image_folder', '/x/y')
-    with pytest.raises(UserError, match='valid: digits, cifar10, '
-                       'imagenet2012, image_folder:PATH'):
+    assert data.parse_dataset_name('fashion_mnist') == (
+        'fashion_mnist', None)
+    assert data.parse_dataset_name('fashion_mnist:/x/y') == (
+        'fashion_mnist', '/x/y')
+    with pytest.raises(UserError, match='valid: digits, '
+                       r'fashion_mnist\[:PATH\], cifar10, imagenet2012, '
+                       'image_folder:PATH'):
         data.parse_dataset_name('mnist')
     with pytest.raises(UserError, match='image_folder:PATH'):
         data.parse_dataset_name('image_folder:')
+    with pytest.raises(UserError, match='fashion_mnist:PATH'):
+        data.parse_dataset_name('fashion_mnist: ')
 
 
 def test_bad_config_values():

@@ -469,6 +469,7 @@ def test_dry_run_reports_costs_and_steps(capsys):
     ('train_fbnet_imagenet.flags', 'fbnet_b', 1281167 // 512),
     ('train_efficientnet_imagenet.flags', 'efficientnet_b0', None),
     ('train_cifar10.flags', 'fbnet_b', None),
+    ('train_fashion_mnist.flags', 'efficientnet_b0', 60000 // 128),
 ])
 def test_recipe_flagfiles_parse_and_dry_run(name, arch, steps):
     res = run_module('hournas_tf.train', f'--flagfile=configs/{name}',

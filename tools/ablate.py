@@ -595,8 +595,9 @@ def define_flags():
     flags.DEFINE_string('output_dir', 'runs/ablation', 'Where the cells, '
                         'results.json and ablation.md go (rerun to resume).')
     flags.DEFINE_string('space', DEMO['space'], 'Search space.')
-    flags.DEFINE_string('dataset', DEMO['dataset'], 'digits, cifar10, '
-                        'imagenet2012 or image_folder:PATH.')
+    flags.DEFINE_string('dataset', DEMO['dataset'], 'digits, '
+                        'fashion_mnist[:PATH], cifar10, imagenet2012 or '
+                        'image_folder:PATH.')
     flags.DEFINE_string('data_dir', None, 'tensorflow-datasets data dir.')
     flags.DEFINE_integer('image_size', DEMO['image_size'], 'Input size.',
                          lower_bound=8)

@@ -28,8 +28,8 @@ FLAGS = flags.FLAGS
 
 def define_flags():
     """Defines the tool's flags (only when run as a script)."""
-    flags.DEFINE_string('dataset', 'digits', 'digits, cifar10, imagenet2012 '
-                        'or image_folder:PATH.')
+    flags.DEFINE_string('dataset', 'digits', 'digits, fashion_mnist[:PATH], '
+                        'cifar10, imagenet2012 or image_folder:PATH.')
     flags.DEFINE_string('data_dir', None, 'tfds data dir (digits: cache dir).')
     flags.DEFINE_integer('image_size', None, 'Image size; default: the '
                          "dataset's.", lower_bound=8)

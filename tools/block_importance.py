@@ -36,7 +36,8 @@ def define_flags():
     flags.DEFINE_string('arch_file', None, 'Its architecture as a JSON '
                         'file (instead of --arch).')
     flags.DEFINE_string('dataset', 'digits', 'Dataset whose test (eval) '
-                        'split is measured.')
+                        'split is measured: digits, fashion_mnist[:PATH], '
+                        'cifar10, imagenet2012 or image_folder:PATH.')
     flags.DEFINE_string('data_dir', None, 'tensorflow-datasets data dir.')
     flags.DEFINE_list('probabilities', ['0.3', '0.6', '1.0'],
                       'Masking probabilities p.')

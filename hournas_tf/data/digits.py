@@ -51,20 +51,25 @@ def load_arrays():
     return images[..., None], labels, is_test
 
 
+def code_path_property(path):
+    """A builder's `code_path` class property: the file `path`. tfds
+    4.9.10 looks it up through the `importlib_resources` backport, which it
+    only requires before Python 3.9; our builders give it directly."""
+
+    def code_path(cls):
+        from etils import epath
+
+        return epath.Path(path)
+
+    return tfds.core.utils.classproperty(classmethod(code_path))
+
+
 class HournasDigits(tfds.core.GeneratorBasedBuilder):
     """scikit-learn's 8x8 handwritten digits (offline, 10 classes)."""
 
     VERSION = tfds.core.Version('1.0.0')
     RELEASE_NOTES = {'1.0.0': 'Initial release.'}
-
-    # tfds 4.9.10 looks this up through the `importlib_resources` backport,
-    # which it only requires before Python 3.9; give the path directly.
-    @tfds.core.utils.classproperty
-    @classmethod
-    def code_path(cls):
-        from etils import epath
-
-        return epath.Path(__file__)
+    code_path = code_path_property(__file__)
 
     def _info(self):
         return self.dataset_info_from_configs(

@@ -1,16 +1,27 @@
 """Dataset loading, the paper's search/retrain splits and tf.data pipelines.
 
 One API for all dataset kinds (`parse_dataset_name`): `digits` (the
-embedded offline default, `hournas_tf.data.digits`), `cifar10` and
-`imagenet2012` (prepared tensorflow-datasets data dirs) and
-`image_folder:PATH` (`hournas_tf.data.image_folder`).
+embedded offline default, `hournas_tf.data.digits`), `fashion_mnist` or
+`fashion_mnist:PATH` (offline from the IDX files,
+`hournas_tf.data.fashion_mnist`), `cifar10` and `imagenet2012` (prepared
+tensorflow-datasets data dirs) and `image_folder:PATH`
+(`hournas_tf.data.image_folder`).
 
 Splits. The search (`load_search_data`) trains weights on
 `weight_fraction` (80%) of the training split and architecture parameters
 on the rest; retraining (`load_train_data`) uses all of the training split
-and evaluates on the eval split (`test` for digits and cifar10,
-`validation` for imagenet2012, `val`/`validation`/`test` or a fixed 20%
-holdout for image folders). The 80/20 split is a window over the training
+and evaluates on the eval split (`test` for digits, fashion_mnist and
+cifar10, `validation` for imagenet2012, `val`/`validation`/`test` or a
+fixed 20% holdout for image folders).
+
+Validation hold-out. `validation_fraction` > 0 holds out the last
+`round(validation_fraction * N)` of the N training examples in their stored
+order (fixed: the seed never changes it; tfds shuffles examples when it
+prepares a set, so it is a random sample) and makes it the eval split,
+named `train[A:N]`; training, and the search's 80/20 split, then see only
+the first A examples (`_HeldOut`). The test split is then never read.
+
+The 80/20 split is a window over the training
 examples in their stored order: the architecture split is the
 `num_examples - round(weight_fraction * num_examples)` examples starting
 at an offset drawn from `numpy.random.RandomState(seed)` (wrapping around
@@ -52,12 +63,16 @@ from hournas_tf.data import preprocessing
 from hournas_tf.errors import UserError
 from hournas_tf.errors import choices
 
-KINDS = ('digits', 'cifar10', 'imagenet2012', 'image_folder')
-DATASET_NAMES = ('digits', 'cifar10', 'imagenet2012', 'image_folder:PATH')
+KINDS = ('digits', 'fashion_mnist', 'cifar10', 'imagenet2012',
+         'image_folder')
+DATASET_NAMES = ('digits', 'fashion_mnist[:PATH]', 'cifar10', 'imagenet2012',
+                 'image_folder:PATH')
 DEFAULT_IMAGE_SIZE = {
-    'digits': 32, 'cifar10': 32, 'imagenet2012': 224, 'image_folder': 224,
+    'digits': 32, 'fashion_mnist': 32, 'cifar10': 32, 'imagenet2012': 224,
+    'image_folder': 224,
 }
-EVAL_SPLIT = {'digits': 'test', 'cifar10': 'test', 'imagenet2012': 'validation'}
+EVAL_SPLIT = {'digits': 'test', 'fashion_mnist': 'test', 'cifar10': 'test',
+              'imagenet2012': 'validation'}
 CACHE_MODES = ('auto', 'memory', 'none')
 CACHE_LIMIT_BYTES = 2 * 1024 ** 3
 # Decoded size over file size, to estimate image folders and tfds sets whose
@@ -70,15 +85,20 @@ _IMAGENET_TARS = ('ILSVRC2012_img_train.tar', 'ILSVRC2012_img_val.tar')
 class DataConfig:
     """What to load and how; see the module docstring.
 
-    `dataset`: 'digits' | 'cifar10' | 'imagenet2012' | 'image_folder:PATH'.
-    `data_dir`: the tfds data dir (digits: a cache dir, default
-    `$HOURNAS_TF_DATA` or `~/.cache/hournas_tf/datasets`; cifar10 and
-    imagenet2012: tfds's default `~/tensorflow_datasets`).
+    `dataset`: 'digits' | 'fashion_mnist' | 'fashion_mnist:PATH' |
+    'cifar10' | 'imagenet2012' | 'image_folder:PATH' (fashion_mnist's PATH:
+    the folder of its IDX files).
+    `data_dir`: the tfds data dir (digits and fashion_mnist: a cache dir,
+    default `$HOURNAS_TF_DATA` or `~/.cache/hournas_tf/datasets`; cifar10,
+    imagenet2012 and tfds's own fashion_mnist: tfds's default
+    `~/tensorflow_datasets`).
     `image_size`: None for the dataset's default (`DEFAULT_IMAGE_SIZE`).
     `batch_size`: the global batch size.
     `cache`: 'auto', 'memory' or 'none'.
     `cutout`: side of the cutout square in retraining (`load_train_data`);
     0 is off. The search splits never use it.
+    `validation_fraction`: 0, or the fraction of the training split held
+    out as the eval split (see the module docstring).
     """
 
     dataset: str = 'digits'
@@ -90,6 +110,7 @@ class DataConfig:
     cache: str = 'auto'
     shuffle_buffer: int = 10000
     cutout: int = 0
+    validation_fraction: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,9 +181,17 @@ class TrainData:
 
 
 def parse_dataset_name(name):
-    """'image_folder:PATH' -> ('image_folder', PATH); others -> (name, None)."""
+    """'image_folder:PATH' -> ('image_folder', PATH), 'fashion_mnist:PATH'
+    -> ('fashion_mnist', PATH); others -> (name, None)."""
     text = str(name).strip()
     kind, sep, path = text.partition(':')
+    if kind == 'fashion_mnist' and sep:
+        if not path.strip():
+            raise UserError(
+                f'dataset {name!r} needs the folder of its IDX files: '
+                'fashion_mnist:PATH (or just fashion_mnist)'
+            )
+        return kind, path.strip()
     if kind == 'image_folder':
         if not sep or not path.strip():
             raise UserError(
@@ -201,6 +230,11 @@ def check_config(config):
         )
     if int(config.cutout) < 0:
         raise UserError(f'cutout must be >= 0, got {config.cutout}')
+    if not 0.0 <= float(config.validation_fraction) < 1.0:
+        raise UserError(
+            'validation_fraction must be in [0, 1), got '
+            f'{config.validation_fraction}'
+        )
 
 
 def split_ranges(num_examples, weight_fraction, seed):
@@ -242,15 +276,20 @@ def _replicas(config, strategy):
 
 
 class _TfdsSource:
-    """digits, cifar10 or imagenet2012 through a tfds builder."""
+    """digits, fashion_mnist, cifar10 or imagenet2012 through a tfds
+    builder."""
 
-    def __init__(self, kind, config):
+    def __init__(self, kind, config, path=None):
         self.kind = kind
         self.seed = int(config.seed)
         if kind == 'digits':
             from hournas_tf.data import digits
 
             self.builder = digits.builder(config.data_dir)
+        elif kind == 'fashion_mnist':
+            from hournas_tf.data import fashion_mnist
+
+            self.builder = fashion_mnist.builder(config.data_dir, path)
         else:
             self.builder = _prepared_builder(kind, config.data_dir)
         self.eval_split = EVAL_SPLIT[kind]
@@ -265,7 +304,7 @@ class _TfdsSource:
             class_names=tuple(label.names),
             eval_split=self.eval_split,
         )
-        self.auto_shard_data = kind == 'digits'
+        self.auto_shard_data = kind in ('digits', 'fashion_mnist')
 
     def decoded_bytes(self, num_examples):
         shape = self.builder.info.features['image'].shape
@@ -377,12 +416,51 @@ def _prepared_builder(kind, data_dir):
     return builder
 
 
+class _HeldOut:
+    """A source whose training split's last `round(fraction * N)` examples
+    are its eval split (`DataConfig.validation_fraction`)."""
+
+    def __init__(self, source, fraction):
+        self.source = source
+        self.kind = source.kind
+        self.auto_shard_data = source.auto_shard_data
+        total = source.info.num_train
+        held = int(round(fraction * total))
+        self.start = total - held
+        self.total = total
+        if held < 1 or self.start < 1:
+            raise UserError(
+                f'validation_fraction {fraction} of the {total} training '
+                f'examples of {source.info.name} leaves '
+                f'{"no validation" if held < 1 else "no training"} examples'
+            )
+        self.info = dataclasses.replace(
+            source.info, num_train=self.start, num_eval=held,
+            eval_split=f'train[{self.start}:{total}]',
+        )
+
+    def decoded_bytes(self, num_examples):
+        return self.source.decoded_bytes(num_examples)
+
+    def examples(self, split, ranges=None, shuffle_files=False):
+        if split != 'train':
+            ranges = [(self.start, self.total)]
+        elif ranges is None:
+            ranges = [(0, self.start)]
+        # Search ranges lie in [0, start): the held-out part is a suffix.
+        return self.source.examples('train', ranges, shuffle_files)
+
+
 def _source(config):
     check_config(config)
     kind, path = parse_dataset_name(config.dataset)
     if kind == 'image_folder':
-        return _FolderSource(path, config)
-    return _TfdsSource(kind, config)
+        source = _FolderSource(path, config)
+    else:
+        source = _TfdsSource(kind, config, path)
+    if float(config.validation_fraction) > 0:
+        source = _HeldOut(source, float(config.validation_fraction))
+    return source
 
 
 def dataset_info(config):

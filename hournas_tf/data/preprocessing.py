@@ -13,6 +13,7 @@ normalized:
   of the shorter side resized to S (224 from 256 for ImageNet).
 - `cifar`: the image is resized to S x S if needed; train = zero pad S/8,
   random S x S crop, random horizontal flip; eval = the resized image.
+  Also fashion_mnist's 28x28 at any size (clothes may be mirrored).
 - `digits`: grey 8x8 digits scaled up to S x S (bilinear); train = zero pad
   S/8 and random crop (no flip: a mirrored digit is another symbol); eval =
   the scaled image.
@@ -80,7 +81,7 @@ def style_for(kind, image_size):
         return 'digits'
     if kind == 'imagenet2012':
         return 'imagenet'
-    if kind == 'cifar10' or image_size <= SMALL_IMAGE_SIZE:
+    if kind in ('cifar10', 'fashion_mnist') or image_size <= SMALL_IMAGE_SIZE:
         return 'cifar'
     return 'imagenet'
 

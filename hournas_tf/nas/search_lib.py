@@ -276,7 +276,8 @@ def _space(config):
                             width_multiplier=config.width_multiplier)
 
 
-KNOWN_NUM_CLASSES = {'digits': 10, 'cifar10': 10, 'imagenet2012': 1000}
+KNOWN_NUM_CLASSES = {'digits': 10, 'fashion_mnist': 10, 'cifar10': 10,
+                     'imagenet2012': 1000}
 
 
 def known_num_classes(config):

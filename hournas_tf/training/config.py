@@ -24,7 +24,9 @@ class TrainConfig:
     fitted to the dataset's image size and classes. `inherit_weights` is a
     `.weights.h5` file of `build_model(arch)` (or None). `dropout` None keeps
     the space's rate. `ema_momentum` 0 is off. `warmup_epochs` may be a
-    fraction.
+    fraction. `validation_fraction` > 0 trains on the training split less
+    its last `validation_fraction` and evaluates on that held-out part
+    instead of the eval split (`hournas_tf.data.DataConfig`).
     """
 
     arch: str
@@ -32,6 +34,7 @@ class TrainConfig:
     dataset: str = 'digits'
     data_dir: str = None
     image_size: int = 32
+    validation_fraction: float = 0.0
     epochs: int = 6
     batch_size: int = 64
     learning_rate: float = 0.1
@@ -87,6 +90,7 @@ def check_config(config):
     for name in ('momentum', 'label_smoothing', 'drop_path_rate',
                  'ema_momentum'):
         _check_range(config, name, 0, 1)
+    _check_range(config, 'validation_fraction', 0, 1)
     if config.dropout is not None:
         _check_range(config, 'dropout', 0, 1)
     if config.epochs and config.warmup_epochs >= config.epochs:

@@ -15,6 +15,7 @@ from hournas_tf.spaces import references
 # the fixed 80/20 split of scikit-learn's 1,797 images (docs/data.md).
 KNOWN_DATASETS = {
     'digits': (10, 1438, 359),
+    'fashion_mnist': (10, 60000, 10000),
     'cifar10': (10, 50000, 10000),
     'imagenet2012': (1000, 1281167, 50000),
 }
@@ -53,12 +54,15 @@ def resolve_architecture(arch=None, arch_file=None):
     return references.get_reference(arch)
 
 
-def dataset_shape(dataset, data_dir=None, image_size=None, arch=None):
+def dataset_shape(dataset, data_dir=None, image_size=None, arch=None,
+                  validation_fraction=0.0):
     """The `DatasetShape` of `dataset` without loading TensorFlow.
 
-    `image_size` None: the dataset's standard size (digits and cifar10 32,
-    imagenet2012 224); for image folders the architecture's size. Image
-    folders are listed to count their classes and images.
+    `image_size` None: the dataset's standard size (digits, fashion_mnist
+    and cifar10 32, imagenet2012 224); for image folders the architecture's
+    size. Image folders are listed to count their classes and images.
+    `validation_fraction` > 0: the training split less its held-out part,
+    which is the eval split (`hournas_tf.data.DataConfig`).
     """
     kind, _ = data.parse_dataset_name(dataset)
     if image_size is None:
@@ -66,9 +70,15 @@ def dataset_shape(dataset, data_dir=None, image_size=None, arch=None):
                       else data.DEFAULT_IMAGE_SIZE[kind])
     if kind in KNOWN_DATASETS:
         num_classes, num_train, num_eval = KNOWN_DATASETS[kind]
+        if validation_fraction:
+            data.check_config(data.DataConfig(
+                dataset=dataset, validation_fraction=validation_fraction))
+            num_eval = int(round(validation_fraction * num_train))
+            num_train -= num_eval
     else:
         info = data.dataset_info(data.DataConfig(
-            dataset=dataset, data_dir=data_dir, image_size=image_size))
+            dataset=dataset, data_dir=data_dir, image_size=image_size,
+            validation_fraction=validation_fraction))
         num_classes, num_train, num_eval = (
             info.num_classes, info.num_train, info.num_eval)
     return DatasetShape(num_classes, int(image_size), num_train, num_eval)

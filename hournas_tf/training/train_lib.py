@@ -96,7 +96,8 @@ def _data_config(config):
     return data.DataConfig(dataset=config.dataset, data_dir=config.data_dir,
                            image_size=config.image_size,
                            batch_size=config.batch_size, seed=config.seed,
-                           cutout=config.cutout)
+                           cutout=config.cutout,
+                           validation_fraction=config.validation_fraction)
 
 
 def _one_hot(dataset, num_classes):
