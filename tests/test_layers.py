@@ -181,6 +181,28 @@ def test_fused_batch_norm_trains_like_keras_batch_norm():
                                keras_bn(x, training=False), atol=2e-6)
 
 
+def test_fused_batch_norm_in_float64_is_keras_batch_norm():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    shape = (8, 5, 5, 6)
+    pair = (keras.layers.BatchNormalization(momentum=0.9, dtype='float64'),
+            hl.FusedBatchNormalization(momentum=0.9, dtype='float64'))
+    for layer in pair:
+        layer.build(shape)
+    x = rng.normal(size=shape) * 3 + 1
+    (y_k, g_k), (y_f, g_f) = [tf.function(train_call)(layer, x)
+                              for layer in pair]
+    assert y_f.dtype == tf.float64
+    # The fused kernel computes in float32 (3e-6 off); float64 agrees to
+    # rounding.
+    np.testing.assert_allclose(y_f, y_k, atol=1e-12)
+    for a, b in zip(g_f, g_k):
+        np.testing.assert_allclose(a, b, atol=1e-10)
+    np.testing.assert_allclose(pair[1].moving_variance,
+                               pair[0].moving_variance, rtol=1e-13)
+
+
 def test_fused_batch_norm_is_one_kernel_in_training_only():
     import tensorflow as tf
 
