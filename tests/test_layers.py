@@ -1,11 +1,13 @@
 import keras
 import numpy as np
 import pytest
+from conftest import run_python
 from testing import run_layer_test
 
 import hournas_tf
 from hournas_tf import spaces
 from hournas_tf.blocks import layers as hl
+from hournas_tf.errors import UserError
 
 # (class, constructor arguments, weight variables, trainable variables)
 # for an (2, 8, 8, 8) input. BN layers hold 4 variables, 2 trainable.
@@ -69,6 +71,37 @@ def test_model_saves_and_loads_with_identical_outputs(tmp_path):
     np.testing.assert_allclose(model.predict(x, verbose=0),
                                loaded.predict(x, verbose=0), atol=1e-5)
     assert loaded.count_params() == model.count_params()
+
+
+def test_load_model_needs_no_custom_objects(tmp_path):
+    arch = hournas_tf.get_reference('fbnet_a', image_size=32, num_classes=5)
+    model = hournas_tf.build_model(arch)
+    model.compile('sgd', keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True))
+    x = np.random.default_rng(1).normal(size=(2, 32, 32, 3)).astype('float32')
+    path = tmp_path / 'm.keras'
+    model.save(str(path))
+    np.save(tmp_path / 'x.npy', x)
+    # A fresh process, where nothing of ours registered the layers yet.
+    script = ('import sys, numpy as np, hournas_tf; '
+              'm = hournas_tf.load_model(sys.argv[1]); '
+              'assert m.optimizer is not None; '
+              'np.save(sys.argv[3], m.predict(np.load(sys.argv[2]), '
+              'verbose=0))')
+    res = run_python('-c', script, str(path), str(tmp_path / 'x.npy'),
+                     str(tmp_path / 'y.npy'))
+    assert res.returncode == 0, res.stderr[-3000:]
+    np.testing.assert_allclose(np.load(tmp_path / 'y.npy'),
+                               model.predict(x, verbose=0), atol=1e-5)
+    assert not hournas_tf.load_model(str(path), compile=False).compiled
+    (tmp_path / 'not.keras').write_text('text')
+    (tmp_path / 'm.h5').write_bytes(path.read_bytes())
+    for name, message in (('missing.keras', 'does not exist'),
+                          ('not.keras', 'is not a Keras 3 model file'),
+                          ('m.h5', 'is not a Keras 3 model file'),
+                          ('', 'is not a file')):
+        with pytest.raises(UserError, match=message):
+            hournas_tf.load_model(str(tmp_path / name))
 
 
 def test_build_model_accepts_a_string_and_trains_a_step():

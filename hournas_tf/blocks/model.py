@@ -1,8 +1,13 @@
-"""Builds the plain functional Keras model of an architecture."""
+"""Builds the plain functional Keras model of an architecture, and loads
+a saved one."""
+
+import os
+import zipfile
 
 import keras
 
 from hournas_tf.blocks import layers as hl
+from hournas_tf.errors import UserError
 from hournas_tf.spaces.architecture import Architecture
 
 
@@ -40,3 +45,24 @@ def build_model(arch, name=None, dropout=None, drop_path_rate=0.0,
     x = hl.make_head(space, bn_synchronized=sync_batch_norm)(x)
     outputs = hl.make_classifier(space, x, dropout=dropout)
     return keras.Model(inputs, outputs, name=name or arch.name or arch.space)
+
+
+def load_model(path, compile=True):
+    """The `keras.Model` of a `.keras` file of these blocks (train's
+    model.keras and checkpoints, a saved `build_model`):
+    `keras.saving.load_model` with the hournas_tf layers registered.
+    UserError (one line) for a missing file, a file that is no Keras 3
+    `.keras` zip, or one Keras cannot load."""
+    if not os.path.isfile(path):
+        raise UserError(f'model file {path} does not exist'
+                        if not os.path.exists(path)
+                        else f'model file {path} is not a file')
+    if not path.endswith('.keras') or not zipfile.is_zipfile(path):
+        raise UserError(f'model file {path} is not a Keras 3 model file '
+                        '(.keras)')
+    try:
+        return keras.saving.load_model(path, compile=compile)
+    except Exception as e:  # noqa: BLE001 (Keras raises many kinds)
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UserError(f'model file {path} cannot be loaded: '
+                        f'{first[:200]}') from None
