@@ -296,6 +296,37 @@ def test_check_table_names_every_artifact(tmp_path):
     assert 'load average' in table
 
 
+def test_a_source_model_at_chance_is_warned_about():
+    labels = np.array([8, 8, 1, 2, 3, 4, 5, 6, 7, 9] * 10)
+    assert parity.chance(labels, 10) == 0.2
+    assert parity.chance(np.arange(100) % 10, 10) == 0.1
+    assert parity.near_chance(0.2, labels, 10)
+    assert not parity.near_chance(0.5, labels, 10)
+    assert parity.near_chance(0.0019, np.arange(1000), 1000)
+    assert not parity.near_chance(0.003, np.arange(1000), 1000)
+    assert not parity.near_chance(0.6, [0, 1], 2)
+    # Every image classed as 8, as a checkpoint with the initial batch-norm
+    # statistics was (issue 22).
+    logits = np.zeros((100, 10))
+    logits[:, 8] = 1.0
+
+    class Constant:
+        def predict(self, images, batch_size=None, verbose=0):
+            return logits[:len(images)]
+
+    result = report.run_check(Constant(), {}, np.zeros((100, 4, 4, 3)),
+                              labels, threads=(1,))
+    assert result['keras_accuracy'] == 0.2
+    [warning] = result['warnings']
+    assert warning.startswith('WARNING: the source model scores 0.200 on '
+                              'the 100 eval images, chance level (0.200)')
+    assert report.format_table(result).endswith(warning)
+    logits[:50] = np.eye(10)[labels[:50]]  # half right: no warning
+    result = report.run_check(Constant(), {}, np.zeros((100, 4, 4, 3)),
+                              labels, threads=(1,))
+    assert result['keras_accuracy'] > 0.5 and result['warnings'] == []
+
+
 # The model source and the settings.
 
 def test_model_sources_give_one_line_errors(tmp_path):
