@@ -274,6 +274,7 @@ def main(argv):
 
     if flags.FLAGS.resume:
         config = resume_config_from_flags(flags.FLAGS)
+        errors.keep_log(config.output_dir)  # the held log lines, appended
     else:
         config = config_from_flags(flags.FLAGS)
 

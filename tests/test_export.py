@@ -17,6 +17,7 @@ from export_testing import randomize_batch_norm
 from export_testing import shared_trained_model
 
 import hournas_tf
+from hournas_tf.errors import STDERR_LOG
 from hournas_tf.errors import UserError
 from hournas_tf.exporting import benchmark
 from hournas_tf.exporting import config as config_lib
@@ -428,7 +429,7 @@ def test_export_command_all_formats_pass_the_check(trained_path, tmp_path):
     assert set(rows['tflite']['latency']) == {'1', '2'}
     assert sorted(os.listdir(out)) == sorted(
         [*config_lib.FILES.values(), config_lib.REPORT_FILE,
-         config_lib.CONFIG_FILE])
+         config_lib.CONFIG_FILE, STDERR_LOG])
 
 
 @pytest.mark.large
