@@ -88,6 +88,47 @@ def digits():
 
 # Twins.
 
+def test_twins_of_a_model_with_its_preprocessing_take_raw_images():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = hournas_tf.build_model(SMALL, include_preprocessing=True)
+    randomize_batch_norm(model)
+    raw = np.random.default_rng(1).uniform(
+        0, 255, size=(8, 32, 32, 3)).astype('float32')
+    reference = model(raw, training=False).numpy()
+    for flavor in twins.FLAVORS:
+        got = np.asarray(twins.build_twin(model, flavor)(raw, training=False))
+        assert np.abs(got - reference).max() <= 1e-5, flavor
+    converted = tflite.run(tflite.convert(twins.build_twin(model)), raw)
+    assert parity.max_rel_diff(reference, converted) <= 1e-4
+    assert export_lib.raw_images(np.zeros(3, np.float32)) == \
+        pytest.approx(np.float32(hournas_tf.normalization.MEAN_RGB))
+
+
+def test_export_checks_a_model_with_its_preprocessing_on_raw_images(
+        trained_path, tmp_path):
+    plain = hournas_tf.load_model(trained_path)
+    model = hournas_tf.build_model(SMALL, include_preprocessing=True)
+    model.set_weights(plain.get_weights())
+    path = str(tmp_path / 'raw.keras')
+    model.save(path)
+    reports = {}
+    for name, source_path in (('plain', trained_path), ('raw', path)):
+        res = run_module('hournas_tf.export', f'--model={source_path}',
+                         f'--output_dir={tmp_path / name}',
+                         '--formats=tflite,saved_model', '--threads=1')
+        assert res.returncode == 0, res.stderr[-3000:]
+        reports[name] = json.loads(
+            (tmp_path / name / 'export_report.json').read_text())
+    # Fed [0, 255] images, the model scores as the plain one on
+    # normalized images, and every file agrees with it.
+    assert reports['raw']['passed'] and not reports['raw']['warnings']
+    assert reports['raw']['keras_accuracy'] == pytest.approx(
+        reports['plain']['keras_accuracy'], abs=0.003)
+    assert reports['raw']['keras_accuracy'] > 0.9
+
+
 @pytest.mark.parametrize('which', ['small', 'fbnet_ops'])
 def test_both_twins_equal_the_keras_model(which):
     """small: a whole network with squeeze-excite and swish; fbnet_ops:

@@ -104,6 +104,33 @@ def test_load_model_needs_no_custom_objects(tmp_path):
             hournas_tf.load_model(str(tmp_path / name))
 
 
+def test_preprocessing_inside_the_model_matches_the_pipeline(tmp_path):
+    from hournas_tf.blocks import model as model_lib
+    from hournas_tf.data import preprocessing
+
+    arch = hournas_tf.get_reference('fbnet_a', image_size=32, num_classes=5)
+    keras.utils.set_random_seed(0)
+    plain = hournas_tf.build_model(arch)
+    raw_model = hournas_tf.build_model(arch, include_preprocessing=True)
+    assert not model_lib.takes_raw_images(plain)
+    assert model_lib.takes_raw_images(raw_model)
+    assert raw_model.layers[1].name == 'preprocessing'
+    # No weights of its own: the plain model's weights load into it.
+    path = str(tmp_path / 'plain.weights.h5')
+    plain.save_weights(path)
+    raw_model.load_weights(path)
+    raw = np.random.default_rng(4).uniform(
+        0, 255, size=(4, 32, 32, 3)).astype('float32')
+    expected = plain.predict(preprocessing.normalize(raw).numpy(), verbose=0)
+    np.testing.assert_allclose(raw_model.predict(raw, verbose=0), expected,
+                               atol=1e-5)
+    raw_model.save(str(tmp_path / 'raw.keras'))
+    loaded = hournas_tf.load_model(str(tmp_path / 'raw.keras'))
+    assert model_lib.takes_raw_images(loaded)
+    np.testing.assert_allclose(loaded.predict(raw, verbose=0), expected,
+                               atol=1e-5)
+
+
 def test_build_model_accepts_a_string_and_trains_a_step():
     arch = hournas_tf.get_reference('mnasnet_a1', image_size=32,
                                     num_classes=3, width_multiplier=0.25)

@@ -32,7 +32,8 @@ def quantize(twin):
     q, configs = _tfmot()
     slice_class = twins.channel_slice_class()
     annotations = {'Multiply': configs.Default8BitOutputQuantizeConfig,
-                   slice_class.__name__: configs.NoOpQuantizeConfig}
+                   slice_class.__name__: configs.NoOpQuantizeConfig,
+                   'Normalization': configs.NoOpQuantizeConfig}
 
     def annotate(layer):
         clone = layer.__class__.from_config(layer.get_config())

@@ -25,6 +25,7 @@ import functools
 import keras
 
 from hournas_tf.blocks import layers as hl
+from hournas_tf.blocks import model as model_lib
 from hournas_tf.errors import UserError
 
 FLAVORS = ('keras', 'tf_keras')
@@ -184,6 +185,9 @@ class _Builder:
             return self.inverted_residual(x, layer)
         if isinstance(layer, hl.Skip):
             return x
+        if (isinstance(layer, keras.layers.Normalization)
+                and layer.name == model_lib.PREPROCESSING_LAYER):
+            return model_lib.preprocessing_layer(L)(x)
         if isinstance(layer, keras.layers.GlobalAveragePooling2D):
             return L.GlobalAveragePooling2D(name=layer.name)(x)
         if isinstance(layer, keras.layers.Dropout):
