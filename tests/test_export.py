@@ -3,12 +3,14 @@ deployment check and the `python -m hournas_tf.export` command."""
 
 import json
 import os
+import re
 import zipfile
 
 import numpy as np
 import pytest
 from conftest import REPO
 from conftest import run_module
+from conftest import run_python
 from export_testing import SMALL
 from export_testing import digits_eval
 from export_testing import random_images
@@ -23,6 +25,7 @@ from hournas_tf.exporting import benchmark
 from hournas_tf.exporting import config as config_lib
 from hournas_tf.exporting import export_lib
 from hournas_tf.exporting import parity
+from hournas_tf.exporting import qat
 from hournas_tf.exporting import report
 from hournas_tf.exporting import saved_model
 from hournas_tf.exporting import source
@@ -336,6 +339,48 @@ def test_check_table_names_every_artifact(tmp_path):
     table = report.format_table(result)
     assert 'model_float32.tflite' in table and 'ok (max_rel_diff' in table
     assert 'load average' in table
+
+
+WITHOUT_QAT = '''
+import runpy, sys
+sys.modules['tensorflow_model_optimization'] = None  # not installed
+sys.argv = ['export'] + sys.argv[1:]
+runpy.run_module('hournas_tf.export', run_name='__main__')
+'''
+
+
+def test_without_the_qat_extra_qat_is_refused_in_one_line(monkeypatch,
+                                                         tmp_path):
+    assert config_lib.qat_missing() == []  # the test extra has it
+    assert config_lib.default_formats() == config_lib.FORMATS
+    monkeypatch.setattr(config_lib, 'qat_missing', lambda: ['tf-keras'])
+    assert 'tflite_qat' not in config_lib.default_formats()
+    assert 'tflite_qat' not in config_lib.ExportConfig().formats
+    message = ("the tflite_qat format needs tf-keras, not installed: pip "
+               "install 'hournas_tf[qat]'")
+    with pytest.raises(UserError, match=re.escape(message)):
+        config_lib.check_config(config_lib.ExportConfig(
+            model='m.keras', formats=('tflite', 'tflite_qat'),
+            output_dir=str(tmp_path / 'out')))
+    with pytest.raises(UserError, match='the tf_keras twin needs tf-keras'):
+        twins.build_twin(random_model(SMALL), 'tf_keras')
+    with pytest.raises(UserError, match='tflite_qat format needs tf-keras'):
+        qat.quantize(None)
+    monkeypatch.undo()
+    # The command, with tensorflow-model-optimization unimportable.
+    res = run_python('-c', WITHOUT_QAT, '--model=m.keras',
+                     '--formats=tflite,tflite_qat',
+                     f'--output_dir={tmp_path / "out"}')
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert res.stderr == ('error: the tflite_qat format needs '
+                          'tensorflow-model-optimization, not installed: '
+                          "pip install 'hournas_tf[qat]'\n")
+    # Without --formats, every other format (refused here for the
+    # missing model file, after the formats were accepted).
+    res = run_python('-c', WITHOUT_QAT, '--model=m.keras',
+                     f'--output_dir={tmp_path / "out"}')
+    assert res.returncode == 2
+    assert res.stderr == 'error: model file m.keras does not exist\n'
 
 
 def test_a_source_model_at_chance_is_warned_about():
