@@ -31,6 +31,17 @@ def build_model(arch, **kwargs):
     return model.build_model(arch, **kwargs)
 
 
+def load_model(path, compile=True):
+    """Loads a `.keras` file of hournas_tf blocks (train's model.keras or
+    checkpoints/*.keras) as a `keras.Model`, the custom layers registered.
+
+    See `hournas_tf.blocks.model.load_model`.
+    """
+    from hournas_tf.blocks import model
+
+    return model.load_model(path, compile=compile)
+
+
 __all__ = [
     'Architecture',
     'REFERENCE_NAMES',
@@ -39,4 +50,5 @@ __all__ = [
     'get_reference',
     'get_space',
     'load_architecture',
+    'load_model',
 ]

@@ -6,6 +6,9 @@ line on stderr and exit code 2, never a traceback, with nothing before it:
 `run` hides the log lines of TensorFlow, absl and tensorflow-datasets (they
 are written to stderr, partly by C++ before any setting applies) unless the
 user asks for them, and shows them after all when the command crashes.
+Once a command has its output folder (`keep_log`), the held lines go to
+`<output_dir>/stderr.log` instead of a temporary file, so a killed or
+hung run keeps its log.
 """
 
 import contextlib
@@ -55,10 +58,21 @@ def flags_parser(argv):
         fail(message.removeprefix('ERROR:: '))
 
 
+STDERR_LOG = 'stderr.log'
+
+
 class _Held:
-    """What a `held_stderr` block wrote to stderr (`text`, set at its end)."""
+    """What a `held_stderr` block wrote to stderr (`text`, set at its end);
+    while it runs, `file` receives it from byte `start` on (`path`: a
+    stderr.log, or None for the temporary file)."""
 
     text = ''
+    file = None
+    start = 0
+    path = None
+
+
+_HOLDING = []  # the `_Held` of the running `held_stderr` block, if any
 
 
 @contextlib.contextmanager
@@ -71,16 +85,42 @@ def held_stderr(enabled=True):
         return
     sys.stderr.flush()
     saved = os.dup(2)
-    with tempfile.TemporaryFile() as file:
-        os.dup2(file.fileno(), 2)
-        try:
-            yield held
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            file.seek(0)
-            held.text = file.read().decode('utf-8', 'replace')
+    held.file = tempfile.TemporaryFile()
+    os.dup2(held.file.fileno(), 2)
+    _HOLDING.append(held)
+    try:
+        yield held
+    finally:
+        _HOLDING.remove(held)
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        held.file.seek(held.start)
+        held.text = held.file.read().decode('utf-8', 'replace')
+        held.file.close()
+
+
+def keep_log(folder):
+    """While stderr is held: what was held so far is appended to
+    `folder/stderr.log`, and stderr goes there for the rest of the block
+    (a resumed run appends). Returns the path, or None when nothing is
+    held (`--verbosity`, or a library call outside `run`)."""
+    if not _HOLDING:
+        return None
+    held = _HOLDING[-1]
+    path = os.path.join(folder, STDERR_LOG)
+    if held.path == os.path.abspath(path):
+        return path
+    sys.stderr.flush()
+    log = open(path, 'a+b')  # noqa: SIM115 (open until the block ends)
+    start = log.tell()
+    held.file.seek(held.start)
+    log.write(held.file.read())
+    log.flush()
+    os.dup2(log.fileno(), 2)
+    held.file.close()
+    held.file, held.start, held.path = log, start, os.path.abspath(path)
+    return path
 
 
 def run(main, show_logs=None):

@@ -32,7 +32,9 @@ def define_flags():
                         'the .weights.h5 next to it, as a search writes).')
     flags.DEFINE_list('formats', list(config_lib.FORMATS),
                       'Formats to write: ' + ', '.join(config_lib.FORMATS)
-                      + '.')
+                      + ' (tflite_qat needs the qat extra: pip install '
+                      "'hournas_tf[qat]'; left out of the default "
+                      'without it).')
     flags.DEFINE_string('output_dir', None, 'New folder for the files '
                         '(default: export/ next to the model file; an '
                         'existing folder is refused).')
@@ -72,7 +74,9 @@ def config_from_flags(f):
         os.path.dirname(f.model or f.arch_file or '.'), 'export')
     return config_lib.ExportConfig(
         model=f.model, arch_file=f.arch_file, weights=f.weights,
-        formats=tuple(f.formats), output_dir=output_dir,
+        formats=(tuple(f.formats) if f['formats'].present
+                 else config_lib.default_formats()),
+        output_dir=output_dir,
         dataset=f.dataset, data_dir=f.data_dir,
         representative_steps=f.representative_steps,
         qat_steps=f.qat_steps, qat_learning_rate=f.qat_learning_rate,

@@ -17,6 +17,7 @@ import os
 import shutil
 
 from hournas_tf.errors import UserError
+from hournas_tf.errors import keep_log
 
 
 def check_new(path):
@@ -58,6 +59,8 @@ def new_output_dir(path):
     """Creates `path` for a new run and yields its `OutputDir`.
 
     If the block raises before `keep()`, what was created is removed.
+    In a command, the held log lines go to its stderr.log from now on
+    (`errors.keep_log`).
     """
     check_new(path)
     top = _top_missing(os.path.abspath(path))
@@ -68,6 +71,7 @@ def new_output_dir(path):
                         f'{e.strerror}') from None
     output = OutputDir(path)
     try:
+        keep_log(path)
         yield output
     except BaseException:
         if not output.kept:

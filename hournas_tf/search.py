@@ -245,27 +245,56 @@ PROPOSAL_FLAGS = (
     'proposal_mode_weight', 'proposal_orthogonality', 'proposal_reduction',
     'proposal_repair', 'resource_slack', 'resource_estimate', 'pi_tau',
     'derive')
+TARGET_FLAGS = (('target_macs', 'macs'), ('target_params', 'params'),
+                ('target_latency_ms', 'latency_ms'))
+
+
+def _stored_and_given(f, name, config):
+    """(the value search_config.json gave `config`, the command's) of flag
+    `name`, comparable; None for a flag that is no setting."""
+    if name in dict(TARGET_FLAGS):
+        given = {obj: float(f[flag].value) for flag, obj in TARGET_FLAGS
+                 if f[flag].present and f[flag].value is not None}
+        return dict(config.targets), given
+    if not hasattr(config, name):
+        return None
+    stored, given = getattr(config, name), f[name].value
+    if isinstance(stored, (list, tuple)) or isinstance(given, (list, tuple)):
+        return (tuple(stored) if stored is not None else None,
+                tuple(given) if given is not None else None)
+    return stored, given
 
 
 def resume_config_from_flags(f):
     """The resumed run's `SearchConfig`: its search_config.json, changed
-    by the `RESUME_FLAGS` given."""
+    by the `RESUME_FLAGS` given. Other flags may be given with the values
+    of search_config.json (the command that started the run, with
+    --resume added); a different value is refused, naming both."""
     from hournas_tf.nas import search_lib
 
     if not f.output_dir:
         raise UserError('--resume needs --output_dir: the folder of the run '
                         'to continue')
-    changed = [name for name in f if f[name].present and
-               name not in RESUME_FLAGS + DEVICE_FLAGS + RUN_FLAGS]
-    if changed:
-        raise UserError(f'--resume takes the settings of {f.output_dir}/'
-                        f'search_config.json; --{changed[0]} cannot change '
-                        f'(valid: {", ".join(RESUME_FLAGS + DEVICE_FLAGS)})')
     overrides = {name: f[name].value for name in RESUME_FLAGS
                  if f[name].present}
     if any(f[name].present for name in DEVICE_FLAGS):
         overrides.update({name: f[name].value for name in DEVICE_FLAGS})
-    return search_lib.resume_config(f.output_dir, **overrides)
+    config = search_lib.resume_config(f.output_dir, **overrides)
+    for name in f:
+        if not f[name].present or name in (RESUME_FLAGS + DEVICE_FLAGS
+                                           + RUN_FLAGS):
+            continue
+        values = _stored_and_given(f, name, config)
+        if values is None:
+            raise UserError(f'--{name} cannot be given with --resume')
+        stored, given = values
+        if stored != given:
+            raise UserError(
+                f'--{name} cannot change on --resume: '
+                f'{f.output_dir}/search_config.json has {stored!r}, the '
+                f'command {given!r} (may change: '
+                f'{", ".join(RESUME_FLAGS + DEVICE_FLAGS)})')
+    return config
 
 
 def config_from_flags(f):
@@ -312,6 +341,7 @@ def main(argv):
 
     if flags.FLAGS.resume:
         config = resume_config_from_flags(flags.FLAGS)
+        errors.keep_log(config.output_dir)  # the held log lines, appended
     else:
         config = config_from_flags(flags.FLAGS)
 

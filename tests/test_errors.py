@@ -1,33 +1,50 @@
 """The command wrapper: one line on stderr, exit 2, log lines held back."""
 
+import os
 import textwrap
 
 import pytest
 from conftest import run_python
 
+from hournas_tf import errors
+
 # A command whose main writes log lines the way TensorFlow does (C++ on file
 # descriptor 2, Python through absl logging) before it fails.
 COMMAND = textwrap.dedent('''
     import os
+    import signal
     import sys
 
     from absl import flags
     from absl import logging
 
     from hournas_tf import errors
+    from hournas_tf.output_dir import new_output_dir
 
     flags.DEFINE_string('outcome', 'user_error', '')
     flags.DEFINE_bool('chatty', False, '')
+    flags.DEFINE_string('output_dir', '', '')
+
+
+    def outcome():
+        if flags.FLAGS.outcome == 'user_error':
+            raise errors.UserError('cifar10 is not prepared')
+        if flags.FLAGS.outcome == 'crash':
+            raise RuntimeError('a bug')
+        if flags.FLAGS.outcome == 'killed':
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
     def main(argv):
         os.write(2, b'I0000 port.cc:153] oneDNN custom operations are on\\n')
         logging.warning('tfds: variant folder has no dataset_info.json')
         print('progress', flush=True)
-        if flags.FLAGS.outcome == 'user_error':
-            raise errors.UserError('cifar10 is not prepared')
-        if flags.FLAGS.outcome == 'crash':
-            raise RuntimeError('a bug')
+        if not flags.FLAGS.output_dir:
+            return outcome()
+        with new_output_dir(flags.FLAGS.output_dir) as output:
+            output.keep()
+            os.write(2, b'W0000 written once the folder exists\\n')
+            outcome()
 
 
     errors.run(main, show_logs=lambda f: f.chatty)
@@ -91,3 +108,39 @@ def test_read_json_names_the_file_and_what_is_wrong(tmp_path):
     with pytest.raises(errors.UserError,
                        match=f"^malformed thing '{bad}': it is not JSON"):
         errors.read_json(str(bad), 'thing')
+
+
+def test_a_killed_run_keeps_its_held_log_lines(tmp_path):
+    out = _run('--outcome=killed', f'--output_dir={tmp_path / "run"}')
+    assert out.returncode == -9 and out.stderr == ''
+    log = (tmp_path / 'run' / errors.STDERR_LOG).read_text()
+    assert log.index('oneDNN') < log.index('dataset_info') \
+        < log.index('written once the folder exists')
+
+
+def test_with_an_output_dir_a_crash_still_shows_every_held_line(tmp_path):
+    out = _run('--outcome=crash', f'--output_dir={tmp_path / "run"}')
+    assert out.returncode == 1
+    assert out.stderr.index('oneDNN') < out.stderr.index('dataset_info') \
+        < out.stderr.index('folder exists') < out.stderr.index('Traceback')
+    log = (tmp_path / 'run' / errors.STDERR_LOG).read_text()
+    assert 'oneDNN' in log and 'folder exists' in log
+    # A success keeps the log too; nothing on the terminal.
+    out = _run('--outcome=ok', f'--output_dir={tmp_path / "ok"}')
+    assert (out.returncode, out.stderr) == (0, '')
+    assert 'folder exists' in (tmp_path / 'ok' / errors.STDERR_LOG
+                               ).read_text()
+
+
+def test_keep_log_appends_and_needs_held_stderr(tmp_path):
+    assert errors.keep_log(str(tmp_path)) is None  # nothing held
+    assert not os.listdir(tmp_path)
+    (tmp_path / errors.STDERR_LOG).write_text('first run\n')
+    with errors.held_stderr() as held:
+        os.write(2, b'before\n')
+        path = errors.keep_log(str(tmp_path))
+        assert errors.keep_log(str(tmp_path)) == path  # once
+        os.write(2, b'after\n')
+    assert held.text == 'before\nafter\n'
+    assert (tmp_path / errors.STDERR_LOG).read_text() == \
+        'first run\nbefore\nafter\n'

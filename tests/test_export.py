@@ -3,12 +3,14 @@ deployment check and the `python -m hournas_tf.export` command."""
 
 import json
 import os
+import re
 import zipfile
 
 import numpy as np
 import pytest
 from conftest import REPO
 from conftest import run_module
+from conftest import run_python
 from export_testing import SMALL
 from export_testing import digits_eval
 from export_testing import random_images
@@ -17,11 +19,13 @@ from export_testing import randomize_batch_norm
 from export_testing import shared_trained_model
 
 import hournas_tf
+from hournas_tf.errors import STDERR_LOG
 from hournas_tf.errors import UserError
 from hournas_tf.exporting import benchmark
 from hournas_tf.exporting import config as config_lib
 from hournas_tf.exporting import export_lib
 from hournas_tf.exporting import parity
+from hournas_tf.exporting import qat
 from hournas_tf.exporting import report
 from hournas_tf.exporting import saved_model
 from hournas_tf.exporting import source
@@ -86,6 +90,47 @@ def digits():
 
 
 # Twins.
+
+def test_twins_of_a_model_with_its_preprocessing_take_raw_images():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = hournas_tf.build_model(SMALL, include_preprocessing=True)
+    randomize_batch_norm(model)
+    raw = np.random.default_rng(1).uniform(
+        0, 255, size=(8, 32, 32, 3)).astype('float32')
+    reference = model(raw, training=False).numpy()
+    for flavor in twins.FLAVORS:
+        got = np.asarray(twins.build_twin(model, flavor)(raw, training=False))
+        assert np.abs(got - reference).max() <= 1e-5, flavor
+    converted = tflite.run(tflite.convert(twins.build_twin(model)), raw)
+    assert parity.max_rel_diff(reference, converted) <= 1e-4
+    assert export_lib.raw_images(np.zeros(3, np.float32)) == \
+        pytest.approx(np.float32(hournas_tf.normalization.MEAN_RGB))
+
+
+def test_export_checks_a_model_with_its_preprocessing_on_raw_images(
+        trained_path, tmp_path):
+    plain = hournas_tf.load_model(trained_path)
+    model = hournas_tf.build_model(SMALL, include_preprocessing=True)
+    model.set_weights(plain.get_weights())
+    path = str(tmp_path / 'raw.keras')
+    model.save(path)
+    reports = {}
+    for name, source_path in (('plain', trained_path), ('raw', path)):
+        res = run_module('hournas_tf.export', f'--model={source_path}',
+                         f'--output_dir={tmp_path / name}',
+                         '--formats=tflite,saved_model', '--threads=1')
+        assert res.returncode == 0, res.stderr[-3000:]
+        reports[name] = json.loads(
+            (tmp_path / name / 'export_report.json').read_text())
+    # Fed [0, 255] images, the model scores as the plain one on
+    # normalized images, and every file agrees with it.
+    assert reports['raw']['passed'] and not reports['raw']['warnings']
+    assert reports['raw']['keras_accuracy'] == pytest.approx(
+        reports['plain']['keras_accuracy'], abs=0.003)
+    assert reports['raw']['keras_accuracy'] > 0.9
+
 
 @pytest.mark.parametrize('which', ['small', 'fbnet_ops'])
 def test_both_twins_equal_the_keras_model(which):
@@ -296,6 +341,79 @@ def test_check_table_names_every_artifact(tmp_path):
     assert 'load average' in table
 
 
+WITHOUT_QAT = '''
+import runpy, sys
+sys.modules['tensorflow_model_optimization'] = None  # not installed
+sys.argv = ['export'] + sys.argv[1:]
+runpy.run_module('hournas_tf.export', run_name='__main__')
+'''
+
+
+def test_without_the_qat_extra_qat_is_refused_in_one_line(monkeypatch,
+                                                         tmp_path):
+    assert config_lib.qat_missing() == []  # the test extra has it
+    assert config_lib.default_formats() == config_lib.FORMATS
+    monkeypatch.setattr(config_lib, 'qat_missing', lambda: ['tf-keras'])
+    assert 'tflite_qat' not in config_lib.default_formats()
+    assert 'tflite_qat' not in config_lib.ExportConfig().formats
+    message = ("the tflite_qat format needs tf-keras, not installed: pip "
+               "install 'hournas_tf[qat]'")
+    with pytest.raises(UserError, match=re.escape(message)):
+        config_lib.check_config(config_lib.ExportConfig(
+            model='m.keras', formats=('tflite', 'tflite_qat'),
+            output_dir=str(tmp_path / 'out')))
+    with pytest.raises(UserError, match='the tf_keras twin needs tf-keras'):
+        twins.build_twin(random_model(SMALL), 'tf_keras')
+    with pytest.raises(UserError, match='tflite_qat format needs tf-keras'):
+        qat.quantize(None)
+    monkeypatch.undo()
+    # The command, with tensorflow-model-optimization unimportable.
+    res = run_python('-c', WITHOUT_QAT, '--model=m.keras',
+                     '--formats=tflite,tflite_qat',
+                     f'--output_dir={tmp_path / "out"}')
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert res.stderr == ('error: the tflite_qat format needs '
+                          'tensorflow-model-optimization, not installed: '
+                          "pip install 'hournas_tf[qat]'\n")
+    # Without --formats, every other format (refused here for the
+    # missing model file, after the formats were accepted).
+    res = run_python('-c', WITHOUT_QAT, '--model=m.keras',
+                     f'--output_dir={tmp_path / "out"}')
+    assert res.returncode == 2
+    assert res.stderr == 'error: model file m.keras does not exist\n'
+
+
+def test_a_source_model_at_chance_is_warned_about():
+    labels = np.array([8, 8, 1, 2, 3, 4, 5, 6, 7, 9] * 10)
+    assert parity.chance(labels, 10) == 0.2
+    assert parity.chance(np.arange(100) % 10, 10) == 0.1
+    assert parity.near_chance(0.2, labels, 10)
+    assert not parity.near_chance(0.5, labels, 10)
+    assert parity.near_chance(0.0019, np.arange(1000), 1000)
+    assert not parity.near_chance(0.003, np.arange(1000), 1000)
+    assert not parity.near_chance(0.6, [0, 1], 2)
+    # Every image classed as 8, as a checkpoint with the initial batch-norm
+    # statistics was (issue 22).
+    logits = np.zeros((100, 10))
+    logits[:, 8] = 1.0
+
+    class Constant:
+        def predict(self, images, batch_size=None, verbose=0):
+            return logits[:len(images)]
+
+    result = report.run_check(Constant(), {}, np.zeros((100, 4, 4, 3)),
+                              labels, threads=(1,))
+    assert result['keras_accuracy'] == 0.2
+    [warning] = result['warnings']
+    assert warning.startswith('WARNING: the source model scores 0.200 on '
+                              'the 100 eval images, chance level (0.200)')
+    assert report.format_table(result).endswith(warning)
+    logits[:50] = np.eye(10)[labels[:50]]  # half right: no warning
+    result = report.run_check(Constant(), {}, np.zeros((100, 4, 4, 3)),
+                              labels, threads=(1,))
+    assert result['keras_accuracy'] > 0.5 and result['warnings'] == []
+
+
 # The model source and the settings.
 
 def test_model_sources_give_one_line_errors(tmp_path):
@@ -397,7 +515,7 @@ def test_export_command_all_formats_pass_the_check(trained_path, tmp_path):
     assert set(rows['tflite']['latency']) == {'1', '2'}
     assert sorted(os.listdir(out)) == sorted(
         [*config_lib.FILES.values(), config_lib.REPORT_FILE,
-         config_lib.CONFIG_FILE])
+         config_lib.CONFIG_FILE, STDERR_LOG])
 
 
 @pytest.mark.large

@@ -1,11 +1,13 @@
 import keras
 import numpy as np
 import pytest
+from conftest import run_python
 from testing import run_layer_test
 
 import hournas_tf
 from hournas_tf import spaces
 from hournas_tf.blocks import layers as hl
+from hournas_tf.errors import UserError
 
 # (class, constructor arguments, weight variables, trainable variables)
 # for an (2, 8, 8, 8) input. BN layers hold 4 variables, 2 trainable.
@@ -69,6 +71,64 @@ def test_model_saves_and_loads_with_identical_outputs(tmp_path):
     np.testing.assert_allclose(model.predict(x, verbose=0),
                                loaded.predict(x, verbose=0), atol=1e-5)
     assert loaded.count_params() == model.count_params()
+
+
+def test_load_model_needs_no_custom_objects(tmp_path):
+    arch = hournas_tf.get_reference('fbnet_a', image_size=32, num_classes=5)
+    model = hournas_tf.build_model(arch)
+    model.compile('sgd', keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True))
+    x = np.random.default_rng(1).normal(size=(2, 32, 32, 3)).astype('float32')
+    path = tmp_path / 'm.keras'
+    model.save(str(path))
+    np.save(tmp_path / 'x.npy', x)
+    # A fresh process, where nothing of ours registered the layers yet.
+    script = ('import sys, numpy as np, hournas_tf; '
+              'm = hournas_tf.load_model(sys.argv[1]); '
+              'assert m.optimizer is not None; '
+              'np.save(sys.argv[3], m.predict(np.load(sys.argv[2]), '
+              'verbose=0))')
+    res = run_python('-c', script, str(path), str(tmp_path / 'x.npy'),
+                     str(tmp_path / 'y.npy'))
+    assert res.returncode == 0, res.stderr[-3000:]
+    np.testing.assert_allclose(np.load(tmp_path / 'y.npy'),
+                               model.predict(x, verbose=0), atol=1e-5)
+    assert not hournas_tf.load_model(str(path), compile=False).compiled
+    (tmp_path / 'not.keras').write_text('text')
+    (tmp_path / 'm.h5').write_bytes(path.read_bytes())
+    for name, message in (('missing.keras', 'does not exist'),
+                          ('not.keras', 'is not a Keras 3 model file'),
+                          ('m.h5', 'is not a Keras 3 model file'),
+                          ('', 'is not a file')):
+        with pytest.raises(UserError, match=message):
+            hournas_tf.load_model(str(tmp_path / name))
+
+
+def test_preprocessing_inside_the_model_matches_the_pipeline(tmp_path):
+    from hournas_tf.blocks import model as model_lib
+    from hournas_tf.data import preprocessing
+
+    arch = hournas_tf.get_reference('fbnet_a', image_size=32, num_classes=5)
+    keras.utils.set_random_seed(0)
+    plain = hournas_tf.build_model(arch)
+    raw_model = hournas_tf.build_model(arch, include_preprocessing=True)
+    assert not model_lib.takes_raw_images(plain)
+    assert model_lib.takes_raw_images(raw_model)
+    assert raw_model.layers[1].name == 'preprocessing'
+    # No weights of its own: the plain model's weights load into it.
+    path = str(tmp_path / 'plain.weights.h5')
+    plain.save_weights(path)
+    raw_model.load_weights(path)
+    raw = np.random.default_rng(4).uniform(
+        0, 255, size=(4, 32, 32, 3)).astype('float32')
+    expected = plain.predict(preprocessing.normalize(raw).numpy(), verbose=0)
+    np.testing.assert_allclose(raw_model.predict(raw, verbose=0), expected,
+                               atol=1e-5)
+    raw_model.save(str(tmp_path / 'raw.keras'))
+    loaded = hournas_tf.load_model(str(tmp_path / 'raw.keras'))
+    assert model_lib.takes_raw_images(loaded)
+    np.testing.assert_allclose(loaded.predict(raw, verbose=0), expected,
+                               atol=1e-5)
 
 
 def test_build_model_accepts_a_string_and_trains_a_step():
@@ -179,6 +239,28 @@ def test_fused_batch_norm_trains_like_keras_batch_norm():
                                keras_bn.moving_variance, rtol=1e-6)
     np.testing.assert_allclose(fused(x, training=False),
                                keras_bn(x, training=False), atol=2e-6)
+
+
+def test_fused_batch_norm_in_float64_is_keras_batch_norm():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    shape = (8, 5, 5, 6)
+    pair = (keras.layers.BatchNormalization(momentum=0.9, dtype='float64'),
+            hl.FusedBatchNormalization(momentum=0.9, dtype='float64'))
+    for layer in pair:
+        layer.build(shape)
+    x = rng.normal(size=shape) * 3 + 1
+    (y_k, g_k), (y_f, g_f) = [tf.function(train_call)(layer, x)
+                              for layer in pair]
+    assert y_f.dtype == tf.float64
+    # The fused kernel computes in float32 (3e-6 off); float64 agrees to
+    # rounding.
+    np.testing.assert_allclose(y_f, y_k, atol=1e-12)
+    for a, b in zip(g_f, g_k):
+        np.testing.assert_allclose(a, b, atol=1e-10)
+    np.testing.assert_allclose(pair[1].moving_variance,
+                               pair[0].moving_variance, rtol=1e-13)
 
 
 def test_fused_batch_norm_is_one_kernel_in_training_only():

@@ -12,6 +12,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / 'hournas_tf'
 RANKS = {
     'errors': 0,
     'output_dir': 1,
+    'normalization': 1,
     'distribute': 1,
     'spaces': 1,
     'resources': 2,
@@ -23,7 +24,7 @@ RANKS = {
     'exporting': 5,
     'commands': 6,
 }
-PURE = ('errors', 'output_dir', 'spaces', 'resources')
+PURE = ('errors', 'output_dir', 'normalization', 'spaces', 'resources')
 # Checked without TensorFlow, which they import inside functions only.
 LAZY = ('distribute',)
 

@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 from conftest import run_module
+from conftest import run_python
 
 from hournas_tf import spaces
 from hournas_tf.errors import UserError
@@ -223,6 +224,46 @@ def test_figures_are_pngs_with_one_panel_per_stage():
     one = decoded(figures.grad_norms(records[:2]))
     assert one.shape[1] < decoded(figures.grad_norms(records)).shape[1]
     assert decoded(figures.grad_norms([{'stage': 'vital'}])).shape[1] > 0
+
+
+PLOTS_KEEP_THE_BACKEND = """
+import io, sys
+import matplotlib
+matplotlib.use('svg')  # a notebook user's backend
+import matplotlib.pyplot as plt
+import numpy as np
+from hournas_tf.nas import plots
+from hournas_tf.reporting import figures
+from hournas_tf.training import block_importance
+assert matplotlib.get_backend() == 'svg', matplotlib.get_backend()
+out = sys.argv[1]
+records = [{'stage': 'vital', 'epoch': 1, 'loss': 2.0, 'tau': 5.0,
+            'within_tolerance': 0.5, 'arch_grad_norm': {'0': 0.1}}]
+for make in (figures.training_curves, figures.tolerance_curve,
+             figures.grad_norms):
+    assert make(records).startswith(b'\\x89PNG')
+plots.op_heatmap(np.full((2, 2), 0.5), ['L1', 'L2'], ['a', 'b'],
+                 np.ones((2, 2), bool), 'heat', out + '/heat.png')
+plots.proposal_scatter({1.0: (np.array([1e6, 2e6]), np.array([3e6, 4e6]))},
+                       {'params': 1.5e6, 'macs': 3.5e6}, 0.1, 'scatter',
+                       out + '/scatter.png')
+buffer = io.BytesIO()
+block_importance.plot({'baseline_accuracy': 0.9, 'blocks': [
+    {'name': 'stem', 'vital': True, 'drops': {0.5: {'drop': 0.1}}}]},
+    'bars', buffer)
+assert buffer.getvalue().startswith(b'\\x89PNG')
+assert matplotlib.get_backend() == 'svg', matplotlib.get_backend()
+assert plt.get_fignums() == [], plt.get_fignums()  # no pyplot figure
+print('ok')
+"""
+
+
+def test_plots_leave_the_matplotlib_backend_and_pyplot_alone(tmp_path):
+    res = run_python('-c', PLOTS_KEEP_THE_BACKEND, str(tmp_path))
+    assert res.returncode == 0 and res.stdout.strip() == 'ok', \
+        res.stderr[-3000:]
+    for name in ('heat.png', 'scatter.png'):
+        assert (tmp_path / name).read_bytes().startswith(b'\x89PNG')
 
 
 def test_block_diagram_is_svg_with_one_box_per_block():

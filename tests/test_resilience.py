@@ -11,6 +11,7 @@ import time
 import pytest
 from conftest import REPO
 from conftest import run_module
+from conftest import run_python
 
 # A tiny deterministic search: stage 2 has 2 epochs x 3 steps, a
 # checkpoint after every step.
@@ -158,7 +159,6 @@ def test_used_output_dir_without_resume_is_refused_and_unchanged(tmp_path):
     (['--resume'], '--resume needs --output_dir'),
     (['--resume', '--output_dir={tmp}/missing'], 'does not exist'),
     (['--resume', '--output_dir={tmp}'], 'search_config.json'),
-    (['--resume', '--output_dir={tmp}', '--seed=3'], '--seed cannot change'),
     (['--checkpoint_every=0'], 'checkpoint_every'),
 ])
 def test_resume_mistakes_are_one_line_errors(flags, message, tmp_path):
@@ -167,6 +167,46 @@ def test_resume_mistakes_are_one_line_errors(flags, message, tmp_path):
     assert res.returncode == 2, res.stderr[-2000:]
     assert message in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+RESUME_FLAGS = """
+import sys
+from absl import flags
+from hournas_tf import search
+search.define_flags()
+flags.FLAGS(['search'] + sys.argv[1:])
+config = search.resume_config_from_flags(flags.FLAGS)
+print(config.seed, config.deterministic, config.resume, config.arch_lr)
+"""
+
+
+def test_resume_accepts_the_command_it_resumes(tmp_path):
+    out = tmp_path / 'run'
+    command = ['--deterministic', '--seed=7', f'--output_dir={out}',
+               '--target_macs=10e6', '--target_params=0.25e6',
+               '--vital_ops=max']
+    res = run_module('hournas_tf.search', *command, '--dry_run')
+    assert res.returncode == 0, res.stderr[-2000:]
+    # The same command with --resume added, and a resume flag changed.
+    res = run_python('-c', RESUME_FLAGS, *command, '--resume',
+                     '--arch_lr=0.001')
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split() == ['7', 'True', 'True', '0.001']
+    for flag, message in (
+            ('--seed=8', f'--seed cannot change on --resume: {out}/'
+             'search_config.json has 7, the command 8 (may change: '
+             'weight_lr, arch_lr'),
+            ('--nodeterministic', 'has True, the command False'),
+            ('--vital_ops=min', "has ('max',), the command ('min',)"),
+            ('--target_macs=5e6', "--target_macs cannot change on --resume:"
+             f" {out}/search_config.json has {{'macs': 10000000.0, 'params'"
+             ": 250000.0}, the command {'macs': 5000000.0, 'params': "
+             "250000.0}"),
+            ('--dry_run', '--dry_run cannot be given with --resume')):
+        res = run_module('hournas_tf.search', *command, flag, '--resume')
+        assert res.returncode == 2, res.stderr[-2000:]
+        [line] = res.stderr.strip().splitlines()
+        assert line.startswith('error: ') and message in line, line
 
 
 # The train command: StepBackup (BackupAndRestore) and Preemption.

@@ -3,6 +3,7 @@ import glob
 import json
 import math
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -549,9 +550,17 @@ def test_command_writes_a_complete_run(trained, digits_dir):
     assert [r['learning_rate'] for r in rows] == pytest.approx(
         [float(schedule(22)), float(schedule(44))], abs=1e-6)
     assert rows[0]['learning_rate'] > 0.05
+    # Every .keras file is a usable model: the checkpoints hold
+    # recalibrated batch-norm statistics too (issue 22: they scored 9.7%).
+    assert set(metrics['checkpoint_test_accuracy']) == {'best.keras',
+                                                        'last.keras'}
     for name in ('best.keras', 'last.keras'):
-        checkpoint = keras.saving.load_model(str(out / 'checkpoints' / name))
+        checkpoint = hournas_tf.load_model(str(out / 'checkpoints' / name))
         assert checkpoint.count_params() == model.count_params()
+        accuracy = _eval_accuracy(checkpoint, digits_dir)
+        assert accuracy == pytest.approx(
+            metrics['checkpoint_test_accuracy'][name], abs=1e-6)
+        assert accuracy == pytest.approx(metrics['test_accuracy'], abs=0.015)
     assert not (out / 'backup').exists()  # deleted when the run ended
     events = glob.glob(str(out / 'tensorboard' / 'train' / 'events.*'))
     tags = set()
@@ -559,6 +568,45 @@ def test_command_writes_a_complete_run(trained, digits_dir):
         for event in tf.compat.v1.train.summary_iterator(path):
             tags.update(v.tag for v in event.summary.value)
     assert {'epoch_loss', 'epoch_accuracy', 'epoch_learning_rate'} <= tags
+
+
+@pytest.mark.large
+def test_an_earlier_best_checkpoint_is_recalibrated(trained, tmp_path,
+                                                    digits_dir):
+    out = tmp_path / 'run'
+    shutil.copytree(trained[0], out)
+    best = out / 'checkpoints' / 'best.keras'
+    stale = keras.saving.load_model(str(best))
+    for layer in recalibration.batch_norm_layers(stale):
+        layer.moving_mean.assign(np.zeros(layer.moving_mean.shape))
+        layer.moving_variance.assign(np.ones(layer.moving_variance.shape))
+    stale.save(str(best))
+    assert _eval_accuracy(stale, digits_dir) < 0.2  # what fit leaves
+    # The first epoch had the lowest training loss: best.keras is not
+    # model.keras and is recalibrated on its own.
+    with open(out / 'history.csv') as f:
+        rows = f.read().splitlines()
+    header, first, second = rows
+    loss = header.split(',').index('loss')
+    cells = second.split(',')
+    cells[loss] = str(float(first.split(',')[loss]) + 1)
+    (out / 'history.csv').write_text(
+        '\n'.join([header, first, ','.join(cells)]) + '\n')
+    stored = json.loads((out / 'train_config.json').read_text())
+    config = dataclasses.replace(config_lib.TrainConfig(**stored),
+                                 output_dir=str(out))
+    arch = train_lib._architecture(config)
+    _, train_set, evaluation = train_lib._load_data(
+        config, arch, tf.distribute.get_strategy())
+    scores = train_lib._finish_checkpoints(config, arch, train_set,
+                                           evaluation)
+    model_accuracy = json.loads((out / 'metrics.json').read_text())[
+        'test_accuracy']
+    assert scores['best.keras'] > 0.3
+    assert scores['best.keras'] == pytest.approx(
+        _eval_accuracy(keras.saving.load_model(str(best)), digits_dir),
+        abs=1e-6)
+    assert scores['last.keras'] == pytest.approx(model_accuracy, abs=1e-6)
 
 
 @pytest.mark.large

@@ -189,17 +189,21 @@ class FusedBatchNormalization(layers.BatchNormalization):
     node count. Same variables, same config, same results up to float
     rounding: the moving variance is updated with the biased batch
     variance, as Keras does (the kernel returns the unbiased one). Inference,
-    other backends, masks, renorm, synchronized batch norm and inputs that
-    are not NHWC take Keras' own path, and so does every instance while
+    other backends, masks, renorm, synchronized batch norm, inputs that
+    are not NHWC and compute dtypes other than `FUSED_DTYPES` (the kernel
+    computes in float32: float64 would lose its digits) take Keras' own
+    path, and so does every instance while
     the class attribute `enabled` is False (for measurements:
     `tools/build_time.py --nofused_batch_norm`).
     """
 
     enabled = True
+    FUSED_DTYPES = ('float32', 'float16', 'bfloat16')
 
     def _fused_training(self, inputs, training, mask):
         return (self.enabled and training and self.trainable
                 and mask is None
+                and self.compute_dtype in self.FUSED_DTYPES
                 and not self.renorm and not getattr(self, 'synchronized',
                                                     False)
                 and keras.backend.backend() == 'tensorflow'

@@ -30,9 +30,8 @@ import numpy as np
 
 from hournas_tf.errors import UserError
 from hournas_tf.errors import choices
-
-MEAN_RGB = (0.485 * 255, 0.456 * 255, 0.406 * 255)
-STDDEV_RGB = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+from hournas_tf.normalization import MEAN_RGB
+from hournas_tf.normalization import STDDEV_RGB
 
 STYLES = ('imagenet', 'cifar', 'digits')
 

@@ -5,6 +5,7 @@ or an existing output folder before the slow imports.
 """
 
 import dataclasses
+import importlib.util
 import math
 import os
 import zipfile
@@ -24,15 +25,41 @@ FILES = {
     'tflite_int8': 'model_int8.tflite',
     'tflite_qat': 'model_qat_int8.tflite',
 }
+# The modules of the QAT format and of the tf_keras twin: the `qat` extra
+# (pip install 'hournas_tf[qat]'), module -> its package.
+QAT_MODULES = {'tensorflow_model_optimization':
+               'tensorflow-model-optimization', 'tf_keras': 'tf-keras'}
 REPORT_FILE = 'export_report.json'
 CONFIG_FILE = 'export_config.json'
+
+
+def qat_missing():
+    """The packages of the `qat` extra that are not installed."""
+    return [package for module, package in QAT_MODULES.items()
+            if importlib.util.find_spec(module) is None]
+
+
+def require_qat(what='the tflite_qat format'):
+    """Raises UserError (one line) unless the `qat` extra is installed."""
+    missing = qat_missing()
+    if missing:
+        raise UserError(f'{what} needs {" and ".join(missing)}, not '
+                        "installed: pip install 'hournas_tf[qat]'")
+
+
+def default_formats():
+    """Every format, but tflite_qat without the `qat` extra."""
+    if qat_missing():
+        return tuple(f for f in FORMATS if f != 'tflite_qat')
+    return FORMATS
 
 
 @dataclasses.dataclass(frozen=True)
 class ExportConfig:
     """Everything an export needs (the command fills it from flags).
 
-    `model` is a `.keras` file; otherwise `arch_file` and `weights`
+    `formats` defaults to every format, tflite_qat only with the `qat`
+    extra. `model` is a `.keras` file; otherwise `arch_file` and `weights`
     (default: the `.weights.h5` next to `arch_file`). `dataset` and
     `data_dir` give calibration images and QAT fine-tuning batches (the
     training split) and the check's images (the eval split).
@@ -41,7 +68,7 @@ class ExportConfig:
     model: str = None
     arch_file: str = None
     weights: str = None
-    formats: tuple = FORMATS
+    formats: tuple = dataclasses.field(default_factory=default_formats)
     output_dir: str = None
     dataset: str = 'digits'
     data_dir: str = None
@@ -70,6 +97,8 @@ def check_config(config):
         if fmt not in FORMATS:
             raise UserError(f'unknown format {fmt!r}; valid: '
                             f'{choices(FORMATS)}')
+    if 'tflite_qat' in config.formats:
+        require_qat()
     for name in ('representative_steps', 'qat_steps', 'batch_size',
                  'check_examples'):
         if getattr(config, name) < 1:

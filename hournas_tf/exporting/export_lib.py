@@ -26,6 +26,8 @@ from hournas_tf.errors import UserError
 from hournas_tf.exporting import config as config_lib
 from hournas_tf.exporting import source
 from hournas_tf.exporting import twins
+from hournas_tf.normalization import MEAN_RGB
+from hournas_tf.normalization import STDDEV_RGB
 from hournas_tf.output_dir import new_output_dir
 
 # Conversion order: fast, and most likely to fail on a bad op, first.
@@ -63,9 +65,17 @@ def _take(dataset, count):
     return np.concatenate(images), np.concatenate(labels)
 
 
+def raw_images(images):
+    """Normalized images (numpy or tensors) back in [0, 255], what a model
+    built with `include_preprocessing` takes."""
+    return images * np.float32(STDDEV_RGB) + np.float32(MEAN_RGB)
+
+
 def load_data(config, model):
-    """`ExportData` of `config.dataset` at the model's image size."""
+    """`ExportData` of `config.dataset` at the model's image size (in
+    [0, 255] for a model with its preprocessing inside)."""
     from hournas_tf import data as data_lib
+    from hournas_tf.blocks.model import takes_raw_images
 
     size = int(model.inputs[0].shape[1])
     classes = int(model.outputs[0].shape[-1])
@@ -77,9 +87,13 @@ def load_data(config, model):
         raise UserError(f'dataset {config.dataset!r} has {info.num_classes}'
                         f' classes but the model outputs {classes}')
     train = data_lib.load_train_data(data_config)
-    calibration, _ = _take(train.train, config.representative_steps)
-    images, labels = _take(train.eval, config.check_examples)
-    return ExportData(calibration, train.train, images, labels)
+    batches, evaluation = train.train, train.eval
+    if takes_raw_images(model):
+        batches = batches.map(lambda x, y: (raw_images(x), y))
+        evaluation = evaluation.map(lambda x, y: (raw_images(x), y))
+    calibration, _ = _take(batches, config.representative_steps)
+    images, labels = _take(evaluation, config.check_examples)
+    return ExportData(calibration, batches, images, labels)
 
 
 def _write(path, data):

@@ -4,7 +4,10 @@ On the same images, `compare` gives the max relative difference of the
 logits (max |exported - keras| / max |keras| over the whole batch, so it
 is scale-free), the max absolute difference, top-1 agreement with Keras
 and accuracy. `BOUNDS` are what the deployment check requires of each
-format; `verdict` applies them.
+format; `verdict` applies them. `near_chance` flags a source model that
+is no better than guessing on the check images (an untrained model, or
+one whose batch-norm statistics were never recalibrated), where every
+format passes the parity bounds and none is of use.
 """
 
 import numpy as np
@@ -60,3 +63,20 @@ def verdict(fmt, comparison):
     passed = value <= bound if kind == 'max' else value >= bound
     sign = '<=' if kind == 'max' else '>='
     return bool(passed), f'{measure} {sign} {bound:g}'
+
+
+def chance(labels, num_classes):
+    """The accuracy of guessing: the larger of 1 / classes and the share
+    of the most common label."""
+    labels = np.asarray(labels)
+    if not len(labels):
+        return 1.0 / num_classes
+    return max(1.0 / num_classes,
+               float(np.bincount(labels).max() / len(labels)))
+
+
+def near_chance(accuracy, labels, num_classes):
+    """True when `accuracy` is within a tenth of the way from chance to 1
+    (and at most twice chance): digits 0.19, 1000 classes 0.002."""
+    level = chance(labels, num_classes)
+    return accuracy <= min(2 * level, level + 0.1 * (1 - level))

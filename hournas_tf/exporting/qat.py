@@ -14,10 +14,12 @@ becomes tf_keras); hournas_tf uses `import keras` and is unaffected, and
 this module imports tfmot only inside its functions.
 """
 
+from hournas_tf.exporting import config
 from hournas_tf.exporting import twins
 
 
 def _tfmot():
+    config.require_qat()
     import tensorflow_model_optimization as tfmot
     from tensorflow_model_optimization.python.core.quantization.keras.\
         default_8bit import default_8bit_quantize_configs as configs
@@ -27,12 +29,14 @@ def _tfmot():
 
 def quantize(twin):
     """The QAT model (fake-quantized tf_keras) of a tf_keras twin."""
+    config.require_qat()
     import tf_keras
 
     q, configs = _tfmot()
     slice_class = twins.channel_slice_class()
     annotations = {'Multiply': configs.Default8BitOutputQuantizeConfig,
-                   slice_class.__name__: configs.NoOpQuantizeConfig}
+                   slice_class.__name__: configs.NoOpQuantizeConfig,
+                   'Normalization': configs.NoOpQuantizeConfig}
 
     def annotate(layer):
         clone = layer.__class__.from_config(layer.get_config())
@@ -52,6 +56,7 @@ def quantize(twin):
 
 def fine_tune(qat_model, dataset, steps, learning_rate=1e-5):
     """`steps` Adam steps on (images, labels) batches (repeated)."""
+    config.require_qat()
     import tf_keras
 
     qat_model.compile(

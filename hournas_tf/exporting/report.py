@@ -4,7 +4,8 @@ Per artifact: file size; parity with Keras on the check images (max
 relative difference, top-1 agreement, accuracy; `parity.BOUNDS`); for
 TFLite files the op counts and the LiteRT CPU latency per thread count.
 `format_table` prints it; the command writes the dict as
-`export_report.json`.
+`export_report.json`. `warnings` holds a line when the Keras model itself
+is near chance on the check images (`parity.near_chance`).
 """
 
 import os
@@ -45,15 +46,29 @@ def run_check(model, artifacts, images, labels, threads=(1, 2)):
     load = benchmark.load_average()
     rows = [check_artifact(fmt, path, reference, images, labels, threads)
             for fmt, path in artifacts.items()]
+    accuracy = parity.accuracy(reference, labels)
     return {
         'examples': int(len(images)),
-        'keras_accuracy': parity.accuracy(reference, labels),
+        'keras_accuracy': accuracy,
+        'warnings': chance_warnings(accuracy, labels, reference.shape[-1]),
         'artifacts': rows,
         'passed': all(r['passed'] for r in rows),
         'threads': list(threads),
         'load_average': [load, benchmark.load_average()],
         'machine': benchmark.machine(),
     }
+
+
+def chance_warnings(accuracy, labels, num_classes):
+    """[a warning line] when the source model is near chance, else []."""
+    if not parity.near_chance(accuracy, labels, num_classes):
+        return []
+    level = parity.chance(labels, num_classes)
+    return [f'WARNING: the source model scores {accuracy:.3f} on the '
+            f'{len(labels)} eval images, chance level ({level:.3f}): every '
+            'format matches a useless model. Is it trained, and does it '
+            'hold the recalibrated batch-norm statistics (model.keras of '
+            'a train run)?']
 
 
 def _size(num_bytes):
@@ -96,4 +111,5 @@ def format_table(report):
         f'{load} on {cores} cores'
         + (' (busy machine: the latencies are upper bounds)'
            if benchmark.busy(load) else ''))
+    lines += report.get('warnings', [])
     return '\n'.join(lines)

@@ -3,7 +3,6 @@ weights file, with one-line errors for files of the wrong kind."""
 
 import os
 import re
-import zipfile
 
 from hournas_tf.errors import UserError
 from hournas_tf.spaces.architecture import load_architecture
@@ -18,22 +17,12 @@ def check_file(path, what):
 
 
 def load_model_file(path):
-    """A Keras 3 model from a `.keras` file (hournas_tf layers registered).
-    """
+    """A Keras 3 model from a `.keras` file (hournas_tf layers registered),
+    uncompiled: `hournas_tf.blocks.model.load_model`."""
     check_file(path, 'model file')
-    if not path.endswith('.keras') or not zipfile.is_zipfile(path):
-        raise UserError(f'model file {path} is not a Keras 3 model file '
-                        '(.keras)')
-    import keras
+    from hournas_tf.blocks import model
 
-    from hournas_tf.blocks import layers  # noqa: F401 (registers the blocks)
-
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except Exception as e:  # noqa: BLE001 (Keras raises many kinds)
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise UserError(f'model file {path} cannot be loaded: '
-                        f'{first[:200]}') from None
+    return model.load_model(path, compile=False)
 
 
 def default_weights(arch_file):

@@ -25,7 +25,9 @@ import functools
 import keras
 
 from hournas_tf.blocks import layers as hl
+from hournas_tf.blocks import model as model_lib
 from hournas_tf.errors import UserError
+from hournas_tf.exporting.config import require_qat
 
 FLAVORS = ('keras', 'tf_keras')
 
@@ -34,6 +36,7 @@ FLAVORS = ('keras', 'tf_keras')
 def channel_slice_class():
     """The tf_keras layer `x[..., start:stop]` (tf_keras has none; Keras 3
     twins use `keras.ops.split`)."""
+    require_qat('the tf_keras twin')
     import tf_keras
 
     class ChannelSlice(tf_keras.layers.Layer):
@@ -64,6 +67,7 @@ class _Builder:
         if flavor == 'keras':
             self.keras = keras
         else:
+            require_qat('the tf_keras twin')
             import tf_keras
 
             self.keras = tf_keras
@@ -184,6 +188,9 @@ class _Builder:
             return self.inverted_residual(x, layer)
         if isinstance(layer, hl.Skip):
             return x
+        if (isinstance(layer, keras.layers.Normalization)
+                and layer.name == model_lib.PREPROCESSING_LAYER):
+            return model_lib.preprocessing_layer(L)(x)
         if isinstance(layer, keras.layers.GlobalAveragePooling2D):
             return L.GlobalAveragePooling2D(name=layer.name)(x)
         if isinstance(layer, keras.layers.Dropout):

@@ -1,18 +1,20 @@
-"""Plots of a search: op-probability heat maps and the proposal scatter."""
+"""Plots of a search: op-probability heat maps and the proposal scatter.
 
-import matplotlib
+Matplotlib's object API (`Figure`, rendered by Agg on `savefig`): no
+pyplot, so a notebook's backend and figure list stay untouched.
+"""
 
-matplotlib.use('Agg')
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 
 def op_heatmap(probabilities, row_labels, op_names, mask, title, path):
     """Per-layer op-probability heat map (rows = layers, columns = ops)."""
     probs = np.where(mask, probabilities, np.nan)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(op_names),
-                                    1.2 + 0.35 * len(row_labels)))
+    fig = Figure(figsize=(1.0 + 0.7 * len(op_names),
+                          1.2 + 0.35 * len(row_labels)))
+    ax = fig.subplots()
     image = ax.imshow(probs, cmap='viridis', vmin=0.0, vmax=1.0,
                       aspect='auto')
     ax.set_xticks(range(len(op_names)), op_names, rotation=45, ha='right')
@@ -26,7 +28,6 @@ def op_heatmap(probabilities, row_labels, op_names, mask, title, path):
     fig.colorbar(image, ax=ax, label='probability')
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def proposal_scatter(samples, targets, tolerance, title, path):
@@ -36,8 +37,8 @@ def proposal_scatter(samples, targets, tolerance, title, path):
     each; `targets` has `params` and/or `macs`.
     """
     n = len(samples)
-    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.9), sharex=True,
-                             sharey=True, squeeze=False)
+    fig = Figure(figsize=(3.6 * n, 3.9))
+    axes = fig.subplots(1, n, sharex=True, sharey=True, squeeze=False)
     tx, ty = targets.get('params'), targets.get('macs')
     for ax, (tau, (params, macs)) in zip(axes[0], samples.items()):
         params, macs = np.asarray(params), np.asarray(macs)
@@ -49,7 +50,7 @@ def proposal_scatter(samples, targets, tolerance, title, path):
         ax.scatter(params / 1e6, macs / 1e6, s=3, alpha=0.25,
                    color='tab:blue', rasterized=True)
         if tx is not None and ty is not None:
-            ax.add_patch(plt.Rectangle(
+            ax.add_patch(Rectangle(
                 ((1 - tolerance) * tx / 1e6, (1 - tolerance) * ty / 1e6),
                 2 * tolerance * tx / 1e6, 2 * tolerance * ty / 1e6,
                 fill=False, color='red', lw=1.2, ls='--', zorder=5))
@@ -68,4 +69,3 @@ def proposal_scatter(samples, targets, tolerance, title, path):
     fig.suptitle(title + ' (red: target and tolerance box)', fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)

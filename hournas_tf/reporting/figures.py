@@ -5,16 +5,15 @@ step on the 80% split, architecture step on the 20% split);
 `tolerance_curve`: the share of drawn architectures within tolerance and
 the temperature; `grad_norms`: the per-layer norm of the cross-entropy
 part of the architecture gradient (`arch_grad_norm`), one panel per stage.
+
+Matplotlib's object API (`Figure`, rendered by Agg on `savefig`): no
+pyplot, so a notebook's backend and figure list stay untouched.
 """
 
 import io
 
-import matplotlib
-
-matplotlib.use('Agg')
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
 
 STAGES = ('vital', 'nonvital')
 
@@ -23,7 +22,6 @@ def _png(fig):
     buffer = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format='png', dpi=100)
-    plt.close(fig)
     return buffer.getvalue()
 
 
@@ -48,7 +46,8 @@ def _stage_bounds(ax, history):
 
 def training_curves(history):
     """Losses and accuracies per epoch."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = Figure(figsize=(10, 3.6))
+    axes = fig.subplots(1, 2)
     for ax, keys, title in (
             (axes[0], ('loss', 'arch_loss'), 'loss'),
             (axes[1], ('accuracy', 'arch_accuracy'), 'accuracy')):
@@ -67,7 +66,8 @@ def training_curves(history):
 def tolerance_curve(history):
     """within_tolerance (trained architectures), draw_within_tolerance
     (first draws) and tau per epoch."""
-    fig, ax = plt.subplots(figsize=(10, 3.2))
+    fig = Figure(figsize=(10, 3.2))
+    ax = fig.subplots()
     xs, ys = _series(history, 'within_tolerance')
     ax.plot(xs, ys, marker='o', ms=3, color='tab:green',
             label='share of trained architectures within tolerance')
@@ -94,9 +94,8 @@ def grad_norms(history):
     stages = [s for s in STAGES
               if any(r.get('stage') == s and r.get('arch_grad_norm')
                      for r in history)]
-    fig, axes = plt.subplots(1, max(1, len(stages)),
-                             figsize=(5 * max(1, len(stages)), 3.6),
-                             squeeze=False)
+    fig = Figure(figsize=(5 * max(1, len(stages)), 3.6))
+    axes = fig.subplots(1, max(1, len(stages)), squeeze=False)
     for ax, stage in zip(axes[0], stages):
         records = [r for r in history if r.get('stage') == stage]
         layers = sorted({int(k) for r in records

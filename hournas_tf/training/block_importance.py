@@ -149,16 +149,14 @@ def summary(rows):
 
 def plot(result, title, path):
     """Grouped bars: accuracy drop per block and p, vital blocks shaded."""
-    import matplotlib
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     rows = result['blocks']
     ps = list(rows[0]['drops'])
     x = np.arange(len(rows))
     width = 0.8 / len(ps)
-    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(rows) + 2), 4))
+    fig = Figure(figsize=(max(6, 0.55 * len(rows) + 2), 4))
+    ax = fig.subplots()
     for k, r in enumerate(rows):
         if r['vital']:
             ax.axvspan(k - 0.45, k + 0.45, color='#fde3c8', zorder=0)
@@ -175,4 +173,3 @@ def plot(result, title, path):
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -16,6 +16,7 @@ import os
 
 from hournas_tf import output_dir
 from hournas_tf.errors import UserError
+from hournas_tf.errors import keep_log
 from hournas_tf.training import config as config_lib
 
 CONFIG_FILE = 'train_config.json'
@@ -86,6 +87,7 @@ def output_folder(config, state):
     else:
         output = output_dir.OutputDir(config.output_dir)
         output.keep()
+        keep_log(config.output_dir)
         yield output
 
 

@@ -20,6 +20,11 @@
    after a short run (digits: 22 steps an epoch) they are far from the
    statistics of the trained weights, and EMA weights never had their own.
 6. Evaluation on the eval split; model.keras and metrics.json.
+   The checkpoints get recalibrated statistics too, so that every .keras
+   file of a finished run is a usable model: `checkpoints/last.keras` is
+   a copy of model.keras (the last epoch's weights), and
+   `checkpoints/best.keras`, when an earlier epoch, is recalibrated the
+   same way (`_finish_checkpoints`).
 
 The eval split is only evaluated: nothing is chosen by it.
 """
@@ -140,6 +145,40 @@ def _recalibrate(model, arch, train, config):
     if target is not model:
         model.set_weights(target.get_weights())
     return used
+
+
+def _finish_checkpoints(config, arch, train, evaluation):
+    """Recalibrated batch-norm statistics in `checkpoints/`: last.keras
+    becomes a copy of model.keras; best.keras, the epoch with the lowest
+    training loss, is model.keras too when that is the last epoch, or
+    else is loaded, recalibrated like the model and saved again. Returns
+    {file name: eval accuracy} of the checkpoints."""
+    import keras
+
+    from hournas_tf.training import callbacks as callbacks_lib
+
+    folder = os.path.join(config.output_dir, callbacks_lib.CHECKPOINT_DIR)
+    model_file = os.path.join(config.output_dir, MODEL_FILE)
+    losses = [row[callbacks_lib.MONITOR] for row in
+              callbacks_lib.read_history(config.output_dir)
+              if callbacks_lib.MONITOR in row]
+    last_is_best = bool(losses) and losses[-1] == min(losses)
+    accuracies = {}
+    for name in ('last.keras', 'best.keras'):
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path):
+            continue
+        partial = f'{path}.partial.keras'
+        if name == 'last.keras' or last_is_best:
+            shutil.copyfile(model_file, partial)
+        else:
+            checkpoint = keras.saving.load_model(path)
+            _recalibrate(checkpoint, arch, train, config)
+            checkpoint.save(partial)
+        os.replace(partial, path)
+        accuracies[name] = _evaluate(
+            keras.saving.load_model(path), evaluation)['accuracy']
+    return accuracies
 
 
 def _inherited_estimate(arch, config, train, evaluation, num_classes):
@@ -320,7 +359,14 @@ def train(config, strategy=None, callbacks=(), sigterm=None):
             recalibrated = _recalibrate(model, arch, train, config)
     scores = _evaluate(model, evaluation)
     model.save(os.path.join(config.output_dir, MODEL_FILE))
+    checkpoints = {}
+    if config.epochs:
+        with recipes.precision_policy(config.mixed_precision), \
+                strategy.scope():
+            checkpoints = _finish_checkpoints(config, arch, train,
+                                              evaluation)
     metrics = _metrics(config, info, scores, history, timer.durations, steps)
+    metrics['checkpoint_test_accuracy'] = checkpoints
     metrics.update(bn_recalibration_batches=recalibrated,
                    train_seconds=fit_seconds,
                    wall_seconds=time.perf_counter() - start)
