@@ -337,16 +337,15 @@ def test_markdown_renders_the_tools_json(tiny_run, tmp_path):
 
 @pytest.mark.large
 def test_gpu_code_path_runs_on_the_cpu(tmp_path):
+    # Without the XLA cases: on a CPU they may time out (60 s each).
     out = run_tool('benchmark.py', '--throughput', '--tiny',
+                   '--cases=throughput_fp32,throughput_mixed',
                    f'--output={tmp_path}')
     assert out.returncode == 0, out.stderr[-3000:]
     data = json.loads((tmp_path / 'results-cpu-throughput.json').read_text())
     cases = data['cases']
-    assert len(cases) == 4
     ok = {k for k, c in cases.items() if c['status'] == 'ok'}
-    assert {'throughput_fp32', 'throughput_mixed'} <= ok, cases
-    for name in set(cases) - ok:  # XLA on a CPU: recorded, not fatal
-        assert 'xla' in name and 'timed out' in cases[name]['error']
+    assert ok == {'throughput_fp32', 'throughput_mixed'} == set(cases), cases
     for name in ok:
         r = cases[name]['result']
         assert r['device'] == 'CPU:0'

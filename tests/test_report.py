@@ -23,9 +23,23 @@ CHROMIUM = next((p for p in (shutil.which('chromium'),
                              shutil.which('chromium-browser'),
                              shutil.which('google-chrome'))
                  if p), None)
-needs_browser = pytest.mark.skipif(
-    CHROMIUM is None, reason='no headless browser: install the system '
-    'package chromium to render the report page in tests')
+NO_BROWSER = ('no headless browser: install the system package chromium '
+              'to render the report page in tests')
+
+
+@pytest.fixture
+def browser():
+    """The headless browser: a skip without it locally, a failure in CI (the
+    environment variable CI set), where a skip would hide the only rendering
+    of the report page."""
+    if CHROMIUM is None:
+        if os.environ.get('CI'):
+            pytest.fail(f'{NO_BROWSER} (.ci/run installs it)')
+        pytest.skip(NO_BROWSER)
+    return CHROMIUM
+
+
+needs_browser = pytest.mark.usefixtures('browser')
 
 # Appended to a copy of the page (the page itself has no script): after
 # every image has loaded or failed, writes what the browser saw into a
