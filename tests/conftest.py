@@ -76,7 +76,7 @@ TINY_SEARCH = ['--vital_epochs=1', '--nonvital_epochs=1',
 
 def _tiny_search(path):
     res = run_module('hournas_tf.search', *TINY_SEARCH,
-                     f'--output_dir={path / "run"}')
+                     f'--output_dir={path / "run"}', timeout=3600)
     assert res.returncode == 0, res.stderr[-4000:]
     (path / 'stdout.txt').write_text(res.stdout)
 
@@ -85,7 +85,8 @@ def _tiny_search(path):
 def tiny_search(tmp_path_factory):
     """(folder, stdout) of `python -m hournas_tf.search TINY_SEARCH`, run
     once per test run. Read it only: a test that writes copies it."""
-    path = shared_once(tmp_path_factory, 'tiny_search', _tiny_search)
+    path = shared_once(tmp_path_factory, 'tiny_search', _tiny_search,
+                       timeout=3600)
     return path / 'run', (path / 'stdout.txt').read_text()
 
 
