@@ -1,8 +1,21 @@
-"""Shared test set-up: Keras on the TF backend."""
+"""Shared test set-up: Keras on the TF backend, and the two test lanes.
+
+The fast lane is the default: `python -m pytest -n 2 tests`. Tests marked
+`@pytest.mark.large` (end-to-end searches and training runs, killed and
+resumed runs, two-replica runs, the benchmark tool) form the large lane:
+deselected unless `--run_large` or a `-m` expression is given, or the test
+is named (`tests/test_x.py::test_y`).
+`python -m pytest -n 2 --run_large tests` runs both lanes,
+`python -m pytest -n 2 -m large tests` the large lane alone (.ci/run runs
+the two lanes one after the other).
+"""
 
 import os
 import subprocess
 import sys
+import time
+
+import pytest
 
 os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
 
@@ -22,3 +35,87 @@ def run_python(*args, cwd=None, timeout=900):
 def run_module(module, *args, cwd=None, timeout=900):
     """Runs `python -m module args...` and returns the CompletedProcess."""
     return run_python('-m', module, *args, cwd=cwd, timeout=timeout)
+
+
+def shared_once(tmp_path_factory, name, make, timeout=1800):
+    """Path of `name` in a folder shared by the pytest-xdist workers of this
+    run: the first worker that asks calls `make(path)`, which writes it;
+    the others wait for it."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        root = root.parent  # shared by the workers of this run
+    path = root / name
+    lock, done, failed = (root / f'{name}.{end}'
+                          for end in ('lock', 'done', 'failed'))
+    try:
+        os.close(os.open(lock, os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        deadline = time.time() + timeout
+        while not done.exists():
+            if failed.exists() or time.time() > deadline:
+                raise RuntimeError(f'{path} was not made (see the worker '
+                                   'that makes it)')
+            time.sleep(2)
+        return path
+    try:
+        make(path)
+    except BaseException:
+        failed.touch()
+        raise
+    done.touch()
+    return path
+
+
+# One tiny deterministic two-stage search on digits, shared by the tests
+# that check its outputs (tests/test_search.py, tests/test_report.py).
+TINY_SEARCH = ['--vital_epochs=1', '--nonvital_epochs=1',
+               '--max_steps_per_epoch=3', '--proposal_iters=200',
+               '--num_proposals=4', '--batch_size=32', '--verbose=2',
+               '--deterministic']
+
+
+def _tiny_search(path):
+    res = run_module('hournas_tf.search', *TINY_SEARCH,
+                     f'--output_dir={path / "run"}', timeout=3600)
+    assert res.returncode == 0, res.stderr[-4000:]
+    (path / 'stdout.txt').write_text(res.stdout)
+
+
+@pytest.fixture(scope='session')
+def tiny_search(tmp_path_factory):
+    """(folder, stdout) of `python -m hournas_tf.search TINY_SEARCH`, run
+    once per test run. Read it only: a test that writes copies it."""
+    path = shared_once(tmp_path_factory, 'tiny_search', _tiny_search,
+                       timeout=3600)
+    return path / 'run', (path / 'stdout.txt').read_text()
+
+
+def pytest_addoption(parser):
+    parser.addoption('--run_large', action='store_true', default=False,
+                     help='also run the tests marked large (the large lane; '
+                     '-m large runs it alone)')
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption('--run_large') or config.option.markexpr:
+        return  # both lanes, or the lanes that -m selects
+    named = set()  # (file, test) named on the command line: they run
+    for arg in config.args:
+        path, _, name = arg.partition('::')
+        if name:
+            named.add((os.path.join(config.invocation_params.dir, path),
+                       name))
+
+    def deselected(item):
+        if not item.get_closest_marker('large'):
+            return False
+        name = item.nodeid.split('::', 1)[-1]
+        return not any(
+            os.path.samefile(path, item.path) and
+            (name == test or name.startswith(test + '['))
+            for path, test in named if os.path.exists(path))
+
+    large = [item for item in items if deselected(item)]
+    if large:
+        config.hook.pytest_deselected(items=large)
+        items[:] = [item for item in items if not deselected(item)]

@@ -3,7 +3,6 @@ digits (trained once per test run and shared by the pytest-xdist
 workers)."""
 
 import os
-import time
 
 import numpy as np
 
@@ -89,28 +88,11 @@ def train_small_model(path):
 def shared_trained_model(tmp_path_factory, timeout=900):
     """Path of `SMALL` trained on digits, trained by the first worker that
     asks and waited for by the others."""
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get('PYTEST_XDIST_WORKER'):
-        root = root.parent  # shared by the workers of this run
-    path = root / 'digits_small.keras'
-    lock = root / 'digits_small.lock'
-    failed = root / 'digits_small.failed'
-    try:
-        os.close(os.open(lock, os.O_CREAT | os.O_EXCL))
-    except FileExistsError:
-        deadline = time.time() + timeout
-        while not path.exists():
-            if failed.exists() or time.time() > deadline:
-                raise RuntimeError(f'{path} was not trained (see the '
-                                   'worker that trains it)')
-            time.sleep(2)
-        return str(path)
-    try:
-        train_small_model(str(path))
-    except BaseException:
-        failed.touch()
-        raise
-    return str(path)
+    from conftest import shared_once
+
+    return str(shared_once(tmp_path_factory, 'digits_small.keras',
+                           lambda path: train_small_model(str(path)),
+                           timeout))
 
 
 def digits_eval():

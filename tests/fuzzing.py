@@ -18,6 +18,7 @@ import io
 import json
 import math
 import os
+import subprocess
 import sys
 import tempfile
 import zipfile
@@ -597,7 +598,12 @@ def run_command(command, argv, cwd):
 
 def check_refused(outcome, expect=None):
     """A refused case: exit code 2 and one line on stderr, `error: ...`
-    (containing `expect` when given), no traceback."""
+    (containing `expect` when given), no traceback. `outcome` is an
+    `Outcome` of an in-process run or the `subprocess.CompletedProcess` of
+    a real one. Returns the error line."""
+    if isinstance(outcome, subprocess.CompletedProcess):
+        outcome = Outcome(outcome.returncode, outcome.stdout,
+                          outcome.stderr)
     assert outcome.reached is None, f'accepted: {outcome!r}'
     assert outcome.code == 2, outcome
     lines = outcome.stderr.splitlines()

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 from conftest import run_python
+from fuzzing import check_refused
 
 from hournas_tf import spaces
 from hournas_tf.errors import UserError
@@ -98,7 +99,13 @@ def test_clock_machine_and_rss():
     assert elapsed['wall'] > 0 and elapsed['cpu'] >= 0
     info = bm.machine()
     assert info['cpu_count'] == os.cpu_count() and len(info['loadavg']) == 3
-    assert info['tensorflow'] and info['gpus'] == []
+    import tensorflow as tf
+
+    assert info['tensorflow'] == tf.__version__
+    # One name per GPU that TensorFlow sees (none on a CPU machine).
+    gpus = tf.config.list_physical_devices('GPU')
+    assert len(info['gpus']) == len(gpus)
+    assert all(isinstance(n, str) and n for n in info['gpus'])
     assert bm.rss_mb() > 10
     assert bm.get_space('fbnet', 32, 0.25, 10).image_size == 32
 
@@ -283,10 +290,13 @@ def test_results_path():
     ('benchmarks_md.py', ['--results={tmp}'], 'no results-*.json in'),
 ])
 def test_user_errors_are_one_line(tool_name, args, message, tmp_path):
+    import tensorflow as tf
+
+    if args == ['--device=gpu'] and tf.config.list_physical_devices('GPU'):
+        pytest.skip('a GPU is visible: --device=gpu is no mistake here')
     args = [a.format(tmp=tmp_path) for a in args]
-    out = run_tool(tool_name, *args, f'--output={tmp_path}/o')
-    assert out.returncode == 2, out.stderr[-2000:]
-    assert message in out.stderr and out.stderr.count('\n') == 1
+    check_refused(run_tool(tool_name, *args, f'--output={tmp_path}/o'),
+                  message)
 
 
 @pytest.fixture(scope='module')
@@ -337,16 +347,15 @@ def test_markdown_renders_the_tools_json(tiny_run, tmp_path):
 
 @pytest.mark.large
 def test_gpu_code_path_runs_on_the_cpu(tmp_path):
+    # Without the XLA cases: on a CPU they may time out (60 s each).
     out = run_tool('benchmark.py', '--throughput', '--tiny',
+                   '--cases=throughput_fp32,throughput_mixed',
                    f'--output={tmp_path}')
     assert out.returncode == 0, out.stderr[-3000:]
     data = json.loads((tmp_path / 'results-cpu-throughput.json').read_text())
     cases = data['cases']
-    assert len(cases) == 4
     ok = {k for k, c in cases.items() if c['status'] == 'ok'}
-    assert {'throughput_fp32', 'throughput_mixed'} <= ok, cases
-    for name in set(cases) - ok:  # XLA on a CPU: recorded, not fatal
-        assert 'xla' in name and 'timed out' in cases[name]['error']
+    assert ok == {'throughput_fp32', 'throughput_mixed'} == set(cases), cases
     for name in ok:
         r = cases[name]['result']
         assert r['device'] == 'CPU:0'

@@ -2,6 +2,7 @@ import json
 
 import pytest
 from conftest import run_module
+from fuzzing import check_refused
 
 
 def test_describe_fbnet_b_prints_published_macs():
@@ -62,7 +63,5 @@ def test_describe_space_and_arch_file(tmp_path):
 ])
 def test_bad_input_exits_2_with_one_line(flags, message):
     out = run_module('hournas_tf.describe', *flags)
-    assert out.returncode == 2, out.stderr
-    assert out.stderr.startswith('error: ') and message in out.stderr
-    assert out.stderr.count('\n') == 1, out.stderr
+    check_refused(out, message)
     assert out.stdout == ''

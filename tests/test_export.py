@@ -17,6 +17,7 @@ from export_testing import random_images
 from export_testing import random_model
 from export_testing import randomize_batch_norm
 from export_testing import shared_trained_model
+from fuzzing import check_refused
 
 import hournas_tf
 from hournas_tf.errors import STDERR_LOG
@@ -543,14 +544,6 @@ def test_qat_model_is_fully_integer_and_agrees(trained_path, digits,
     assert qat.fine_tune(again, data.train, steps=1)['loss'] > 0
 
 
-def one_line_error(res):
-    lines = res.stderr.strip().splitlines()
-    assert res.returncode == 2, res.stderr[-3000:]
-    assert len(lines) == 1 and lines[0].startswith('error: '), \
-        res.stderr[-3000:]
-    return lines[0]
-
-
 def test_bad_inputs_exit_2_with_one_line_and_leave_nothing(tmp_path):
     out = tmp_path / 'out'
     cases = (
@@ -560,7 +553,7 @@ def test_bad_inputs_exit_2_with_one_line_and_leave_nothing(tmp_path):
     )
     for args, message in cases:
         res = run_module('hournas_tf.export', *args, f'--output_dir={out}')
-        assert message in one_line_error(res)
+        assert message in check_refused(res)
         assert not out.exists()
 
 
@@ -574,7 +567,7 @@ def test_weights_of_another_architecture_name_the_layer(tmp_path):
     res = run_module('hournas_tf.export',
                      f'--arch_file={tmp_path / "arch.json"}',
                      f'--output_dir={out}')
-    line = one_line_error(res)
+    line = check_refused(res)
     assert 'do not fit the architecture' in line and 'layer04/' in line
     assert not out.exists()
 
@@ -587,6 +580,6 @@ def test_an_existing_export_folder_is_refused_untouched(tmp_path):
     zipfile.ZipFile(model, 'w').close()  # never opened: refused before
     res = run_module('hournas_tf.export', f'--model={model}',
                      f'--output_dir={out}')
-    assert 'already exists' in one_line_error(res)
+    assert 'already exists' in check_refused(res)
     assert os.listdir(out) == ['keep.txt']
     assert (out / 'keep.txt').read_text() == 'mine'

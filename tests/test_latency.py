@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from conftest import run_module
 from conftest import run_python
+from fuzzing import check_refused
 
 import hournas_tf
 from hournas_tf.errors import UserError
@@ -238,9 +239,7 @@ def test_build_latency_table_from_a_benchmark_csv(tmp_path):
     for bad, message in ((args, 'already exists'),
                          (args[:1] + args[2:], 'give --space'),
                          (args + ('--calibrate=1',), 'at least 2')):
-        res = run_tool(*bad)
-        assert res.returncode == 2 and res.stderr.count('\n') == 1
-        assert res.stderr.startswith('error: ') and message in res.stderr
+        check_refused(run_tool(*bad), message)
 
 
 def run_tool(script, *args):
@@ -305,10 +304,9 @@ def test_describe_prints_the_predicted_latency(tmp_path):
     assert res.returncode == 0, res.stderr
     info = json.loads(res.stdout)
     assert info['latency_ms'] == pytest.approx(table.predict_ms(arch.ops))
-    res = run_module('hournas_tf.describe', '--arch=efficientnet_b0',
-                     f'--latency_table={path}')
-    assert res.returncode == 2
-    assert 'not space \'efficientnet\' at image_size 224' in res.stderr
+    check_refused(run_module('hournas_tf.describe', '--arch=efficientnet_b0',
+                             f'--latency_table={path}'),
+                  'not space \'efficientnet\' at image_size 224')
 
 
 def test_search_refuses_bad_latency_settings_before_training(tmp_path):
@@ -323,9 +321,7 @@ def test_search_refuses_bad_latency_settings_before_training(tmp_path):
     for args, message in cases:
         res = run_module('hournas_tf.search', *args, '--dry_run',
                          f'--output_dir={tmp_path / "run"}')
-        lines = res.stderr.strip().splitlines()
-        assert res.returncode == 2, res.stderr[-2000:]
-        assert len(lines) == 1 and message in lines[0], res.stderr[-2000:]
+        check_refused(res, message)
         assert not (tmp_path / 'run').exists()
 
 
@@ -387,8 +383,26 @@ def test_build_latency_table_measures_calibrates_and_evaluates(tmp_path):
     assert table.calibration['architectures'] == 2
     assert table.info['rounds'] == 2 and table.source == 'litert'
     result = json.loads((tmp_path / 'acc.json').read_text())['evaluation']
-    assert len(result['architectures']) == 2
-    assert set(result['calibrated_error']) == {'median', 'max'}
+    rows = result['architectures']
+    assert len(rows) == 2
+    # Each evaluated architecture: timed, and predicted by the table as
+    # written (calibrated); the errors are those of these rows.
+    errors = {'raw_error': [], 'calibrated_error': []}
+    for row in rows:
+        ops = hournas_tf.Architecture.from_string(row['architecture']).ops
+        assert row['measured_ms'] > 0
+        assert row['sum_ms'] == pytest.approx(table.sum_ms(ops))
+        assert row['predicted_ms'] == pytest.approx(table.predict_ms(ops))
+        for key, value in (('raw_error', row['sum_ms']),
+                           ('calibrated_error', row['predicted_ms'])):
+            errors[key].append(abs(value / row['measured_ms'] - 1))
+    for key, values in errors.items():
+        assert result[key]['max'] == pytest.approx(max(values))
+        assert result[key]['median'] == pytest.approx(np.median(values))
+    # 2 architectures timed in 2 rounds on a possibly busy machine: a loose
+    # bound (docs/deploy.md measures 3.2% median, 12.7% largest), which a
+    # prediction of the wrong scale exceeds.
+    assert result['calibrated_error']['max'] < 0.5, result
     blocks = tmp_path / 'blocks'
     res = run_tool('tools/build_latency_table.py', *common,
                    f'--export_blocks={blocks}')

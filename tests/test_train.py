@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 from conftest import REPO
 from conftest import run_module
+from fuzzing import check_refused
 
 import hournas_tf
 from hournas_tf import data
@@ -65,14 +66,6 @@ def read_flagfile(name):
                 key, _, value = line[2:].partition('=')
                 values[key] = value
     return values
-
-
-def _one_line_error(res):
-    lines = res.stderr.strip().splitlines()
-    assert res.returncode == 2, res.stderr[-2000:]
-    assert len(lines) == 1, res.stderr[-2000:]
-    assert lines[0].startswith('error: ')
-    return lines[0]
 
 
 def _eval_accuracy(model, digits_dir, image_size=16):
@@ -187,20 +180,29 @@ def test_dataset_shape(tmp_path):
         resolve.dataset_shape('mnist')
 
 
-def test_fit_architecture(monkeypatch):
+def test_fit_architecture():
     same, note = resolve.fit_architecture(TINY, 16, 10)
     assert same is TINY and note is None
     fitted, note = resolve.fit_architecture(TINY, 32, 3)
     assert (fitted.image_size, fitted.num_classes) == (32, 3)
     assert fitted.ops == TINY.ops and fitted.name == 'tiny'
     assert '16x16 -> 32x32' in note and '10 -> 3 classes' in note
-
-    def no_fit(*args, **kwargs):
-        raise UserError('op k7_e6 does not fit layer 3')
-
-    monkeypatch.setattr(resolve.dataclasses, 'replace', no_fit)
-    with pytest.raises(UserError, match='does not fit 64x64.*layer 3'):
-        resolve.fit_architecture(TINY, 64, 10)
+    # An op that stops fitting: at 32 px (the CIFAR layout) fbnet's layer 2
+    # has stride 1 and, at width 0.25, 8 -> 8 channels, so skip fits; at
+    # 224 px it has stride 2.
+    space = spaces.get_space('fbnet', image_size=32, num_classes=10,
+                             width_multiplier=0.25)
+    ops = [layer.candidates[0] for layer in space.layers]
+    ops[1] = 'skip'
+    small = spaces.Architecture('fbnet', ops, image_size=32, num_classes=10,
+                                width_multiplier=0.25, name='small')
+    with pytest.raises(UserError, match=r'small does not fit 224x224 images '
+                       r"and 10 classes: op 'skip' does not fit layer 2 .*"
+                       'stride 2'):
+        resolve.fit_architecture(small, 224, 10)
+    with pytest.raises(UserError, match='does not fit 16x16 images and 1 '
+                       'classes: invalid num_classes 1'):
+        resolve.fit_architecture(TINY, 16, 1)
 
 
 # run_dir.py
@@ -614,9 +616,9 @@ def test_finished_or_different_runs_are_refused(trained):
     out, args, _ = trained
     before = _snapshot(out)
     again = run_module('hournas_tf.train', *args)
-    assert 'finished' in _one_line_error(again)
+    assert 'finished' in check_refused(again)
     other = run_module('hournas_tf.train', *args, '--epochs=3')
-    assert 'epochs 2 there, 3 now' in _one_line_error(other)
+    assert 'epochs 2 there, 3 now' in check_refused(other)
     assert _snapshot(out) == before
 
 
@@ -715,7 +717,7 @@ def test_weights_that_do_not_fit_fail_in_one_line(tmp_path, digits_dir):
     res = run_module('hournas_tf.train', f'--arch={TINY.to_string()}',
                      f'--inherit_weights={path}', f'--data_dir={digits_dir}',
                      '--image_size=16', f'--output_dir={tmp_path / "out"}')
-    line = _one_line_error(res)
+    line = check_refused(res)
     assert str(path) in line and "'classifier'" in line
     assert not (tmp_path / 'out').exists()
 
@@ -735,7 +737,7 @@ def test_weights_that_do_not_fit_fail_in_one_line(tmp_path, digits_dir):
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     out = tmp_path / 'out'
     res = run_module('hournas_tf.train', *args, f'--output_dir={out}')
-    assert message in _one_line_error(res)
+    assert message in check_refused(res)
     assert 'Traceback' not in res.stderr
     assert not out.exists()
 
@@ -745,11 +747,11 @@ def test_arch_file_of_another_kind_and_a_used_folder(tmp_path):
     image.write_bytes(b'\x89PNG\r\n\x1a\n' + bytes(100))
     res = run_module('hournas_tf.train', f'--arch_file={image}',
                      f'--output_dir={tmp_path / "out"}')
-    assert str(image) in _one_line_error(res)
+    assert str(image) in check_refused(res)
     used = tmp_path / 'used'
     used.mkdir()
     (used / 'notes.txt').write_text('mine')
     res = run_module('hournas_tf.train', '--arch=fbnet_b',
                      f'--output_dir={used}')
-    assert 'no train_config.json' in _one_line_error(res)
+    assert 'no train_config.json' in check_refused(res)
     assert os.listdir(used) == ['notes.txt']
