@@ -140,8 +140,14 @@ def test_proposal_mode_trains_with_fit_and_derives():
                       verbose=0, shuffle=False).history
     for key in ('loss', 'accuracy', 'arch_loss', 'arch_accuracy',
                 'resource_loss', 'tau', 'macs', 'params', 'within_tolerance',
-                *(f'arch_grad_norm/L{i + 1}' for i in searched)):
+                'arch_grad_norm/pi', 'resource_grad_norm/pi',
+                *(f'arch_grad_norm/L{i + 1}' for i in searched),
+                *(f'resource_grad_norm/L{i + 1}' for i in searched)):
         assert np.isfinite(history[key][0]), key
+    # The paper's resource loss on the first draw (the default here) has a
+    # gradient of its own, logged apart from the cross-entropy's.
+    assert max(history[f'resource_grad_norm/L{i + 1}'][0]
+               for i in searched) > 0
     assert 0.0 <= history['within_tolerance'][0] <= 1.0
     # The kept draw is within tolerance whenever the first draw is.
     assert history['within_tolerance'][0] >= \
@@ -337,6 +343,40 @@ def test_every_nonvital_fbnet_layer_gets_a_cross_entropy_gradient():
     per_row = ce_row_gradients(net, seeds=(1, 2, 3)).sum(axis=0)
     assert per_row.shape == (17,)
     assert per_row.min() > 1e-4, per_row
+
+
+def test_expected_resource_loss_is_silent_inside_the_budget():
+    """With `resource_estimate='expected'` and a slack of one tolerance,
+    proposals whose expected totals sit on the targets get no resource
+    gradient: only the cross-entropy moves them (stage 2's default)."""
+    space = fbnet()
+    searched, fixed = small_stage2(space)
+    table = tables.resource_table(space, searched, fixed)
+    result = proposals.optimize_proposals(
+        table, middle_targets(table),
+        proposals.ProposalConfig(num_proposals=2, iters=10))
+    probs = np.exp(result.logits - result.logits.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    expected = [table.fixed['macs'] + (probs[j] * table.values['macs']).sum()
+                for j in range(2)]
+    targets = {'macs': float(np.mean(expected))}
+    spread = abs(expected[0] - expected[1]) / targets['macs']
+    for slack, silent in ((spread + 0.01, True), (0.0, False)):
+        config = supernet.SupernetConfig(
+            total_steps=2, seed=3, resource_estimate='expected',
+            resource_slack=slack / 0.03)
+        net = supernet.build_supernet(
+            space, searched, fixed, config,
+            budget_lib.Budget(table, targets, 0.03), result.logits)
+        net.compile()
+        history = net.fit(dataset(space), epochs=1, steps_per_epoch=1,
+                          verbose=0, shuffle=False).history
+        norms = [history[f'resource_grad_norm/L{i + 1}'][0]
+                 for i in searched]
+        assert (max(norms) == 0) == silent, (slack, norms)
+        assert history['resource_loss'][0] == 0 or not silent
+        assert max(history[f'arch_grad_norm/L{i + 1}'][0]
+                   for i in searched) > 0
 
 
 def test_every_vital_fbnet_layer_gets_a_gradient_from_two_paths():
