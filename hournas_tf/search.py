@@ -191,8 +191,9 @@ def define_proposal_flags():
                        'paper).')
     flags.DEFINE_float('proposal_min_share', d.proposal_min_share, 'If '
                        'fewer of 10,000 draws from the proposals land '
-                       'within --tolerance, optimize them again with half '
-                       'the entropy bonus (up to 4 times, then none).')
+                       'within --tolerance, optimize them again from '
+                       'another start, then with 1/2 and 1/4 of the '
+                       'entropy bonus, then without it.')
     flags.DEFINE_float('proposal_slack', d.proposal_slack, 'Misses within '
                        'this share of --tolerance cost the proposals '
                        'nothing (0: the paper).')

@@ -36,7 +36,8 @@ T_i) / M_i, averaged over objectives.
   to search (the paper's figure 3 shows proposals that still spread);
   rows whose ops differ in cost stay sharp. `min_share` (0.6): if fewer of
   10,000 draws at tau_end land within `tol`, the optimization runs again
-  with half the bonus (up to 4 times, then without it).
+  from another initialization, then with half and a quarter of the bonus
+  (two initializations each), then without it.
 - Mode term: the noise-free relaxation at a ten times colder temperature,
   close to the row-wise argmax, steering each proposal's most probable
   architecture onto the targets (0: the paper).
@@ -330,7 +331,19 @@ def _optimize(theta, values, fixed, targets, slack, mask, iters, samples,
 
 
 SHARE_DRAWS = 10_000
-BACKOFFS = 4
+BACKOFFS = (1.0, 0.5, 0.25)   # entropy weights tried, times the config's
+RESTARTS = 2                   # initializations tried per weight
+
+
+def _attempts(config):
+    """(entropy weight, seed) of the optimizations `optimize_proposals`
+    tries in turn: each weight of BACKOFFS with RESTARTS seeds, then no
+    bonus; just the config's when `min_share` is 0 or the bonus is off."""
+    if not config.min_share or not config.entropy_weight:
+        return [(config.entropy_weight, config.seed)]
+    return [(config.entropy_weight * f, config.seed + 1000 * k)
+            for f in BACKOFFS for k in range(RESTARTS)] + [
+                (0.0, config.seed)]
 
 
 def optimize_proposals(table, targets, config=None):
@@ -338,22 +351,22 @@ def optimize_proposals(table, targets, config=None):
 
     `targets` maps objectives of `table` to whole-network values. When
     fewer than `min_share` of `SHARE_DRAWS` draws at tau_end land within
-    `tol`, the optimization runs again with half the entropy bonus (up to
-    `BACKOFFS` times, then without it). Returns a `ProposalResult`; see the
-    module docstring for the method.
+    `tol`, the optimization runs again from another initialization, then
+    with half and a quarter of the entropy bonus, then without it
+    (`_attempts`), and keeps the first that passes (else the last).
+    Returns a `ProposalResult`; see the module docstring for the method.
     """
     config = config or ProposalConfig()
     config.check()
     check_targets(table, targets)
     start = time.perf_counter()
-    weight = config.entropy_weight
-    for attempt in range(BACKOFFS + 2):
-        theta, history = _optimize_once(table, targets, dataclasses.replace(
-            config, entropy_weight=weight))
+    for weight, seed in _attempts(config):
+        attempt = dataclasses.replace(config, entropy_weight=weight,
+                                      seed=seed)
+        theta, history = _optimize_once(table, targets, attempt)
         share = _share(table, theta, targets, config)
-        if share >= config.min_share or weight == 0:
+        if share >= config.min_share:
             break
-        weight = weight / 2 if attempt < BACKOFFS else 0.0
     seconds = time.perf_counter() - start
 
     mask = np.asarray(table.mask, dtype=bool)
@@ -374,7 +387,8 @@ def optimize_proposals(table, targets, config=None):
         logits=logits, columns=columns, loss_history=history[:, 0],
         resource_history=history[:, 1], orthogonality_history=history[:, 2],
         entropy_history=history[:, 3], repaired=tuple(repaired),
-        seconds=seconds, entropy_weight=weight, share_within_tolerance=share)
+        seconds=seconds, entropy_weight=attempt.entropy_weight,
+        share_within_tolerance=share)
 
 
 def _share(table, theta, targets, config):
