@@ -1,6 +1,7 @@
 import dataclasses
 import json
 import os
+import re
 
 import pytest
 from conftest import REPO
@@ -428,3 +429,62 @@ def test_kept_share_is_the_chance_of_one_hit_in_k_draws():
     assert search_lib.kept_share(0.5, 3) == pytest.approx(0.875)
     assert search_lib.kept_share(0.0, 8) == 0.0
     assert search_lib.kept_share(1.0, 8) == 1.0
+
+
+@pytest.mark.parametrize('field,value,message', [
+    ('derive', 'mode', "unknown derive 'mode'"),
+    ('resource_estimate', 'mean', "unknown resource_estimate 'mean'"),
+    ('proposal_orthogonality', 'cosine',
+     "unknown proposal_orthogonality 'cosine'"),
+    ('proposal_reduction', 'max', "unknown proposal_reduction 'max'"),
+    ('proposal_tau_end', 0.0, 'proposal_tau_end=0.0 must be > 0'),
+    ('proposal_min_share', 1.5, 'proposal_min_share=1.5 must be in [0, 1]'),
+    ('proposal_slack', 1.0, 'proposal_slack=1.0 must be in [0, 1)'),
+    ('proposal_entropy', -0.1, 'proposal_entropy=-0.1 must be >= 0'),
+    ('resource_slack', -1.0, 'resource_slack=-1.0 must be >= 0'),
+    ('pi_tau', 0.0, 'pi_tau=0.0 must be > 0'),
+])
+def test_stage2_settings_are_checked(field, value, message):
+    config = config_lib.SearchConfig(targets={'macs': 10e6},
+                                     **{field: value})
+    with pytest.raises(UserError, match=re.escape(message)):
+        config_lib.check_config(config)
+
+
+def test_proposal_config_carries_every_proposal_setting():
+    """Each --proposal_* setting of the search reaches ProposalConfig."""
+    config = config_lib.SearchConfig(
+        targets={'macs': 10e6}, proposal_lr=0.02, proposal_tau_start=4.0,
+        proposal_tau_end=0.5, proposal_hold=0.2, proposal_entropy=0.03,
+        proposal_min_share=0.4, proposal_slack=0.25,
+        proposal_mode_weight=0.0, proposal_orthogonality='logits',
+        proposal_reduction='mean', proposal_repair=True, seed=4,
+        tolerance=0.05)
+    p = search_lib.proposal_config(config)
+    assert (p.learning_rate, p.tau_start, p.tau_end, p.hold,
+            p.entropy_weight, p.min_share, p.slack, p.mode_weight,
+            p.orthogonality, p.reduction, p.repair, p.seed, p.tol) == (
+        0.02, 4.0, 0.5, 0.2, 0.03, 0.4, 0.25, 0.0, 'logits', 'mean', True,
+        4, 0.05)
+
+
+def test_paper_flagfile_sets_the_papers_settings(flagfile_configs):
+    """configs/paper.flags turns every deviation off (proposals.PAPER and
+    the stage-2 flags of docs/search.md's table)."""
+    from hournas_tf.nas import proposals
+
+    config = flagfile_configs['paper.flags']
+    names = {'mode_weight': 'proposal_mode_weight',
+             'entropy_weight': 'proposal_entropy',
+             'slack': 'proposal_slack',
+             'orthogonality': 'proposal_orthogonality',
+             'reduction': 'proposal_reduction',
+             'repair': 'proposal_repair'}
+    assert {names[k]: v for k, v in proposals.PAPER.items()} == {
+        names[k]: config[names[k]] for k in proposals.PAPER}
+    assert (config['resource_estimate'], config['resource_slack'],
+            config['derive'], config['budget_draws'],
+            config['proposal_min_share'], config['arch_lr']) == (
+        'draw', 0.0, 'argmax', 1, 0.0, 0.01)
+    defaults = config_lib.SearchConfig()
+    assert defaults.proposal_entropy > 0 and defaults.derive == 'in_budget'
