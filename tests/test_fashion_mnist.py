@@ -126,6 +126,7 @@ def test_commands_say_it_in_one_line_and_exit_2(tmp_path):
                                  f'in {empty} ')
     assert res.stderr.count('\n') == 1
     assert 'apt-get install dataset-fashion-mnist' in res.stderr
+    assert sorted(os.listdir(tmp_path)) == ['empty']  # nothing left behind
 
 
 def _write_idx(path, magic, dims, payload, compress=True):
@@ -194,7 +195,7 @@ def test_search_runs_on_fashion_mnist(tmp_path, prepared_dir):
         'hournas_tf.search', '--dataset=fashion_mnist',
         f'--data_dir={prepared_dir}', f'--output_dir={out}',
         '--width_multiplier=0.25', '--target_macs=10e6',
-        '--target_params=0.25e6', '--vital_epochs=1', '--nonvital_epochs=1',
+        '--target_params=0.25e6', '--vital_ops=max', '--nonvital_epochs=1',
         '--max_steps_per_epoch=2', '--proposal_iters=100',
         '--num_proposals=2', '--batch_size=32', '--verbose=0')
     assert res.returncode == 0, res.stderr[-4000:]
