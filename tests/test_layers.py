@@ -222,10 +222,11 @@ def train_call(layer, x):
     return y, tape.gradient(loss, [x, layer.gamma, layer.beta])
 
 
-def test_fused_batch_norm_trains_like_keras_batch_norm():
+@pytest.mark.parametrize('epsilon', [1e-3, 1e-5])
+def test_fused_batch_norm_trains_like_keras_batch_norm(epsilon):
     import tensorflow as tf
 
-    (keras_bn, fused), x = bn_pair()
+    (keras_bn, fused), x = bn_pair(epsilon=epsilon)
     for _ in range(2):  # two steps: the moving statistics compound
         y_k, g_k = tf.function(train_call)(keras_bn, x)
         y_f, g_f = tf.function(train_call)(fused, x)
@@ -284,3 +285,4 @@ def test_fused_batch_norm_is_one_kernel_in_training_only():
         assert 'FusedBatchNormV3' not in op_types(fused, True)
     finally:
         hl.FusedBatchNormalization.enabled = True
+
