@@ -354,14 +354,20 @@ def test_defaults_keep_choice_and_the_budget():
 
 def test_entropy_bonus_trades_precision_for_choice():
     """A larger entropy weight spreads the rows and puts fewer draws in
-    the budget; none at all sharpens them."""
+    the budget; none at all sharpens them. With `min_share` the back-off
+    brings the share back above it."""
     table, targets = _demo_table()
     results = [_share_and_top(table, targets, proposals.ProposalConfig(
-        entropy_weight=w)) for w in (0.0, 0.015, 0.1)]
+        entropy_weight=w, min_share=0.0)) for w in (0.0, 0.015, 0.1)]
     shares = [r[0] for r in results]
     tops = [r[1] for r in results]
     assert tops[0] > tops[1] > tops[2], tops
-    assert shares[1] > shares[2], shares
+    assert shares[1] > shares[2] and shares[2] < 0.6, shares
+    result = proposals.optimize_proposals(table, targets,
+                                          proposals.ProposalConfig(
+                                              entropy_weight=0.1))
+    assert result.share_within_tolerance >= 0.6
+    assert result.entropy_weight < 0.1
 
 
 def test_mean_top_probability():

@@ -193,24 +193,39 @@ def test_search_summary_reads_history_and_arch(tmp_path):
              'a': 0.55, 'b': 0.45}}},
         {'stage': 'nonvital', 'epoch': 1, 'accuracy': 0.846, 'arch_accuracy':
          0.886, 'op_probabilities': {'2': {'a': 0.25, 'b': 0.75}}},
+        {'stage': 'nonvital', 'epoch': 2, 'accuracy': 0.9, 'arch_accuracy':
+         0.9, 'op_probabilities': {'2': {'a': 0.4, 'b': 0.6}},
+         'arch_grad_norm': {'2': 4e-4, '3': 2e-4, '5': 1e-4},
+         'resource_grad_norm': {'2': 0.0, '3': 1e-3, '5': 3e-3},
+         'mean_top_probability': 0.8123,
+         'rows_changed': {'total': 3, 'rows': 16,
+                          'per_proposal': [[2], [2, 3]]}},
     ]
     with open(tmp_path / 'history.jsonl', 'w') as f:
         f.write('\n'.join(json.dumps(r) for r in records) + '\n')
     arch = {'string': 'demo[image_size=32]:k3_e1,skip', 'search': {
         'relative_error': {'macs': -0.01, 'params': 0.006},
         'before_repair': {'relative_error': {'macs': 0.05, 'params': 0.0}},
-        'repaired_layers': [3], 'seconds': {'vital': 103.2, 'total': 498}}}
+        'repaired_layers': [3], 'proposal_repaired_layers': [5],
+        'stage2_start': {'share_within_tolerance': 0.714,
+                         'mean_top_probability': 0.8541},
+        'rows_changed': {'total': 3, 'rows': 16},
+        'seconds': {'vital': 103.2, 'total': 498}}}
     with open(tmp_path / 'arch.json', 'w') as f:
         json.dump(arch, f)
     out = run_tool('search_summary.py', str(tmp_path))
     assert out.returncode == 0, out.stderr
     rows = [line for line in out.stdout.splitlines() if line.startswith('| ')]
     assert rows[1] == ('| vital | 1 | 0.436 | 0.500 | 1.00 | 0.75 | 2.0e-03 '
-                       '| 0.55-0.70 |')
-    assert rows[2] == ('| nonvital | 1 | 0.846 | 0.886 | - | - | - '
-                       '| 0.75-0.75 |')
+                       '/ 3.5e-03 | - | 0.55-0.70 | - | - |')
+    assert rows[2] == ('| nonvital | 1 | 0.846 | 0.886 | - | - | - | - '
+                       '| 0.75-0.75 | - | - |')
+    # CE min / median, resource median, mean top probability, rows changed.
+    assert rows[3] == ('| nonvital | 2 | 0.900 | 0.900 | - | - | 1.0e-04 / '
+                       '2.0e-04 | 1.0e-03 | 0.60-0.60 | 0.812 | 3/16 |')
     assert rows[-1] == (f'| {tmp_path} | `k3_e1,skip` | macs +5.0%, params '
-                        '+0.0% | macs -1.0%, params +0.6% | 3 '
+                        '+0.0% | macs -1.0%, params +0.6% | 3, 5 (before '
+                        'stage 2) | 0.71 / 0.854 | 3/16 '
                         '| vital 103 s, total 498 s |')
 
 
