@@ -15,11 +15,14 @@
    Gumbel-Max draws use the proposals' final annealing temperature
    (`ProposalConfig.tau_end`) as sampling temperature, so they come from
    the distribution the proposals were optimized for.
-5. Derivation (`derive.py`): the most probable proposal, then each layer's
-   most probable op, reported as found (`before_repair`) and, with
-   `repair`, moved into the tolerance box by the greedy repair if it
-   missed. One architecture per proposal forms the model family; each is
-   written with the supernet's weights for its ops.
+5. Derivation (`derive.py`): the most probable proposal, then its most
+   probable architecture within tolerance (`derive='in_budget'`; the
+   paper's row-wise argmax with 'argmax'), reported as found
+   (`before_repair`) and, with `repair`, moved into the tolerance box by
+   the greedy repair if it missed. `rows_changed` counts the (proposal,
+   layer) rows whose most probable op stage 2 moved. One architecture per
+   proposal forms the model family; each is written with the supernet's
+   weights for its ops.
 
 Each stage has its own cosine learning-rate schedule over its own steps.
 `run_dry(config)` runs 1 and 3 only (vital ops set by `vital_ops`) and
