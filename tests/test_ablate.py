@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import re
 
 import pytest
 from conftest import REPO
@@ -194,10 +195,12 @@ def test_search_and_best_of_k_cells_on_one_seed(tmp_path):
                         'arch.json').read_text())['search']['vital_ops']
     ops = best['architecture'].split(':')[1].split(',')
     assert all(ops[int(i) - 1] == op for i, op in vital.items())
-    # Two workers (the default), one table: the progress line counts the
-    # cells of both.
-    assert '1/2 cells done; about' in res.stdout
-    assert 'with 2 worker(s)' in res.stdout
+    # Two workers (the default), one table: each worker's progress line
+    # counts the cells of both. (The two cells may finish close together,
+    # so the first line can already read 2/2; progress()'s own test covers
+    # the time estimate.)
+    counts = re.findall(r'(\d)/2 cells done', res.stdout)
+    assert len(counts) == 2 and counts[-1] == '2', res.stdout
     assert res.stdout.count('| variant |') == 1
     data = json.loads((out / 'results.json').read_text())
     assert set(data['rows']) == {'hournas', 'random_best_of_k'}
