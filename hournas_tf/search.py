@@ -78,6 +78,12 @@ def define_flags():
     flags.DEFINE_string('latency_table', None, 'A latency table of the '
                         'space (tools/build_latency_table.py): makes '
                         'latency_ms an objective.')
+    flags.DEFINE_string('budgets', None, 'Several budgets from one '
+                        'search (instead of --target_*): target sets '
+                        'separated by ",", targets by "/", an optional '
+                        'name= and m:N (its proposals), e.g. '
+                        'small=macs:150e6/params:3e6,macs:300e6/params:'
+                        '4.8e6; or a *.json file (docs/multi_budget.md).')
     flags.DEFINE_float('tolerance', 0.03, 'Relative tolerance of "what you '
                        'set is what you get".')
     flags.DEFINE_integer('budget_draws', 8, 'Architectures drawn per '
@@ -303,6 +309,16 @@ def config_from_flags(f):
     targets = {obj: float(value) for obj, value in (
         ('macs', f.target_macs), ('params', f.target_params),
         ('latency_ms', f.target_latency_ms)) if value is not None}
+    budgets = None
+    if f.budgets is not None:
+        from hournas_tf.nas import budgets as budgets_lib
+
+        given = [flag for flag, _ in TARGET_FLAGS if f[flag].value is not None]
+        if given:
+            raise UserError(f'--budgets cannot be given with --{given[0]}: '
+                            'put every target into --budgets')
+        budgets = budgets_lib.parse_budgets(f.budgets)
+        targets = dict(budgets[0].targets)
     if not targets:
         targets = {'macs': DEMO['target_macs'],
                    'params': DEMO['target_params']}
@@ -312,6 +328,7 @@ def config_from_flags(f):
         space=f.space, dataset=f.dataset, data_dir=f.data_dir,
         image_size=f.image_size, num_classes=f.num_classes,
         width_multiplier=f.width_multiplier, targets=targets,
+        budgets=budgets,
         latency_table=f.latency_table,
         num_proposals=f.num_proposals, proposal_iters=f.proposal_iters,
         vital_epochs=f.vital_epochs, nonvital_epochs=f.nonvital_epochs,

@@ -31,6 +31,9 @@ class SearchConfig:
     num_classes: int = None
     width_multiplier: float = 1.0
     targets: dict = dataclasses.field(default_factory=dict)
+    # Several budgets (`budgets.BudgetSpec`s; `targets` is then the first
+    # one's, which stage 1's within-tolerance metric reads).
+    budgets: tuple = None
     latency_table: str = None  # a latency table file: `latency_ms` targets
     num_proposals: int = 8
     proposal_iters: int = 1000

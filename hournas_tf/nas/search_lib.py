@@ -232,16 +232,36 @@ def untrained_plan(config):
     if not config.vital_first:
         return space, {}, list(range(len(space.layers)))
     vital_ops = resolve_vital_ops(space, config.vital_ops or 'max')
-    vital_ops, changed = fit_vital_ops(space, vital_ops, config.targets,
-                                       latency=latency_table(config, space))
+    vital_ops, changed = _fit_vital_ops(config, space, vital_ops)
     log('vital ops (no training): ' + ', '.join(
         f'L{i + 1} {op}' for i, op in vital_ops.items())
         + (f' (changed to stay feasible: {changed})' if changed else ''))
     return space, vital_ops, _nonvital(space)
 
 
+def _fit_vital_ops(config, space, vital_ops, probabilities=None):
+    """`fit_vital_ops` for the targets, or for every budget."""
+    latency = latency_table(config, space)
+    if config.budgets:
+        from hournas_tf.nas import budgets as budgets_lib
+
+        return budgets_lib.fit_vital_ops(space, vital_ops, config.budgets,
+                                         probabilities, latency)
+    return fit_vital_ops(space, vital_ops, config.targets, probabilities,
+                         latency)
+
+
 def _run_dry(config):
     space, vital_ops, searched = untrained_plan(config)
+    if config.budgets:
+        from hournas_tf.nas import budget_search
+
+        summary = budget_search.dry_run(
+            config, space, vital_ops, searched, proposal_config(config),
+            latency_table(config, space))
+        _write_json(os.path.join(config.output_dir, 'search_config.json'),
+                    _config_json(config))
+        return summary
     _, _, _, info = optimize(space, searched, vital_ops, config,
                              os.path.join(config.output_dir,
                                           'proposals_dry_run.png'))
@@ -399,6 +419,10 @@ def preflight(config):
         check_num_classes(config, KNOWN_NUM_CLASSES[kind])
     space = _space(config)
     latency = latency_table(config, space)
+    if config.budgets:
+        from hournas_tf.nas import budget_search
+
+        return budget_search.preflight(config, space, latency)
     whole_space_check(space, config.targets, latency)
     if config.vital_first:
         fit_vital_ops(space, resolve_vital_ops(
@@ -596,9 +620,8 @@ def _run_search(config, strategy, output, sigterm=None):
         changed_vital = saved['changed_vital']
         timings.update(saved['seconds'])
     elif vital_ops:
-        vital_ops, changed_vital = fit_vital_ops(
-            space, vital_ops, config.targets, vital_probs,
-            latency_table(config, space))
+        vital_ops, changed_vital = _fit_vital_ops(config, space, vital_ops,
+                                                  vital_probs)
         log('vital ops: ' + ', '.join(f'L{i + 1} {op}'
                                       for i, op in vital_ops.items())
             + (f' (changed to keep the targets reachable: '
@@ -608,6 +631,10 @@ def _run_search(config, strategy, output, sigterm=None):
     # Space proposals and stage 2.
     searched = _nonvital(space) if vital_ops else list(
         range(len(space.layers)))
+    if config.budgets:
+        return _run_budgets(config, space, vital_ops, changed_vital,
+                            searched, stage1, search_data, steps, strategy,
+                            ckpt, output, timings, sigterm, reload, start)
     if saved is None:
         table, presult, pconfig, pinfo = optimize(
             space, searched, vital_ops, config,
@@ -758,6 +785,55 @@ def _run_search(config, strategy, output, sigterm=None):
         log(f'WARNING: the derived architecture is not within '
             f'{config.tolerance:.0%} of every target'
             + ('' if config.repair else ' (repair is off)'))
+    write_report(config.output_dir)
+    return summary
+
+
+def _run_budgets(config, space, vital_ops, changed_vital, searched, stage1,
+                 search_data, steps, strategy, ckpt, output, timings,
+                 sigterm, reload, start):
+    """Stage 2 and derivation of a search with several budgets
+    (`budget_search.py`); the run's arch.json is the first budget's."""
+    from hournas_tf.nas import budget_search
+
+    def train(net, table, start_columns):
+        ckpt.attach('nonvital', net)
+        ckpt.save()
+        output.keep()
+        return train_stage('nonvital', net, search_data,
+                           config.nonvital_epochs, steps, config, space,
+                           searched, table, checkpoint=ckpt, sigterm=sigterm,
+                           reload=reload, start_columns=start_columns)
+
+    net, _, derived, info = budget_search.stage2(
+        config, space, vital_ops, searched, stage1, search_data, steps,
+        strategy, train, latency_table(config, space))
+    timings['nonvital'] = info.pop('nonvital_seconds')
+    summary = {'seconds': {**timings, 'total': time.perf_counter() - start}}
+    rows = budget_search.write_budgets(config, net, derived, search_data,
+                                       info, summary)
+    first = derived[0]
+    summary.update({
+        **first.entry, 'tolerance': config.tolerance,
+        'repair': config.repair, 'budgets': rows,
+        'vital_layers': [i + 1 for i in space.vital_layers],
+        'vital_ops': {i + 1: op for i, op in vital_ops.items()},
+        'vital_ops_changed_for_feasibility': [i + 1 for i in changed_vital],
+        'proposal_optimization': info['budgets'],
+        'stage2_end': info['stage2_end'],
+        'rows_changed': info['rows_changed'],
+        'derive': config.derive, 'sampler': config.sampler,
+        'vital_sampler': config.vital_sampler,
+        'vital_first': config.vital_first})
+    summary['seconds']['total'] = time.perf_counter() - start
+    save_derived(net, derive_lib.Derived(first.arch, summary),
+                 os.path.join(config.output_dir, 'arch.json'))
+    restore.save_supernet(net, config.output_dir)
+    misses = [r['budget'] for r in rows if not r['within_tolerance']]
+    log(f'{len(rows)} budgets derived in {summary["seconds"]["total"]:.0f}s'
+        f'; wrote {config.output_dir}/budgets.json'
+        + (f'; WARNING: not within {config.tolerance:.0%}: {misses}'
+           if misses else ''))
     write_report(config.output_dir)
     return summary
 
