@@ -283,3 +283,81 @@ def test_budget_supernet_trains_and_refuses_bad_owner():
     # pi = 1 whatever its logit.
     assert not np.allclose(net.arch_params.pi_logits.numpy()[1:],
                            pi_before[1:])
+
+
+# --- The search command with --budgets ---------------------------------------
+
+@pytest.mark.parametrize('argv, expect', [
+    (['--budgets=small=macs:8e6/params:0.2e6,close=macs:8.1e6/params:'
+      '0.201e6'], 'overlap'),
+    (['--budgets=ok=macs:8e6,huge=macs:80e6'], "budget 'huge'"),
+    (['--budgets=a=macs:8e6/m:0,b=macs:13e6'], 'too few proposals'),
+    (['--budgets=latency_ms:2,latency_ms:5'], 'needs --latency_table'),
+    (['--budgets=macs:8e6,macs:13e6', '--target_macs=8e6'],
+     'cannot be given with --target_macs'),
+    (['--budgets=macs:8e6/params=1'], 'not objective:value'),
+    (['--budgets=tiny=macs:2.3e6,big=macs:16.8e6'], 'cannot both'),
+])
+def test_search_refuses_bad_budgets_in_one_line(tmp_path, argv, expect):
+    from fuzzing import refused_untouched
+
+    refused_untouched('search', [*argv, f'--output_dir={tmp_path}/run'],
+                      tmp_path, expect)
+
+
+def test_dry_run_with_budgets_writes_each_budgets_proposals(tmp_path):
+    from conftest import run_module
+
+    out = tmp_path / 'dry'
+    res = run_module('hournas_tf.search', '--dry_run',
+                     '--proposal_iters=200', '--num_proposals=3',
+                     f'--budgets={TWO},mid=macs:10.5e6/params:0.24e6/m:2',
+                     f'--output_dir={out}')
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = json.loads((out / 'dry_run.json').read_text())
+    per = report['proposal_optimization']['budgets']
+    assert [b['budget'] for b in per] == ['small', 'large', 'mid']
+    assert [len(b['proposals']) for b in per] == [3, 3, 2]
+    for b in per:
+        assert 0 <= b['share_within_tolerance'] <= 1
+        for p in b['proposals']:
+            assert set(p) >= {'macs_error', 'params_error',
+                              'within_tolerance'}
+    config = json.loads((out / 'search_config.json').read_text())
+    assert [b['name'] for b in config['budgets']] == ['small', 'large',
+                                                      'mid']
+    assert 'proposals of 3 budgets have their most probable' in res.stdout
+
+
+@pytest.mark.large
+def test_search_with_two_budgets_writes_one_network_each(tmp_path):
+    from conftest import TINY_SEARCH
+    from conftest import run_module
+
+    out = tmp_path / 'run'
+    res = run_module('hournas_tf.search', *TINY_SEARCH,
+                     f'--budgets={TWO}', f'--output_dir={out}',
+                     timeout=3600)
+    assert res.returncode == 0, res.stderr[-4000:]
+    table = budgets_lib.read_table(str(out))
+    rows = table['budgets']
+    assert [r['budget'] for r in rows] == ['small', 'large']
+    from hournas_tf.spaces.architecture import load_architecture
+
+    for r, spec in zip(rows, budgets_lib.parse_budgets(TWO)):
+        assert r['targets'] == spec.targets
+        assert r['within_tolerance']
+        assert 0 <= r['inherited_accuracy'] <= 1
+        arch = load_architecture(str(out / r['arch_file']))
+        assert arch.to_string() == r['architecture']
+        assert (out / 'budgets' / r['budget'] /
+                'arch.weights.h5').stat().st_size > 10_000
+    # The cheaper budget's network is the cheaper one.
+    assert rows[0]['achieved']['macs'] < rows[1]['achieved']['macs']
+    assert 'id="budgets"' in (out / 'report.html').read_text()
+    # train takes a budget's architecture with its inherited weights.
+    small = out / 'budgets' / 'small'
+    res = run_module('hournas_tf.train', f'--arch_file={small}/arch.json',
+                     f'--inherit_weights={small}', '--epochs=0',
+                     f'--output_dir={tmp_path}/train', timeout=1800)
+    assert res.returncode == 0, res.stderr[-3000:]

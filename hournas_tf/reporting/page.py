@@ -38,6 +38,7 @@ SECTIONS = (
     ('proposals', 'Proposal distribution'),
     ('training', 'Supernet training'),
     ('family', 'Model family'),
+    ('budgets', 'Budgets'),
     ('retrain', 'Retraining'),
     ('export', 'Export'),
 )
@@ -293,6 +294,34 @@ def _family(run):
             + _table(head, rows))
 
 
+def _budgets(run):
+    from hournas_tf.reporting import figures
+
+    table = run.get('budgets')
+    if not table:
+        return _note('One budget (a search with --budgets has a network '
+                     'per budget here).')
+    rows = table['budgets']
+    objectives = list(rows[0]['targets'])
+    body = []
+    for r in rows:
+        before = r['before_repair']['relative_error']
+        body.append((r['budget'], *(
+            f'{counting.human(r["achieved"][o])} '
+            f'({_pct(r["relative_error"][o])}; before repair '
+            f'{_pct(before[o])})' for o in objectives),
+            _fmt(r.get('inherited_accuracy')),
+            'yes' if r['within_tolerance'] else 'no', r['arch_file']))
+    head = ('budget', *(f'{o} (error)' for o in objectives),
+            'inherited-weight accuracy', 'within tolerance', 'file')
+    return (_note('One architecture per budget from one shared stage-2 '
+                  'supernet (budgets.json; each with its inherited weights, '
+                  'batch norm recalibrated, on the search\'s architecture '
+                  'split).') + _table(head, body)
+            + _img(figures.budget_curve(rows),
+                   'inherited-weight accuracy against cost per budget'))
+
+
 def _retrain(run):
     metrics = run['train']
     if metrics is None:
@@ -352,7 +381,7 @@ RENDER = {
     'summary': _summary, 'architecture': _architecture,
     'targets': _targets, 'op-probabilities': _op_probabilities,
     'proposals': _proposals, 'training': _training, 'family': _family,
-    'retrain': _retrain, 'export': _export,
+    'budgets': _budgets, 'retrain': _retrain, 'export': _export,
 }
 
 
@@ -410,6 +439,7 @@ def load_run(run_dir, train_dir=None, export_report=None):
         if train_dir else None,
         'export_path': export_path,
         'export': _optional_json(export_path),
+        'budgets': _optional_json(os.path.join(run_dir, 'budgets.json')),
     }
 
 
