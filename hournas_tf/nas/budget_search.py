@@ -20,7 +20,6 @@ budget reachable (`budgets.fit_vital_ops`):
 """
 
 import dataclasses
-import json
 import os
 import time
 
@@ -28,29 +27,13 @@ import numpy as np
 
 from hournas_tf.nas import budgets as budgets_lib
 from hournas_tf.nas import derive as derive_lib
+from hournas_tf.nas.search_lib import _write_json
+from hournas_tf.nas.search_lib import log
 from hournas_tf.resources import counting
 from hournas_tf.resources import tables
 
 RECALIBRATION_BATCHES = 20
 EVAL_BATCHES = 20
-
-
-def log(message):
-    print(f'[hournas] {message}', flush=True)
-
-
-def _write_json(path, data):
-    with open(path, 'w') as f:
-        json.dump(data, f, indent=2, default=_jsonable)
-        f.write('\n')
-
-
-def _jsonable(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f'not JSON serializable: {type(value).__name__}')
 
 
 def preflight(config, space, latency=None):

@@ -404,8 +404,8 @@ def write_table(output_dir, rows, extra=None):
 
 def read_table(run_dir):
     """budgets.json of a run, or None without one."""
+    from hournas_tf.errors import read_json
+
     path = os.path.join(run_dir, BUDGETS_FILE)
-    if not os.path.isfile(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
+    return read_json(path, 'budgets table') if os.path.isfile(path) \
+        else None
