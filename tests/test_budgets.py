@@ -167,6 +167,18 @@ def test_derive_per_budget_stays_in_each_budget(space, plan):
         assert set(d.entry['relative_error']) == set(b.targets)
 
 
+def test_search_config_reads_budgets_back_from_json():
+    import dataclasses
+
+    from hournas_tf.nas.config import SearchConfig
+
+    specs = budgets_lib.parse_budgets(TWO)
+    config = SearchConfig(targets=dict(specs[0].targets), budgets=specs)
+    data = json.loads(json.dumps(dataclasses.asdict(config)))
+    assert SearchConfig(**data).budgets == specs
+    assert budgets_lib.as_specs(specs) == specs
+
+
 def test_table_rows_round_trip(tmp_path, space, plan):
     table, searched, ops, specs = plan
     owner = np.array([0, 1])

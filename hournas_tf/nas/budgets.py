@@ -58,6 +58,12 @@ class BudgetSpec:
             f'{o} {human(v)}' for o, v in self.targets.items()) + ')'
 
 
+def as_specs(budgets):
+    """A tuple of `BudgetSpec`s from specs or their dicts (JSON)."""
+    return tuple(b if isinstance(b, BudgetSpec) else BudgetSpec(**b)
+                 for b in budgets)
+
+
 def default_name(targets):
     """A budget's name from its targets: `macs150M_params3M`."""
     return '_'.join(f'{o}{human(v)}' for o, v in targets.items())

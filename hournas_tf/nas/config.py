@@ -85,6 +85,12 @@ class SearchConfig:
     checkpoint_every: int = 200  # steps between checkpoints (+ epoch ends)
     resume: bool = False     # continue the run in output_dir
 
+    def __post_init__(self):
+        if self.budgets:  # from search_config.json: dicts
+            from hournas_tf.nas.budgets import as_specs
+
+            object.__setattr__(self, 'budgets', as_specs(self.budgets))
+
 
 def check_config(config):
     """Raises UserError for settings outside their valid range."""
