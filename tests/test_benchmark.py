@@ -13,6 +13,7 @@ from fuzzing import check_refused
 from hournas_tf import spaces
 from hournas_tf.errors import UserError
 from hournas_tf.nas import benchmarks as bm
+from hournas_tf.nas import stages
 
 sys.path.insert(0, REPO)
 from tools import benchmark as tool  # noqa: E402
@@ -32,25 +33,9 @@ def run_tool(name, *args, timeout=1800):
 
 # --- The library ------------------------------------------------------------
 
-def test_stage_layout_matches_the_search_and_reduces():
-    space = tiny_space()
-    vital = list(space.vital_layers)
-    searched, fixed = bm.stage_layout(space, 2)
-    assert set(searched) | set(fixed) == set(range(len(space.layers)))
-    assert sorted(fixed) == vital and len(searched) == 17
-    searched, fixed = bm.stage_layout(space, 2, 3)
-    assert len(searched) == 3 and sorted(fixed) == vital
-    searched, fixed = bm.stage_layout(space, 1)
-    assert list(searched) == vital and fixed == {}
-    searched, fixed = bm.stage_layout(space, 1, 2)
-    assert list(searched) == vital[:2] and sorted(fixed) == vital[2:]
-    with pytest.raises(UserError, match='stage 3'):
-        bm.stage_layout(space, 3)
-
-
 def test_fixed_path_architecture_and_targets():
     space = tiny_space()
-    searched, fixed = bm.stage_layout(space, 2, 2)
+    searched, fixed = stages.layout(space, 2, 2)
     path = bm.fixed_path(space, searched)
     assert sorted(path) == list(searched)
     assert all(op != 'skip' and op in space.layers[i].candidates
@@ -125,7 +110,7 @@ def test_small_contenders_time_and_memory():
         assert first['total']['wall'] >= first['trace']['wall'] > 0
         if name == 'stage2_fixed':
             drawn = keep.sample_weights(tf.constant([0, 5], tf.int64))
-            searched, _ = bm.stage_layout(space, 2, 1)
+            searched, _ = stages.layout(space, 2, 1)
             op = bm.fixed_path(space, searched)[searched[0]]
             assert int(np.argmax(drawn[0])) == space.op_names.index(op)
         if name == 'stage2_all':

@@ -3,7 +3,7 @@
 Every function here measures one thing on synthetic tensors and returns
 plain Python numbers (JSON-ready):
 
-- `stage_layout` / `build_contender`: the supernets as `run_search` builds
+- `build_stage` / `build_contender`: the supernets as `run_search` builds
   them (stage 1: the vital layers with the stage-1 budget; stage 2: vital
   ops fixed to their largest op, non-vital layers drawn through m
   proposals with the resource budget), optionally reduced to the first
@@ -37,6 +37,7 @@ import numpy as np
 
 from hournas_tf import spaces
 from hournas_tf.errors import UserError
+from hournas_tf.nas import stages
 from hournas_tf.resources import counting
 from hournas_tf.resources import tables
 
@@ -113,27 +114,6 @@ def get_space(name, image_size, width_multiplier, num_classes):
                             width_multiplier=width_multiplier)
 
 
-def stage_layout(space, stage, searched_layers=None):
-    """(searched, fixed_ops) of stage 1 or 2 as `run_search` builds them
-    (vital ops: the largest), keeping the first `searched_layers` searched
-    layers (all when None); the stage's other layers are removed (stage 1)
-    or fixed to their vital op (stage 2's vital layers)."""
-    from hournas_tf.nas.vital_policy import resolve_vital_ops
-
-    vital = list(space.vital_layers)
-    nonvital = [i for i in range(len(space.layers)) if i not in vital]
-    vital_ops = resolve_vital_ops(space, 'max')
-    if stage == 1:
-        n = len(vital) if searched_layers is None else searched_layers
-        # The vital layers past n keep their largest op (they cannot be
-        # removed: no identity shortcut).
-        return tuple(vital[:n]), {i: vital_ops[i] for i in vital[n:]}
-    if stage != 2:
-        raise UserError(f'stage {stage!r} must be 1 or 2')
-    n = len(nonvital) if searched_layers is None else searched_layers
-    return tuple(nonvital[:n]), dict(vital_ops)
-
-
 def mid_targets(table):
     """Targets in the middle of the table's feasible range."""
     out = {}
@@ -152,29 +132,24 @@ def fixed_path(space, searched):
     return out
 
 
-def build_supernet(space, stage, sampler, searched_layers=None, fixed=False,
+def build_stage(space, stage, sampler, searched_layers=None, fixed=False,
                    seed=0, num_proposals=8):
-    """A compiled supernet of `stage` (see `stage_layout`); with `fixed`
+    """A compiled supernet of `stage` (see `stages.layout`); with `fixed`
     (stage 2), proposals concentrated on `fixed_path` so that every draw is
     that path (the sampling, straight-through and resource work stay)."""
     import keras
 
-    from hournas_tf.nas import budget as budget_lib
     from hournas_tf.nas import supernet as supernet_lib
 
     keras.utils.set_random_seed(seed)
-    searched, fixed_ops = stage_layout(space, stage, searched_layers)
+    searched, fixed_ops = stages.layout(space, stage, searched_layers)
     table = tables.resource_table(space, searched, fixed_ops, OBJECTIVES)
     targets = mid_targets(table)
     proposals = None
     if stage == 1:
-        rest = [i for i in range(len(space.layers))
-                if i not in space.vital_layers]
-        rest_table = tables.resource_table(space, rest, {}, OBJECTIVES)
-        free = {o: tables.free_range(rest_table, o) for o in OBJECTIVES}
-        budget = budget_lib.Budget(table, targets, 0.03, free)
+        budget = stages.stage1_budget(space, targets, 0.03, table=table)
     else:
-        budget = budget_lib.Budget(table, targets, 0.03)
+        budget = stages.stage2_budget(table, targets, 0.03)
         rng = np.random.default_rng(seed)
         proposals = rng.normal(size=(num_proposals, len(searched),
                                      len(space.op_names))).astype(np.float32)
@@ -185,10 +160,8 @@ def build_supernet(space, stage, sampler, searched_layers=None, fixed=False,
                 proposals[:, r, space.op_names.index(path[i])] = 1e3
     config = supernet_lib.SupernetConfig(sampler=sampler, total_steps=1000,
                                          seed=seed)
-    net = supernet_lib.build_supernet(space, searched, fixed_ops, config,
-                                      budget=budget, proposals=proposals)
-    net.compile()
-    return net
+    return stages.build(space, searched, fixed_ops, config, budget,
+                        proposals)
 
 
 def fixed_architecture(space, searched_layers=None):
@@ -196,7 +169,7 @@ def fixed_architecture(space, searched_layers=None):
     skip)."""
     from hournas_tf.spaces.architecture import Architecture
 
-    searched, fixed_ops = stage_layout(space, 2, searched_layers)
+    searched, fixed_ops = stages.layout(space, 2, searched_layers)
     ops = {**fixed_ops, **fixed_path(space, searched)}
     names = tuple(ops.get(i, 'skip') for i in range(len(space.layers)))
     return Architecture(space.name, names, image_size=space.image_size,
@@ -250,10 +223,10 @@ def build_contender(name, space, searched_layers=None, jit_compile=False,
         model = build_model(fixed_architecture(space, searched_layers))
         return model, standalone_step(model, jit_compile=jit_compile)
     if name == 'stage1':
-        net = build_supernet(space, 1, stage1_sampler, searched_layers)
+        net = build_stage(space, 1, stage1_sampler, searched_layers)
     elif name in ('stage2_single', 'stage2_all', 'stage2_fixed'):
         sampler = 'gumbel_softmax' if name == 'stage2_all' else 'gumbel_max'
-        net = build_supernet(space, 2, sampler, searched_layers,
+        net = build_stage(space, 2, sampler, searched_layers,
                              fixed=name == 'stage2_fixed')
     else:
         raise UserError(f'unknown contender {name!r}; valid: '
@@ -479,7 +452,7 @@ def mac_bound(space, searched_layers=None):
     """Analytic all-path / single-path MAC ratio of the stage-2 layout:
     (fixed + sum of all ops) / (fixed + mean op) over the searched layers
     (training costs ~3x forward MACs on both sides)."""
-    searched, fixed_ops = stage_layout(space, 2, searched_layers)
+    searched, fixed_ops = stages.layout(space, 2, searched_layers)
     fixed = (counting.stem_cost(space).macs + counting.head_cost(space).macs
              + counting.classifier_cost(space).macs
              + sum(counting.op_cost(space, i, op).macs

@@ -41,6 +41,7 @@ from hournas_tf import spaces
 from hournas_tf.errors import UserError
 from hournas_tf.nas import derive as derive_lib
 from hournas_tf.nas import restore
+from hournas_tf.nas import stages
 from hournas_tf.nas.config import check_config
 from hournas_tf.nas.vital_policy import fit_vital_ops
 from hournas_tf.nas.vital_policy import resolve_vital_ops
@@ -237,7 +238,7 @@ def untrained_plan(config):
     log('vital ops (no training): ' + ', '.join(
         f'L{i + 1} {op}' for i, op in vital_ops.items())
         + (f' (changed to stay feasible: {changed})' if changed else ''))
-    return space, vital_ops, _nonvital(space)
+    return space, vital_ops, stages.nonvital_layers(space)
 
 
 def _run_dry(config):
@@ -308,11 +309,6 @@ def _data_config(config, image_size=None):
                                image_size=image_size or config.image_size,
                                batch_size=config.batch_size,
                                seed=config.seed)
-
-
-def _nonvital(space):
-    vital = set(space.vital_layers)
-    return [i for i in range(len(space.layers)) if i not in vital]
 
 
 def _log_space(space):
@@ -406,36 +402,6 @@ def preflight(config):
             latency=latency)
 
 
-def _supernet_config(config, sampler, steps, alpha, tau_init,
-                     temperature=1.0, resource_slack=0.0):
-    from hournas_tf.nas import supernet as supernet_lib
-
-    return supernet_lib.SupernetConfig(
-        sampler=sampler, tau_init=tau_init,
-        tau_decay=config.tau_decay, alpha=alpha,
-        weight_lr=config.weight_lr, arch_lr=config.arch_lr,
-        total_steps=max(1, steps), seed=config.seed,
-        zero_init_residual=config.zero_init_residual,
-        sample_temperature=temperature, budget_draws=config.budget_draws,
-        resource_slack=resource_slack, pi_tau=config.pi_tau,
-        resource_estimate=config.resource_estimate,
-        sync_batch_norm=config.sync_batch_norm,
-        per_replica_paths=config.per_replica_paths)
-
-
-def _stage1_budget(space, vital, config):
-    """Stage 1's budget: the vital rows, the non-vital layers still free."""
-    from hournas_tf.nas import budget as budget_lib
-
-    objectives = tuple(config.targets)
-    latency = latency_table(config, space)
-    table = tables.resource_table(space, vital, {}, objectives, latency)
-    rest = tables.resource_table(space, _nonvital(space), {}, objectives,
-                                 latency)
-    free = {obj: tables.free_range(rest, obj) for obj in objectives}
-    return budget_lib.Budget(table, config.targets, config.tolerance, free)
-
-
 def _proposals_argmax(logits, mask):
     """(m, rows): the most probable op of every proposal's rows."""
     from hournas_tf.nas import arch_params
@@ -501,30 +467,14 @@ def _run_resumable(config, strategy, output):
     return checkpointing.preemptible(_run_search, config, strategy, output)
 
 
-def _build_stage1(space, vital, config, steps, strategy):
-    from hournas_tf.nas import supernet as supernet_lib
-
-    sconfig = _supernet_config(config, config.vital_sampler,
-                               steps * config.vital_epochs, alpha=0.0,
-                               tau_init=config.tau_init)
-    with strategy.scope():
-        stage1 = supernet_lib.build_supernet(
-            space, tuple(vital), {}, sconfig,
-            budget=_stage1_budget(space, vital, config))
-        stage1.compile()
-    return stage1
-
-
 def _run_search(config, strategy, output, sigterm=None):
     start = time.perf_counter()
     import keras
     import tensorflow as tf
 
     from hournas_tf import data as data_lib
-    from hournas_tf.nas import budget as budget_lib
     from hournas_tf.nas import checkpointing
     from hournas_tf.nas import plots
-    from hournas_tf.nas import supernet as supernet_lib
 
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
@@ -570,7 +520,8 @@ def _run_search(config, strategy, output, sigterm=None):
     if saved is not None:
         vital_ops = vital_probs = None  # from stage1.json, below
     elif config.vital_first and config.vital_ops is None:
-        stage1 = _build_stage1(space, vital, config, steps, strategy)
+        stage1 = stages.search_stage1(space, config, steps, strategy,
+                                      latency_table(config, space))
         done = ckpt.restore(state[0], 'vital', stage1) if state else 0
         ckpt.attach('vital', stage1)
         output.keep()  # Training starts: a failure now keeps the folder.
@@ -606,8 +557,7 @@ def _run_search(config, strategy, output, sigterm=None):
                else ''))
 
     # Space proposals and stage 2.
-    searched = _nonvital(space) if vital_ops else list(
-        range(len(space.layers)))
+    searched = stages.searched_layers(space, vital_ops)
     if saved is None:
         table, presult, pconfig, pinfo = optimize(
             space, searched, vital_ops, config,
@@ -624,27 +574,19 @@ def _run_search(config, strategy, output, sigterm=None):
                                       tuple(config.targets),
                                       latency_table(config, space))
     pinfo = saved['proposal_optimization']
-    sconfig = _supernet_config(config, config.sampler,
-                               steps * config.nonvital_epochs,
-                               alpha=config.alpha,
-                               tau_init=config.nonvital_tau_init,
-                               temperature=saved['tau_end'],
-                               resource_slack=config.resource_slack)
     # Stage 2 starts from the seed alone, however the run got here.
     keras.utils.set_random_seed(config.seed + 1)
-    with strategy.scope():
-        stage2 = supernet_lib.build_supernet(
-            space, tuple(searched), vital_ops, sconfig,
-            budget=budget_lib.Budget(table, config.targets,
-                                     config.tolerance),
-            proposals=np.asarray(saved['proposals'], np.float32))
-        stage2.compile()
+    stage2 = stages.search_stage2(
+        space, config, steps, vital_ops, table,
+        np.asarray(saved['proposals'], np.float32), saved['tau_end'],
+        strategy)
     done = 0
     if state is not None and state[1] == checkpointing.STAGES['nonvital']:
         done = ckpt.restore(state[0], 'nonvital', stage2)
     else:
         if stage1 is None and state is not None:  # stopped between stages
-            stage1 = _build_stage1(space, vital, config, steps, strategy)
+            stage1 = stages.search_stage1(space, config, steps, strategy,
+                                          latency_table(config, space))
             ckpt.restore(state[0], 'vital', stage1)
         if stage1 is not None:
             with strategy.scope():
