@@ -576,7 +576,7 @@ def machine():
     import keras
     import tensorflow as tf
 
-    from hournas_tf.nas import benchmarks
+    from hournas_tf.benchmarking import steps as benchmarks
 
     load = os.getloadavg() if hasattr(os, 'getloadavg') else None
     return {'platform': platform.platform(), 'cpus': os.cpu_count(),
