@@ -7,6 +7,7 @@ layers (pure Python).
 """
 
 from hournas_tf.errors import UserError
+from hournas_tf.nas.stages import nonvital_layers
 from hournas_tf.resources import counting
 from hournas_tf.resources import tables
 
@@ -47,7 +48,7 @@ def fit_vital_ops(space, vital_ops, targets, probabilities=None,
     of target dicts (several budgets, `budgets.py`): every one must stay
     reachable with the same vital ops.
     """
-    nonvital = [i for i in range(len(space.layers)) if i not in vital_ops]
+    nonvital = nonvital_layers(space)
     ops = dict(vital_ops)
     target_sets = [targets] if isinstance(targets, dict) else list(targets)
     objectives = tuple(dict.fromkeys(o for t in target_sets for o in t))
