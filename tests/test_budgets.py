@@ -373,3 +373,44 @@ def test_search_with_two_budgets_writes_one_network_each(tmp_path):
                      f'--inherit_weights={small}', '--epochs=0',
                      f'--output_dir={tmp_path}/train', timeout=1800)
     assert res.returncode == 0, res.stderr[-3000:]
+
+
+def test_budget_summary_tool_reads_dry_runs_and_searches(tmp_path):
+    from conftest import run_python
+
+    dry = tmp_path / 'dry'
+    dry.mkdir()
+    (dry / 'dry_run.json').write_text(json.dumps({'proposal_optimization': {
+        'budgets': [{'budget': 'a', 'targets': {'macs': 2e8},
+                     'share_within_tolerance': 0.5,
+                     'proposals': [{'macs_error': -0.01,
+                                    'within_tolerance': True},
+                                   {'macs_error': 0.04,
+                                    'within_tolerance': False}]}]}}))
+    run = tmp_path / 'run'
+    run.mkdir()
+    row = {'budget': 'a', 'targets': {'macs': 2e8},
+           'achieved': {'macs': 2.02e8}, 'relative_error': {'macs': 0.01},
+           'before_repair': {'relative_error': {'macs': 0.01}},
+           'within_tolerance': True, 'inherited_accuracy': 0.8125,
+           'architecture': 'k3_e1,skip'}
+    (run / 'budgets.json').write_text(json.dumps({
+        'budgets': [row], 'seconds': {'vital': 10.0, 'total': 30.0}}))
+    single = tmp_path / 'single'
+    single.mkdir()
+    (single / 'arch.json').write_text(json.dumps(
+        {'search': {'seconds': {'total': 20.0}}}))
+    res = run_python('tools/budget_summary.py', str(dry), str(run),
+                     f'--compare={single}')
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert '| a | macs 200M | 1/2 | macs 4.00% | 50.0% |' in lines
+    assert ('| a | macs 200M | macs 202M | macs +1.00% | macs +1.00% | yes '
+            '| 0.812 | `k3_e1,skip` |') in lines
+    assert lines[-2].endswith('ratio of the totals 1.50x')
+    assert 'UTC' in lines[0] and 'CPUs' in lines[0]
+    from fuzzing import check_refused
+
+    check_refused(run_python('tools/budget_summary.py', str(single)),
+                  'neither budgets.json nor dry_run.json')
+    check_refused(run_python('tools/budget_summary.py'), 'give one or more')
