@@ -414,3 +414,30 @@ def test_budget_summary_tool_reads_dry_runs_and_searches(tmp_path):
     check_refused(run_python('tools/budget_summary.py', str(single)),
                   'neither budgets.json nor dry_run.json')
     check_refused(run_python('tools/budget_summary.py'), 'give one or more')
+
+
+def test_report_shows_the_budgets_side_by_side(tmp_path, space, plan):
+    from test_report import fake_run
+
+    from hournas_tf.reporting import figures
+    from hournas_tf.reporting import page
+
+    table, searched, ops, specs = plan
+    per = np.where(np.asarray(table.mask), 1.0, 0.0)[None].repeat(2, 0)
+    per /= per.sum(-1, keepdims=True)
+    found = budgets_lib.derive(space, table, searched, ops, specs, per,
+                               np.zeros(2), np.array([0, 1]), 0.03)
+    run = str(tmp_path / 'run')
+    fake_run(run)
+    before = page.render(page.load_run(run))
+    budgets_lib.write_table(run, budgets_lib.table_rows(
+        found, {'small': 0.61, 'large': 0.72}))
+    text = page.render(page.load_run(run))
+    section = text[text.index('<section id="budgets">'):]
+    section = section[:section.index('</section>')]
+    assert '<td>small</td>' in section and '<td>large</td>' in section
+    assert '0.610' in section and '0.720' in section
+    assert 'budgets/large/arch.json' in section
+    assert text.count('<img ') == before.count('<img ') + 1
+    png = figures.budget_curve(budgets_lib.table_rows(found, {'small': 0.6}))
+    assert png[:4] == b'\x89PNG'
