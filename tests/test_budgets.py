@@ -322,7 +322,7 @@ def test_dry_run_with_budgets_writes_each_budgets_proposals(tmp_path):
 
     out = tmp_path / 'dry'
     res = run_module('hournas_tf.search', '--dry_run',
-                     '--proposal_iters=200', '--num_proposals=3',
+                     '--proposal_iters=100', '--num_proposals=3',
                      f'--budgets={TWO},mid=macs:10.5e6/params:0.24e6/m:2',
                      f'--output_dir={out}')
     assert res.returncode == 0, res.stderr[-3000:]
