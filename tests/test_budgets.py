@@ -441,3 +441,34 @@ def test_report_shows_the_budgets_side_by_side(tmp_path, space, plan):
     assert text.count('<img ') == before.count('<img ') + 1
     png = figures.budget_curve(budgets_lib.table_rows(found, {'small': 0.6}))
     assert png[:4] == b'\x89PNG'
+
+
+def test_budget_search_run_fixes_vital_ops_for_every_budget(space):
+    import types
+
+    from hournas_tf.nas import search_lib
+    from hournas_tf.nas.budget_search import BudgetSearchRun
+    from hournas_tf.nas.config import SearchConfig
+
+    specs = budgets_lib.parse_budgets('a=macs:3.5e6,b=macs:8e6')
+    config = SearchConfig(space='efficientnet', targets=specs[0].targets,
+                          budgets=specs)
+    assert search_lib.run_class(config) is BudgetSearchRun
+    assert search_lib.run_class(SearchConfig(targets={'macs': 1e6})) is \
+        search_lib.SearchRun
+    run = BudgetSearchRun(config)
+    run.env = types.SimpleNamespace(space=space, latency=None)
+    stage1 = search_lib.Stage1Result(vital_policy.max_vital_ops(space))
+    vital = run.fix_vital_ops(stage1)
+    assert vital.changed  # 3.5M MACs needs smaller vital ops than max
+    rest = [i for i in range(len(space.layers)) if i not in vital.ops]
+    t = tables.resource_table(space, rest, vital.ops, ('macs',))
+    for b in specs:
+        tables.check_targets(t, b.targets)
+    lo, hi = tables.feasible_range(tables.resource_table(space), 'macs')
+    far = budgets_lib.parse_budgets(
+        f'tiny=macs:{lo * 1.01},big=macs:{hi * 0.99}')
+    run = BudgetSearchRun(SearchConfig(targets=far[0].targets, budgets=far))
+    run.env = types.SimpleNamespace(space=space, latency=None)
+    with pytest.raises(UserError, match="'tiny'.*'big'.*cannot both"):
+        run.fix_vital_ops(stage1)

@@ -33,7 +33,6 @@ from hournas_tf.nas import derive as derive_lib
 from hournas_tf.nas import stages
 from hournas_tf.nas.progress import log
 from hournas_tf.nas.search_lib import SearchRun
-from hournas_tf.nas.search_lib import VitalOps
 from hournas_tf.nas.search_lib import _config_json
 from hournas_tf.nas.search_lib import _proposals_argmax
 from hournas_tf.nas.search_lib import _write_json
@@ -136,17 +135,10 @@ class BudgetSearchRun(SearchRun):
     """`SearchRun` with several budgets: stage 1 once, then proposals,
     one stage-2 supernet and one architecture per budget."""
 
-    def fix_vital_ops(self, stage1):
-        if not stage1.vital_ops:
-            return VitalOps({}, [])
-        ops, changed = budgets_lib.fit_vital_ops(
+    def _fit_vital_ops(self, stage1):
+        return budgets_lib.fit_vital_ops(
             self.env.space, stage1.vital_ops, self.config.budgets,
             stage1.probabilities, self.env.latency)
-        log('vital ops: ' + ', '.join(f'L{i + 1} {op}'
-                                      for i, op in ops.items())
-            + (f' (changed to keep every budget reachable: '
-               f'{[i + 1 for i in changed]})' if changed else ''))
-        return VitalOps(ops, changed)
 
     def proposals(self, vital, seconds):
         from hournas_tf.nas import proposal_report

@@ -495,14 +495,19 @@ class SearchRun:
         target reachable (`VitalOps`)."""
         if not stage1.vital_ops:
             return VitalOps({}, [])
-        ops, changed = fit_vital_ops(
-            self.env.space, stage1.vital_ops, self.config.targets,
-            stage1.probabilities, self.env.latency)
+        ops, changed = self._fit_vital_ops(stage1)
         log('vital ops: ' + ', '.join(f'L{i + 1} {op}'
                                       for i, op in ops.items())
             + (f' (changed to keep the targets reachable: '
                f'{[i + 1 for i in changed]})' if changed else ''))
         return VitalOps(ops, changed)
+
+    def _fit_vital_ops(self, stage1):
+        """(ops, changed layers): `vital_policy.fit_vital_ops` for the
+        targets (`BudgetSearchRun`: for every budget)."""
+        return fit_vital_ops(self.env.space, stage1.vital_ops,
+                             self.config.targets, stage1.probabilities,
+                             self.env.latency)
 
     def proposals(self, vital, seconds):
         """The space proposals over the layers `vital` (`VitalOps`) leaves
