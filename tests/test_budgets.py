@@ -396,6 +396,8 @@ def test_budget_summary_tool_reads_dry_runs_and_searches(tmp_path):
            'architecture': 'k3_e1,skip'}
     (run / 'budgets.json').write_text(json.dumps({
         'budgets': [row], 'seconds': {'vital': 10.0, 'total': 30.0}}))
+    (run / 'arch.json').write_text(json.dumps(
+        {'search': {'seconds': {'vital': 10.0, 'total': 30.0}}}))
     single = tmp_path / 'single'
     single.mkdir()
     (single / 'arch.json').write_text(json.dumps(

@@ -93,8 +93,9 @@ def search_rows(run_dir):
 
 
 def compare_line(run_dir, single_dir):
-    """One line: both runs' stage times and the ratio of their totals."""
-    many = _read(os.path.join(run_dir, 'budgets.json'))['seconds']
+    """One line: both runs' stage times (arch.json: the whole search,
+    writing included) and the ratio of their totals."""
+    many = _read(os.path.join(run_dir, 'arch.json'))['search']['seconds']
     one = _read(os.path.join(single_dir, 'arch.json'))['search']['seconds']
     return (f'{len(_read(os.path.join(run_dir, "budgets.json"))["budgets"])}'
             f' budgets: {_seconds(many)}; one budget ({single_dir}): '

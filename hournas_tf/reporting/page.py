@@ -243,8 +243,8 @@ def _proposals(run):
              'search')):
         img = _file_img(os.path.join(run['dir'], name), alt)
         out.append(f'<p>{_esc(alt)}:</p>' + (img or _note(f'{name} missing')))
-    info = run['search'].get('proposal_optimization', {})
-    samples = info.get('samples', {})
+    info = run['search'].get('proposal_optimization')
+    samples = info.get('samples', {}) if isinstance(info, dict) else {}
     if samples:
         out.append(_table(('tau', 'share within tolerance'), [
             (tau, f'{r["share_within_tolerance"]:.1%}')
