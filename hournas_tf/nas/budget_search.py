@@ -34,7 +34,6 @@ from hournas_tf.nas import stages
 from hournas_tf.nas.progress import log
 from hournas_tf.nas.search_lib import SearchRun
 from hournas_tf.nas.search_lib import _config_json
-from hournas_tf.nas.search_lib import _proposals_argmax
 from hournas_tf.nas.search_lib import _write_json
 from hournas_tf.nas.search_lib import save_derived
 from hournas_tf.nas.search_lib import untrained_plan
@@ -171,12 +170,8 @@ class BudgetSearchRun(SearchRun):
                 env.space, table.layer_indices, proposals.vital_ops,
                 sconfig, budgets, result.logits, result.owner)
             net.compile()
-        done = self._start_stage2(net, stage1)
-        self.output.keep()
-        start_columns = _proposals_argmax(result.logits, table.mask)
-        seconds = self._train('nonvital', net, config.nonvital_epochs,
-                              list(table.layer_indices), table, done=done,
-                              start_columns=start_columns)
+        seconds, start_columns = self._run_stage2(net, stage1,
+                                                  result.logits, table)
         pi = net.proposal_probabilities()
         end = budgets_lib.proposal_report(
             table, config.budgets, budgets_lib.BudgetProposals(

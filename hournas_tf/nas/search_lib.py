@@ -559,16 +559,23 @@ class SearchRun:
             env.space, config, env.steps, proposals.vital_ops, table,
             np.asarray(proposals.logits, np.float32), proposals.tau_end,
             self.strategy)
-        done = self._start_stage2(net, stage1)
-        self.output.keep()
-        start_columns = _proposals_argmax(proposals.logits, table.mask)
-        seconds = self._train('nonvital', net, config.nonvital_epochs,
-                              list(table.layer_indices), table, done=done,
-                              start_columns=start_columns)
+        seconds, start_columns = self._run_stage2(net, stage1,
+                                                  proposals.logits, table)
         pi = net.proposal_probabilities()
         end = self._stage2_end(net, table, pi, proposals.report)
         return Stage2Result(net, pi, int(np.argmax(pi)), start_columns, end,
                             seconds)
+
+    def _run_stage2(self, net, stage1, logits, table):
+        """Starts `net` (`_start_stage2`) and trains it over `table`'s
+        rows; (seconds, the proposals' most probable ops at the start)."""
+        done = self._start_stage2(net, stage1)
+        self.output.keep()
+        start_columns = _proposals_argmax(logits, table.mask)
+        seconds = self._train('nonvital', net, self.config.nonvital_epochs,
+                              list(table.layer_indices), table, done=done,
+                              start_columns=start_columns)
+        return seconds, start_columns
 
     def _stage2_end(self, net, table, pi, report):
         """Plots stage 2's result; the report of 10,000 samples from the
