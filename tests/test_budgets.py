@@ -474,3 +474,27 @@ def test_budget_search_run_fixes_vital_ops_for_every_budget(space):
     run.env = types.SimpleNamespace(space=space, latency=None)
     with pytest.raises(UserError, match="'tiny'.*'big'.*cannot both"):
         run.fix_vital_ops(stage1)
+
+
+def test_run_stage2_starts_and_trains_over_the_tables_rows(plan):
+    import types
+
+    from hournas_tf.nas import search_lib
+    from hournas_tf.nas.config import SearchConfig
+
+    table = plan[0]
+    run = search_lib.SearchRun(SearchConfig(targets={'macs': 1e7},
+                                            nonvital_epochs=3))
+    calls = []
+    run._start_stage2 = lambda net, stage1: calls.append(('start', net)) or 5
+    run.output = types.SimpleNamespace(keep=lambda: calls.append('keep'))
+    run._train = lambda *a, **k: calls.append((a, k)) or 12.5
+    logits = np.zeros((2,) + table.mask.shape, np.float32)
+    logits[1, :, 0] = 1.0
+    seconds, start = run._run_stage2('net', None, logits, table)
+    assert seconds == 12.5 and start.shape == (2, table.mask.shape[0])
+    assert calls[:2] == [('start', 'net'), 'keep']
+    args, kwargs = calls[2]
+    assert args == ('nonvital', 'net', 3, list(table.layer_indices), table)
+    assert kwargs['done'] == 5
+    np.testing.assert_array_equal(kwargs['start_columns'], start)
