@@ -79,7 +79,7 @@ def _commands():
     names = []
     for folder, package in (('hournas_tf', 'hournas_tf'), ('tools', 'tools')):
         for path in sorted(glob.glob(os.path.join(REPO, folder, '*.py'))):
-            if "__name__ == '__main__'" in _read(path):
+            if re.search(r'__name__ == [\'"]__main__[\'"]', _read(path)):
                 names.append(f'{package}.{os.path.basename(path)[:-3]}')
     return names
 
