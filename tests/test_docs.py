@@ -3,7 +3,6 @@ command's page, the output files the README once listed are still
 documented, every page is linked from docs/README.md, every link resolves,
 the flags in the documented commands exist, and the README stays short."""
 
-import functools
 import glob
 import os
 import re
@@ -94,7 +93,6 @@ def _mentions(text, flag):
     return re.search(rf'--(\[no\]|no)?{flag}\b', text) is not None
 
 
-@functools.lru_cache(maxsize=None)
 def _flags(module):
     """(the command's own flags, every flag it accepts), read from its
     `--helpfull` as a user would see them."""
@@ -117,8 +115,9 @@ def _invocations(text):
     """(module, [flag names]) of every command in `text`'s code blocks and
     inline code, continuation lines joined."""
     blocks = re.findall(r'```[a-z]*\n(.*?)```', text, re.S)
-    spans = re.findall(r'`([^`\n]*(?:\n[^`\n]*){0,3})`',
-                       re.sub(r'```.*?```', '', text, flags=re.S))
+    spans = [span.replace('\n', ' ') for span in re.findall(
+        r'`([^`\n]*(?:\n[^`\n]*){0,3})`',
+        re.sub(r'```.*?```', '', text, flags=re.S))]
     for code in blocks + spans:
         code = re.sub(r'\\\n', ' ', code)
         for line in code.splitlines():
@@ -142,31 +141,27 @@ def test_every_command_has_a_page():
 
 
 @pytest.mark.parametrize('module', sorted(PAGES))
-def test_every_flag_of_a_command_is_on_its_page(module):
+def test_every_flag_of_a_command_is_on_its_page_and_used_flags_exist(module):
+    """One `--helpfull` per command: its own flags are all on its page,
+    the README names it, and every documented invocation of it (README,
+    docs/) uses flags it has."""
     page = PAGES[module]
     text = _read(os.path.join(DOCS, page))
     own, every = _flags(module)
     assert 'helpfull' in every, f'{module} --helpfull was not read'
     missing = [f'--{flag}' for flag in own if not _mentions(text, flag)]
     assert not missing, f'docs/{page} does not mention {module}\'s {missing}'
-    # The README's command table names every command.
     readme = _read(os.path.join(REPO, 'README.md'))
     path = module.replace('.', '/') + '.py'
     assert module in readme or path in readme, f'README lacks {module}'
-
-
-@pytest.mark.parametrize('module', sorted(PAGES))
-def test_documented_commands_use_flags_that_exist(module):
-    texts = {'README.md': _read(os.path.join(REPO, 'README.md'))}
+    texts = {'README.md': readme}
     texts.update({f'docs/{n}': t for n, t in _pages().items()})
-    _, every = _flags(module)
     wrong = []
     for name, text in texts.items():
         for used, names in _invocations(text):
-            if used != module:
-                continue
-            wrong += [(name, f'--{n}') for n in names if n not in every
-                      and not (n.startswith('no') and n[2:] in every)]
+            if used == module:
+                wrong += [(name, f'--{n}') for n in names if n not in every
+                          and not (n.startswith('no') and n[2:] in every)]
     assert not wrong, f'{module} has no flags {wrong}'
 
 
@@ -210,7 +205,7 @@ def test_readme_is_short():
 
 
 def test_invocations_finds_commands_and_their_flags():
-    text = ('x `python -m hournas_tf.search --space=fbnet --dry_run` y\n'
+    text = ('x `python -m hournas_tf.search --space=fbnet\n--dry_run` y\n'
             '```sh\npython -m tools.ablate --seeds=1 \\\n    --workers=2'
             ' | tail  # --not_a_flag\npython tools/plot_proposals.py '
             '--output=a.png && python -m hournas_tf.report runs/x\n```\n')
