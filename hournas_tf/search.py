@@ -10,6 +10,7 @@ configs/demo.flags): the EfficientNet-B0 space at 32x32 and width 0.25 on
 scikit-learn's digits, a few minutes on a laptop CPU.
 """
 
+import dataclasses
 import datetime
 import os
 
@@ -23,52 +24,38 @@ from hournas_tf.errors import UserError
 from hournas_tf.nas import config as config_lib
 from hournas_tf.resources.counting import human
 
-# The embedded default (keep configs/demo.flags identical; a test checks).
-DEMO = {
-    'space': 'efficientnet',
-    'dataset': 'digits',
-    'image_size': 32,
-    'width_multiplier': 0.25,
-    'target_macs': 10e6,
-    'target_params': 0.25e6,
-    'num_proposals': 8,
-    'proposal_iters': 1000,
-    # 5 + 4 epochs of 18 steps: stage 2 passes 0.95 training accuracy by
-    # its third epoch, and the whole search fits in 5 minutes on a 2-core
-    # CPU (docs/search.md, "The demo, measured").
-    'vital_epochs': 5,
-    'nonvital_epochs': 4,
-    'batch_size': 64,
-    # 72-90 steps per stage instead of the paper's thousands: a 5x Adam
-    # step lets the architecture decide within them (docs/search.md).
-    'arch_lr': 0.05,
-}
+# The embedded default: the `demo` preset (nas/config.py, the one home of
+# the defaults; configs/demo.flags holds the same values, a test checks).
+PRESET = 'demo'
 
 
 def define_flags():
-    """Defines the command's flags (`--flagfile` reads them from a file)."""
+    """Defines the command's flags (`--flagfile` reads them from a file),
+    one per `SearchConfig` field (a test checks) with its default from
+    the `demo` preset, and the three targets for `targets`."""
+    d = config_lib.preset(PRESET)
     # Space and data.
-    flags.DEFINE_enum('space', DEMO['space'], spaces.SPACE_NAMES,
+    flags.DEFINE_enum('space', d.space, spaces.SPACE_NAMES,
                       'Search space.')
-    flags.DEFINE_string('dataset', DEMO['dataset'],
+    flags.DEFINE_string('dataset', d.dataset,
                         'digits, fashion_mnist (offline from its IDX files; '
                         'fashion_mnist:PATH names their folder), cifar10, '
                         'imagenet2012 or image_folder:PATH (one subfolder '
                         'of images per class).')
     flags.DEFINE_string('data_dir', None, 'tensorflow-datasets data dir.')
-    flags.DEFINE_integer('image_size', DEMO['image_size'],
+    flags.DEFINE_integer('image_size', d.image_size,
                          'Input size; <= 64 uses the CIFAR layout.',
                          lower_bound=8)
     flags.DEFINE_integer('num_classes', None, 'Classes (default: the '
                          "dataset's).", lower_bound=2)
-    flags.DEFINE_float('width_multiplier', DEMO['width_multiplier'],
+    flags.DEFINE_float('width_multiplier', d.width_multiplier,
                        'Scales every channel count (rounded to 8).',
                        lower_bound=0.01)
     # Targets.
     flags.DEFINE_float('target_macs', None,
                        'Whole-network MACs target (e.g. 295e6). Without '
-                       f"either target: the demo's {human(DEMO['target_macs'])}"
-                       f" MACs and {human(DEMO['target_params'])} params; "
+                       f"either target: the demo's {human(d.targets['macs'])}"
+                       f" MACs and {human(d.targets['params'])} params; "
                        'give one alone to search for it alone.')
     flags.DEFINE_float('target_params', None,
                        'Whole-network trainable-parameter target (e.g. '
@@ -78,104 +65,115 @@ def define_flags():
     flags.DEFINE_string('latency_table', None, 'A latency table of the '
                         'space (tools/build_latency_table.py): makes '
                         'latency_ms an objective.')
-    flags.DEFINE_float('tolerance', 0.03, 'Relative tolerance of "what you '
+    flags.DEFINE_float('tolerance', d.tolerance,
+                       'Relative tolerance of "what you '
                        'set is what you get".')
-    flags.DEFINE_integer('budget_draws', 8, 'Architectures drawn per '
+    flags.DEFINE_integer('budget_draws', d.budget_draws,
+                         'Architectures drawn per '
                          'supernet step to find one within --tolerance of '
                          'every target; the step trains the first that is '
                          '(or the first draw if none is). 1: train every '
                          'draw as it comes (the paper).', lower_bound=1)
-    flags.DEFINE_bool('repair', True, 'Move a derived architecture that '
+    flags.DEFINE_bool('repair', d.repair, 'Move a derived architecture that '
                       'misses a target into the tolerance box by greedy '
                       'single-layer changes (arch.json reports the result '
                       'before repair either way); false reports a miss as '
                       'it is.')
     # Algorithm.
-    flags.DEFINE_integer('num_proposals', DEMO['num_proposals'],
+    flags.DEFINE_integer('num_proposals', d.num_proposals,
                          'Number of space proposals m.', lower_bound=1)
-    flags.DEFINE_integer('proposal_iters', DEMO['proposal_iters'],
+    flags.DEFINE_integer('proposal_iters', d.proposal_iters,
                          'Iterations of the proposal optimization.',
                          lower_bound=1)
-    flags.DEFINE_integer('vital_epochs', DEMO['vital_epochs'],
+    flags.DEFINE_integer('vital_epochs', d.vital_epochs,
                          'Epochs of stage 1 (vital layers).', lower_bound=0)
-    flags.DEFINE_integer('nonvital_epochs', DEMO['nonvital_epochs'],
+    flags.DEFINE_integer('nonvital_epochs', d.nonvital_epochs,
                          'Epochs of stage 2 (non-vital layers).',
                          lower_bound=0)
     flags.DEFINE_integer('max_steps_per_epoch', None,
                          'Cap on steps per epoch (default: one pass over '
                          'the 80% weight split).', lower_bound=1)
-    flags.DEFINE_integer('batch_size', DEMO['batch_size'],
+    flags.DEFINE_integer('batch_size', d.batch_size,
                          'Global batch size (split over replicas).',
                          lower_bound=1)
-    flags.DEFINE_enum('sampler', 'gumbel_max', config_lib.SAMPLERS,
+    flags.DEFINE_enum('sampler', d.sampler, config_lib.SAMPLERS,
                       'gumbel_max: one op per layer per step (HourNAS); '
                       'gumbel_softmax: all ops weighted (FBNet); softmax: '
                       'DARTS.')
-    flags.DEFINE_enum('vital_sampler', 'gumbel_softmax', config_lib.SAMPLERS,
+    flags.DEFINE_enum('vital_sampler', d.vital_sampler, config_lib.SAMPLERS,
                       'Sampler of stage 1 (vital layers only); see '
                       'docs/search.md.')
-    flags.DEFINE_bool('vital_first', True, 'Search the vital layers first '
+    flags.DEFINE_bool('vital_first', d.vital_first,
+                      'Search the vital layers first '
                       '(false: one stage, all layers through proposals; '
                       'paper table 4).')
     flags.DEFINE_list('vital_ops', None, 'Skip stage 1 with these vital '
                       'ops (one per vital layer, or "max").')
-    flags.DEFINE_float('alpha', 5.0, 'Slope of the resource loss.')
-    flags.DEFINE_float('beta', 1e-2, 'Weight of the proposal '
+    flags.DEFINE_float('alpha', d.alpha, 'Slope of the resource loss.')
+    flags.DEFINE_float('beta', d.beta, 'Weight of the proposal '
                        'orthogonality term.')
-    flags.DEFINE_float('tau_init', 5.0, 'Initial Gumbel temperature of '
+    flags.DEFINE_float('tau_init', d.tau_init, 'Initial Gumbel temperature of '
                        'stage 1 (the paper\'s 5.0).')
-    flags.DEFINE_float('nonvital_tau_init', 1.0, 'Initial Gumbel temperature '
+    flags.DEFINE_float('nonvital_tau_init', d.nonvital_tau_init,
+                       'Initial Gumbel temperature '
                        'of the straight-through relaxation in stage 2, in '
                        'the units of the proposals (their sampling '
                        'temperature is --proposal_tau_end; docs/search.md).')
-    define_proposal_flags()
-    flags.DEFINE_float('tau_decay', 0.9999, 'Temperature decay per step.')
-    flags.DEFINE_float('weight_lr', 0.1, 'SGD learning rate of the weights.')
-    flags.DEFINE_float('arch_lr', DEMO['arch_lr'], 'Adam learning rate of the '
+    define_proposal_flags(d)
+    flags.DEFINE_float('tau_decay', d.tau_decay, 'Temperature decay per step.')
+    flags.DEFINE_float('weight_lr', d.weight_lr,
+                       'SGD learning rate of the weights.')
+    flags.DEFINE_float('arch_lr', d.arch_lr, 'Adam learning rate of the '
                        "architecture parameters (the demo's default; the "
                        'paper and configs/*.flags use 0.01).')
-    flags.DEFINE_bool('zero_init_residual', True, 'Start every searched '
+    flags.DEFINE_bool('zero_init_residual', d.zero_init_residual,
+                      'Start every searched '
                       'residual branch at zero (its last batch-norm scale), '
                       'so inserted blocks begin as the identity and stage 2 '
                       "starts from stage 1's function.")
-    flags.DEFINE_integer('seed', 0, 'Random seed.')
+    flags.DEFINE_integer('seed', d.seed, 'Random seed.')
     # Run.
     flags.DEFINE_string('output_dir', None, 'Where to write the results '
                         '(default: runs/<space>-<time>; must not exist or '
                         'be empty).')
-    define_strategy_flags('default')
-    flags.DEFINE_bool('per_replica_paths', False, 'Each replica samples '
+    define_strategy_flags(d.strategy)
+    flags.DEFINE_bool('per_replica_paths', d.per_replica_paths,
+                      'Each replica samples '
                       'its own path (TuNAS) instead of one path per step '
                       'for all (docs/distribute.md).')
     flags.DEFINE_bool('dry_run', False, 'Everything but training: spaces, '
                       'vital analysis, feasibility, proposals, 10,000 '
                       'samples.')
-    flags.DEFINE_bool('graph_optimizations', False, "Run TensorFlow's "
+    flags.DEFINE_bool('graph_optimizations', d.graph_optimizations,
+                      "Run TensorFlow's "
                       'graph optimizer (Grappler) on the train step; off by '
                       'default because it makes the first step of a large '
                       'supernet minutes slower.')
-    flags.DEFINE_bool('deterministic', False, "TensorFlow's op determinism "
+    flags.DEFINE_bool('deterministic', d.deterministic,
+                      "TensorFlow's op determinism "
                       '(kernels and tf.data): two runs with the same seed '
                       'write the same arch.json, and --resume continues '
                       'exactly; slower (docs/resilience.md).')
-    flags.DEFINE_integer('checkpoint_every', 200, 'Steps between '
+    flags.DEFINE_integer('checkpoint_every', d.checkpoint_every,
+                         'Steps between '
                          'checkpoints in <output_dir>/checkpoints (also at '
                          'every epoch end).', lower_bound=1)
-    flags.DEFINE_bool('resume', False, 'Continue the run in --output_dir '
+    flags.DEFINE_bool('resume', d.resume, 'Continue the run in --output_dir '
                       'from its newest checkpoint, with its '
                       'search_config.json; only ' + ', '.join(
                           f'--{n}' for n in RESUME_FLAGS + DEVICE_FLAGS) +
                       ' may change.')
-    flags.DEFINE_integer('verbose', 1, 'Keras fit verbosity: 0 quiet, 1 '
+    flags.DEFINE_integer('verbose', d.verbose,
+                         'Keras fit verbosity: 0 quiet, 1 '
                          'progress bars, 2 one line per epoch and the log '
                          'lines of TensorFlow, absl and tensorflow-datasets '
                          '(held back otherwise).')
 
 
-def define_proposal_flags():
+def define_proposal_flags(d):
     """The space proposals' and stage 2's settings (docs/search.md, "Stage
-    2 searches"; configs/paper.flags sets the paper's values)."""
-    d = config_lib.SearchConfig()
+    2 searches"; configs/paper.flags sets the paper's values); defaults
+    from the `SearchConfig` `d`."""
     flags.DEFINE_float('proposal_lr', d.proposal_lr, 'Adam learning rate '
                        'of the proposal optimization.')
     flags.DEFINE_float('proposal_tau_start', d.proposal_tau_start,
@@ -240,12 +238,6 @@ DEVICE_FLAGS = ('strategy', 'tpu', 'cpu_replicas')
 RUN_FLAGS = ('resume', 'output_dir', 'flagfile', 'verbosity')
 
 
-PROPOSAL_FLAGS = (
-    'proposal_lr', 'proposal_tau_start', 'proposal_tau_end', 'proposal_hold',
-    'proposal_entropy', 'proposal_min_share', 'proposal_slack',
-    'proposal_mode_weight', 'proposal_orthogonality', 'proposal_reduction',
-    'proposal_repair', 'resource_slack', 'resource_estimate', 'pi_tau',
-    'derive')
 TARGET_FLAGS = (('target_macs', 'macs'), ('target_params', 'params'),
                 ('target_latency_ms', 'latency_ms'))
 
@@ -298,41 +290,25 @@ def resume_config_from_flags(f):
     return config
 
 
+# Flags that are no `SearchConfig` field: the targets make `targets`; the
+# rest steer the command.
+COMMAND_FLAGS = ('dry_run',)
+
+
 def config_from_flags(f):
-    """A `SearchConfig` from parsed flags."""
-    targets = {obj: float(value) for obj, value in (
-        ('macs', f.target_macs), ('params', f.target_params),
-        ('latency_ms', f.target_latency_ms)) if value is not None}
-    if not targets:
-        targets = {'macs': DEMO['target_macs'],
-                   'params': DEMO['target_params']}
-    output_dir = f.output_dir or os.path.join(
+    """A `SearchConfig` from parsed flags: every field from its flag
+    (`targets` from the three target flags, the demo's without one)."""
+    targets = {obj: float(f[flag].value) for flag, obj in TARGET_FLAGS
+               if f[flag].value is not None}
+    values = {field.name: f[field.name].value
+              for field in dataclasses.fields(config_lib.SearchConfig)
+              if field.name != 'targets'}
+    values['vital_ops'] = tuple(f.vital_ops) if f.vital_ops else None
+    values['output_dir'] = f.output_dir or os.path.join(
         'runs', f'{f.space}-{datetime.datetime.now():%Y%m%d-%H%M%S}')
-    return config_lib.SearchConfig(
-        space=f.space, dataset=f.dataset, data_dir=f.data_dir,
-        image_size=f.image_size, num_classes=f.num_classes,
-        width_multiplier=f.width_multiplier, targets=targets,
-        latency_table=f.latency_table,
-        num_proposals=f.num_proposals, proposal_iters=f.proposal_iters,
-        vital_epochs=f.vital_epochs, nonvital_epochs=f.nonvital_epochs,
-        max_steps_per_epoch=f.max_steps_per_epoch, batch_size=f.batch_size,
-        sampler=f.sampler, vital_sampler=f.vital_sampler,
-        vital_first=f.vital_first,
-        vital_ops=tuple(f.vital_ops) if f.vital_ops else None,
-        alpha=f.alpha, beta=f.beta, tau_init=f.tau_init,
-        **{name: f[name].value for name in PROPOSAL_FLAGS},
-        nonvital_tau_init=f.nonvital_tau_init,
-        tau_decay=f.tau_decay, weight_lr=f.weight_lr, arch_lr=f.arch_lr,
-        tolerance=f.tolerance, budget_draws=f.budget_draws,
-        repair=f.repair,
-        zero_init_residual=f.zero_init_residual, seed=f.seed,
-        output_dir=output_dir,
-        strategy=f.strategy, tpu=f.tpu, cpu_replicas=f.cpu_replicas,
-        sync_batch_norm=f.sync_batch_norm,
-        per_replica_paths=f.per_replica_paths,
-        graph_optimizations=f.graph_optimizations,
-        verbose=f.verbose, deterministic=f.deterministic,
-        checkpoint_every=f.checkpoint_every)
+    if targets:
+        values['targets'] = targets
+    return config_lib.preset(PRESET, **values)
 
 
 def main(argv):

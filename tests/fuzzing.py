@@ -489,9 +489,9 @@ def _slow_parts(command):
     if command == 'search':
         from hournas_tf.nas import search_lib
 
-        patches += [mock.patch.object(search_lib, '_run_search',
+        patches += [mock.patch.object(search_lib.SearchRun, 'run',
                                       _reached('search')),
-                    mock.patch.object(search_lib, '_run_dry',
+                    mock.patch.object(search_lib.SearchRun, 'dry_run',
                                       _reached('search --dry_run'))]
     elif command == 'train':
         from hournas_tf.training import train_lib

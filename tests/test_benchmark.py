@@ -1,4 +1,4 @@
-"""tools/benchmark.py, tools/benchmarks_md.py and hournas_tf.nas.benchmarks."""
+"""tools/benchmark.py, tools/benchmarks_md.py and hournas_tf.benchmarking."""
 
 import json
 import os
@@ -11,8 +11,10 @@ from conftest import run_python
 from fuzzing import check_refused
 
 from hournas_tf import spaces
+from hournas_tf.benchmarking import figures
+from hournas_tf.benchmarking import steps as bm
 from hournas_tf.errors import UserError
-from hournas_tf.nas import benchmarks as bm
+from hournas_tf.nas import stages
 
 sys.path.insert(0, REPO)
 from tools import benchmark as tool  # noqa: E402
@@ -32,25 +34,9 @@ def run_tool(name, *args, timeout=1800):
 
 # --- The library ------------------------------------------------------------
 
-def test_stage_layout_matches_the_search_and_reduces():
-    space = tiny_space()
-    vital = list(space.vital_layers)
-    searched, fixed = bm.stage_layout(space, 2)
-    assert set(searched) | set(fixed) == set(range(len(space.layers)))
-    assert sorted(fixed) == vital and len(searched) == 17
-    searched, fixed = bm.stage_layout(space, 2, 3)
-    assert len(searched) == 3 and sorted(fixed) == vital
-    searched, fixed = bm.stage_layout(space, 1)
-    assert list(searched) == vital and fixed == {}
-    searched, fixed = bm.stage_layout(space, 1, 2)
-    assert list(searched) == vital[:2] and sorted(fixed) == vital[2:]
-    with pytest.raises(UserError, match='stage 3'):
-        bm.stage_layout(space, 3)
-
-
 def test_fixed_path_architecture_and_targets():
     space = tiny_space()
-    searched, fixed = bm.stage_layout(space, 2, 2)
+    searched, fixed = stages.layout(space, 2, 2)
     path = bm.fixed_path(space, searched)
     assert sorted(path) == list(searched)
     assert all(op != 'skip' and op in space.layers[i].candidates
@@ -87,8 +73,8 @@ def test_round_ratio_is_the_median_of_per_round_ratios():
 
 def test_projected_minutes():
     # 1.28M * 0.8 / 256 = 4003.6 steps per stage.
-    minutes = bm.projected_minutes({'stage1': 0.1, 'stage2': 0.2}, 256)
-    assert minutes == pytest.approx(bm.IMAGENET_IMAGES * 0.8 / 256 * 0.3
+    minutes = figures.projected_minutes({'stage1': 0.1, 'stage2': 0.2}, 256)
+    assert minutes == pytest.approx(figures.IMAGENET_IMAGES * 0.8 / 256 * 0.3
                                     / 60)
 
 
@@ -125,7 +111,7 @@ def test_small_contenders_time_and_memory():
         assert first['total']['wall'] >= first['trace']['wall'] > 0
         if name == 'stage2_fixed':
             drawn = keep.sample_weights(tf.constant([0, 5], tf.int64))
-            searched, _ = bm.stage_layout(space, 2, 1)
+            searched, _ = stages.layout(space, 2, 1)
             op = bm.fixed_path(space, searched)[searched[0]]
             assert int(np.argmax(drawn[0])) == space.op_names.index(op)
         if name == 'stage2_all':
@@ -201,13 +187,13 @@ def _by(figs, letter):
 
 
 def test_figures_judge_the_goals():
-    figs = bm.figures({'s': _steps_case()})
+    figs = figures.figures({'s': _steps_case()})
     a, = _by(figs, 'a')
     assert a['value'] == 5.0 and a['met'] is False
     assert 'miss caused by the MAC bound' in a['note']
     case = _steps_case()
     case['result']['mac_bound']['bound'] = 8.0
-    a, = _by(bm.figures({'s': case}), 'a')
+    a, = _by(figures.figures({'s': case}), 'a')
     assert a['met'] is False and 'per-step overheads' in a['note']
     b, = _by(figs, 'b')
     assert b['value'] == pytest.approx(1.1) and b['met'] is True
@@ -218,7 +204,7 @@ def test_figures_judge_the_goals():
     assert 'traced' in d[0]['note']
     f, = _by(figs, 'f')
     assert f['value'] == [10.0, 30.0]
-    figs = bm.figures({'s': _steps_case(every=8.0, fixed=1.3,
+    figs = figures.figures({'s': _steps_case(every=8.0, fixed=1.3,
                                         first_cpu=50.0)})
     assert _by(figs, 'a')[0]['met'] is True
     assert _by(figs, 'b')[0]['met'] is False
@@ -227,10 +213,10 @@ def test_figures_judge_the_goals():
 
 
 def test_figures_project_a_reduced_first_step_and_record_failures():
-    figs = bm.figures({'s': _steps_case(first_cpu=10.0, searched=1)})
+    figs = figures.figures({'s': _steps_case(first_cpu=10.0, searched=1)})
     d = [f for f in _by(figs, 'd') if f['goal']][0]
     assert 'projected to 17' in d['note'] and d['met'] is True
-    figs = bm.figures({'s': _steps_case(status='failed')})
+    figs = figures.figures({'s': _steps_case(status='failed')})
     assert all(f['met'] is False and 'out of memory' in f['note']
                for f in _by(figs, 'a') + _by(figs, 'b'))
 
@@ -244,11 +230,11 @@ def test_figures_of_the_gpu_plan():
             'result': {'device': 'GPU:0', 'device_name': 'NVIDIA H100 80GB',
                        'stages': {'stage1': stage, 'stage2': stage},
                        'projected_minutes': 19.0}}
-    figs = bm.figures({'t': case})
+    figs = figures.figures({'t': case})
     assert [f['met'] for f in figs] == [None, None, True]
     case['result']['device_name'] = 'AMD EPYC'
     case['result']['device'] = 'CPU:0'
-    assert bm.figures({'t': case})[-1]['met'] is None
+    assert figures.figures({'t': case})[-1]['met'] is None
 
 
 # --- The tools --------------------------------------------------------------
@@ -368,7 +354,7 @@ def test_gpu_code_path_runs_on_the_cpu(tmp_path):
 def test_markdown_render_marks_misses():
     data = {'machine': {'cpu': 'X', 'loadavg': [1.0, 1.0, 1.0]},
             'command': 'python tools/benchmark.py --quick',
-            'figures': [bm._figure('b', 'ratio', 1.3, 'x', '<= 1.15',
+            'figures': [figures._figure('b', 'ratio', 1.3, 'x', '<= 1.15',
                                    False, 'cause | here')],
             'cases': {'s': {'kind': 'steps', 'status': 'failed',
                             'error': 'exit 1: boom', 'process_wall': 3.0,

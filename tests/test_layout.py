@@ -21,6 +21,7 @@ RANKS = {
     'reporting': 3,
     'nas': 4,
     'training': 5,
+    'benchmarking': 5,  # above nas: the search never imports it
     'exporting': 5,
     'commands': 6,
 }

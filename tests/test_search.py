@@ -12,6 +12,7 @@ from fuzzing import check_refused
 from hournas_tf import spaces
 from hournas_tf.errors import UserError
 from hournas_tf.nas import config as config_lib
+from hournas_tf.nas import proposal_report
 from hournas_tf.nas import search_lib
 from hournas_tf.nas import vital_policy
 from hournas_tf.resources import counting
@@ -193,9 +194,9 @@ def test_fit_vital_ops_restores_feasibility():
     big = vital_policy.max_vital_ops(space)
     targets = {'macs': 120e6, 'params': 3.3e6}
     with pytest.raises(UserError, match='outside the feasible range'):
-        search_lib.optimize(space, [i for i in range(22) if i not in big], big,
-                            config_lib.SearchConfig(targets=targets),
-                            '/tmp/x.png')
+        proposal_report.optimize(
+            space, [i for i in range(22) if i not in big], big,
+            config_lib.SearchConfig(targets=targets), '/tmp/x.png')
     ops, changed = vital_policy.fit_vital_ops(space, big, targets)
     assert changed
     nonvital = [i for i in range(22) if i not in ops]
@@ -425,10 +426,10 @@ def test_write_report_failure_is_a_warning_not_an_error(tmp_path, capsys):
 
 
 def test_kept_share_is_the_chance_of_one_hit_in_k_draws():
-    assert search_lib.kept_share(0.5, 1) == 0.5
-    assert search_lib.kept_share(0.5, 3) == pytest.approx(0.875)
-    assert search_lib.kept_share(0.0, 8) == 0.0
-    assert search_lib.kept_share(1.0, 8) == 1.0
+    assert proposal_report.kept_share(0.5, 1) == 0.5
+    assert proposal_report.kept_share(0.5, 3) == pytest.approx(0.875)
+    assert proposal_report.kept_share(0.0, 8) == 0.0
+    assert proposal_report.kept_share(1.0, 8) == 1.0
 
 
 @pytest.mark.parametrize('field,value,message', [
@@ -460,7 +461,7 @@ def test_proposal_config_carries_every_proposal_setting():
         proposal_mode_weight=0.0, proposal_orthogonality='logits',
         proposal_reduction='mean', proposal_repair=True, seed=4,
         tolerance=0.05)
-    p = search_lib.proposal_config(config)
+    p = proposal_report.proposal_config(config)
     assert (p.learning_rate, p.tau_start, p.tau_end, p.hold,
             p.entropy_weight, p.min_share, p.slack, p.mode_weight,
             p.orthogonality, p.reduction, p.repair, p.seed, p.tol) == (

@@ -165,7 +165,7 @@ def random_architecture(config, seed, fixed_ops=None, count=1):
     from hournas_tf.nas import random_archs
     from hournas_tf.nas import search_lib
 
-    space = search_lib._space(config.search)
+    space = search_lib.search_space(config.search)
     archs, share = random_archs.sample_within(
         space, config.search.targets, config.search.tolerance, count,
         seed=1000 + seed, fixed_ops=fixed_ops)
@@ -576,7 +576,7 @@ def machine():
     import keras
     import tensorflow as tf
 
-    from hournas_tf.nas import benchmarks
+    from hournas_tf.benchmarking import steps as benchmarks
 
     load = os.getloadavg() if hasattr(os, 'getloadavg') else None
     return {'platform': platform.platform(), 'cpus': os.cpu_count(),
@@ -590,28 +590,27 @@ def machine():
 
 
 def define_flags():
-    from hournas_tf.search import DEMO
-
+    d = config_lib.preset('demo')
     flags.DEFINE_string('output_dir', 'runs/ablation', 'Where the cells, '
                         'results.json and ablation.md go (rerun to resume).')
-    flags.DEFINE_string('space', DEMO['space'], 'Search space.')
-    flags.DEFINE_string('dataset', DEMO['dataset'], 'digits, '
+    flags.DEFINE_string('space', d.space, 'Search space.')
+    flags.DEFINE_string('dataset', d.dataset, 'digits, '
                         'fashion_mnist[:PATH], cifar10, imagenet2012 or '
                         'image_folder:PATH.')
     flags.DEFINE_string('data_dir', None, 'tensorflow-datasets data dir.')
-    flags.DEFINE_integer('image_size', DEMO['image_size'], 'Input size.',
+    flags.DEFINE_integer('image_size', d.image_size, 'Input size.',
                          lower_bound=8)
-    flags.DEFINE_float('width_multiplier', DEMO['width_multiplier'],
+    flags.DEFINE_float('width_multiplier', d.width_multiplier,
                        'Width multiplier of the space.', lower_bound=0.01)
-    flags.DEFINE_float('target_macs', DEMO['target_macs'], 'MACs target.')
-    flags.DEFINE_float('target_params', DEMO['target_params'],
+    flags.DEFINE_float('target_macs', d.targets['macs'], 'MACs target.')
+    flags.DEFINE_float('target_params', d.targets['params'],
                        'Params target.')
-    flags.DEFINE_float('tolerance', 0.03, 'Relative tolerance.')
+    flags.DEFINE_float('tolerance', d.tolerance, 'Relative tolerance.')
     flags.DEFINE_integer('search_epochs', 2, 'Epochs of each search stage '
                          '(the demo search runs 5 + 4).', lower_bound=1)
     flags.DEFINE_integer('max_steps_per_epoch', None, 'Cap on search steps '
                          'per epoch.', lower_bound=1)
-    flags.DEFINE_integer('proposal_iters', DEMO['proposal_iters'],
+    flags.DEFINE_integer('proposal_iters', d.proposal_iters,
                          'Iterations of the proposal optimization.',
                          lower_bound=1)
     flags.DEFINE_integer('train_epochs', 4, 'Retraining epochs of every '
@@ -636,8 +635,6 @@ def define_flags():
 
 
 def config_from_flags(f):
-    from hournas_tf.search import DEMO
-
     for v in f.variants:
         if v not in VARIANTS:
             raise UserError(f'unknown variant {v!r}; valid: '
@@ -648,15 +645,13 @@ def config_from_flags(f):
     targets = {obj: float(v) for obj, v in (('macs', f.target_macs),
                                             ('params', f.target_params))
                if v}
-    search = config_lib.SearchConfig(
-        space=f.space, dataset=f.dataset, data_dir=f.data_dir,
+    search = config_lib.preset(
+        'demo', space=f.space, dataset=f.dataset, data_dir=f.data_dir,
         image_size=f.image_size, width_multiplier=f.width_multiplier,
-        targets=targets, num_proposals=DEMO['num_proposals'],
-        proposal_iters=f.proposal_iters, vital_epochs=f.search_epochs,
-        nonvital_epochs=f.search_epochs,
-        max_steps_per_epoch=f.max_steps_per_epoch,
-        batch_size=DEMO['batch_size'], arch_lr=DEMO['arch_lr'],
-        tolerance=f.tolerance, verbose=0)
+        targets=targets, proposal_iters=f.proposal_iters,
+        vital_epochs=f.search_epochs, nonvital_epochs=f.search_epochs,
+        max_steps_per_epoch=f.max_steps_per_epoch, tolerance=f.tolerance,
+        verbose=0)
     config = AblationConfig(
         output_dir=f.output_dir, search=search,
         train_epochs=f.train_epochs, seeds=tuple(range(f.seeds)),
@@ -672,7 +667,7 @@ def preflight(config):
     for variant in config.variants:
         if variant in SEARCH_VARIANTS:
             search_lib.preflight(search_config(config, variant, 0))
-    search_lib.whole_space_check(search_lib._space(config.search),
+    search_lib.whole_space_check(search_lib.search_space(config.search),
                                  config.search.targets)
 
 

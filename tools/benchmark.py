@@ -169,7 +169,7 @@ def _setup_tf():
 
 
 def _space(params):
-    from hournas_tf.nas import benchmarks as bm
+    from hournas_tf.benchmarking import steps as bm
 
     return bm.get_space(params['space'], params['image_size'],
                         params['width_multiplier'], params['num_classes'])
@@ -179,7 +179,8 @@ def case_steps(params):
     """First step and interleaved steady steps of the contenders."""
     import gc
 
-    from hournas_tf.nas import benchmarks as bm
+    from hournas_tf.benchmarking import steps as bm
+    from hournas_tf.nas import stages as stages_lib
 
     _setup_tf()
     space = _space(params)
@@ -189,9 +190,9 @@ def case_steps(params):
     bm.warm_up()
     for name in params['contenders']:
         stage = 1 if name == 'stage1' else 2
-        layout, _ = bm.stage_layout(space, stage, n)
+        layout, _ = stages_lib.layout(space, stage, n)
         searched[name] = len(layout)
-        full[name] = len(bm.stage_layout(space, stage, None)[0])
+        full[name] = len(stages_lib.layout(space, stage, None)[0])
         keep[name], steps[name], first[name] = bm.first_step(
             lambda name=name: bm.build_contender(name, space, n), data)
         print(f'{name}: first step {first[name]["total"]["wall"]:.1f} s '
@@ -209,7 +210,7 @@ def case_steps(params):
 
 
 def case_mixed_layer(params):
-    from hournas_tf.nas import benchmarks as bm
+    from hournas_tf.benchmarking import steps as bm
 
     _setup_tf()
     space = _space(params)
@@ -224,12 +225,13 @@ def case_mixed_layer(params):
 def case_proposals(params):
     import numpy as np
 
-    from hournas_tf.nas import benchmarks as bm
+    from hournas_tf.benchmarking import steps as bm
     from hournas_tf.nas import proposals
+    from hournas_tf.nas import stages as stages_lib
     from hournas_tf.resources import tables
 
     space = _space(params)
-    searched, fixed = bm.stage_layout(space, 2)
+    searched, fixed = stages_lib.layout(space, 2)
     table = tables.resource_table(space, searched, fixed,
                                   tuple(params['targets']))
     config = proposals.ProposalConfig(num_proposals=params['num_proposals'],
@@ -291,7 +293,8 @@ def case_throughput(params):
 
     import keras
 
-    from hournas_tf.nas import benchmarks as bm
+    from hournas_tf.benchmarking import figures
+    from hournas_tf.benchmarking import steps as bm
 
     tf = _setup_tf()
     gpus = tf.config.list_physical_devices('GPU')
@@ -321,7 +324,7 @@ def case_throughput(params):
                 'memory': bm.step_memory(fn, data, 1, device)}
             del keep, fn
             gc.collect()
-    minutes = bm.projected_minutes(
+    minutes = figures.projected_minutes(
         {k: v['step_wall'] for k, v in stages.items()}, params['batch_size'])
     return {'device': device, 'device_name': device_name, 'stages': stages,
             'projected_minutes': minutes}
@@ -417,9 +420,9 @@ def command_line(argv):
 
 
 def write_results(path, header, results):
-    from hournas_tf.nas import benchmarks as bm
+    from hournas_tf.benchmarking import figures
 
-    data = dict(header, cases=results, figures=bm.figures(results))
+    data = dict(header, cases=results, figures=figures.figures(results))
     tmp = path + '.tmp'
     with open(tmp, 'w') as f:
         json.dump(data, f, indent=1, default=float)
@@ -479,7 +482,7 @@ def main(argv):
             raise errors.UserError(
                 '--device=gpu: no GPU visible to TensorFlow; run the same '
                 'code path on the CPU with --device=cpu --throughput')
-    from hournas_tf.nas import benchmarks as bm
+    from hournas_tf.benchmarking import steps as bm
 
     path = results_path(FLAGS.output, FLAGS.device, throughput)
     header = {'command': command_line(sys.argv), 'device': FLAGS.device,

@@ -73,46 +73,41 @@ def build(space_name, image_size, width_multiplier, num_classes, stage,
     import numpy as np
 
     from hournas_tf import spaces
-    from hournas_tf.nas import budget as budget_lib
+    from hournas_tf.nas import stages
     from hournas_tf.nas import supernet as supernet_lib
     from hournas_tf.resources import tables
 
     space = spaces.get_space(space_name, image_size=image_size,
                              num_classes=num_classes,
                              width_multiplier=width_multiplier)
-    vital = list(space.vital_layers)
-    nonvital = [i for i in range(len(space.layers)) if i not in vital]
     objectives = ('macs', 'params')
     if stage == '1':
-        searched, fixed = vital, {}
-        table = tables.resource_table(space, vital, {}, objectives)
-        rest = tables.resource_table(space, nonvital, {}, objectives)
+        searched, fixed = list(space.vital_layers), {}
+        table = tables.resource_table(space, searched, {}, objectives)
+        free = stages.free_ranges(space, objectives)
         targets = {o: float(np.mean(tables.feasible_range(table, o)))
-                   + float(np.mean(tables.free_range(rest, o)))
-                   for o in objectives}
-        free = {o: tables.free_range(rest, o) for o in objectives}
-        budget = budget_lib.Budget(table, targets, 0.03, free)
+                   + float(np.mean(free[o])) for o in objectives}
+        budget = stages.stage1_budget(space, targets, 0.03, table=table)
         config = supernet_lib.SupernetConfig(
             sampler=sampler or 'gumbel_softmax', alpha=0.0, seed=seed,
             budget_draws=budget_draws)
         proposals = None
     else:
+        nonvital = stages.nonvital_layers(space)
         searched = nonvital[:layers] if layers else nonvital
         fixed = {i: space.layers[i].candidates[-1]
                  for i in range(len(space.layers)) if i not in searched}
         table = tables.resource_table(space, searched, fixed, objectives)
         targets = {o: float(np.mean(tables.feasible_range(table, o)))
                    for o in objectives}
-        budget = budget_lib.Budget(table, targets)
+        budget = stages.stage2_budget(table, targets, 0.03)
         rng = np.random.default_rng(seed)
         proposals = rng.normal(size=(num_proposals, len(searched),
                                      len(space.op_names)))
         config = supernet_lib.SupernetConfig(
             sampler=sampler or 'gumbel_max', seed=seed,
             sample_temperature=0.05, budget_draws=budget_draws)
-    net = supernet_lib.build_supernet(space, searched, fixed, config, budget,
-                                      proposals)
-    net.compile()
+    net = stages.build(space, searched, fixed, config, budget, proposals)
     return net, len(searched)
 
 
@@ -156,8 +151,8 @@ def main(argv):
     import tensorflow as tf
 
     import hournas_tf
+    from hournas_tf.benchmarking.steps import git_commit
     from hournas_tf.blocks import layers as block_layers
-    from hournas_tf.nas.benchmarks import git_commit
 
     tf.config.optimizer.set_experimental_options(
         {'disable_meta_optimizer': True})  # as run_search does

@@ -10,7 +10,7 @@ layer, changed where needed to keep the targets reachable), optimizes the
 m space proposals over the non-vital layers (`--vital_first=false`: over
 every layer) and plots 10,000 architectures sampled from them at several
 temperatures, with the target and the tolerance box: the same code as the
-search's proposals_stage2.png (`nas.search_lib.optimize`). Writes the PNG
+search's proposals_stage2.png (`nas.proposal_report.optimize`). Writes the PNG
 (`--output`) and the numbers next to it as JSON.
 """
 
@@ -30,26 +30,28 @@ from hournas_tf.nas import config as config_lib  # noqa: E402
 
 
 def define_flags():
-    flags.DEFINE_enum('space', 'efficientnet', spaces.SPACE_NAMES,
-                      'Search space.')
-    flags.DEFINE_integer('image_size', 32, 'Input size.', lower_bound=8)
+    d = config_lib.preset('demo')
+    flags.DEFINE_enum('space', d.space, spaces.SPACE_NAMES, 'Search space.')
+    flags.DEFINE_integer('image_size', d.image_size, 'Input size.',
+                         lower_bound=8)
     flags.DEFINE_integer('num_classes', 10, 'Classes.', lower_bound=2)
-    flags.DEFINE_float('width_multiplier', 0.25, 'Width multiplier.',
-                       lower_bound=0.01)
+    flags.DEFINE_float('width_multiplier', d.width_multiplier,
+                       'Width multiplier.', lower_bound=0.01)
     flags.DEFINE_float('target_macs', None, 'Whole-network MACs target.')
     flags.DEFINE_float('target_params', None, 'Whole-network params '
                        'target.')
-    flags.DEFINE_float('tolerance', 0.03, 'Relative tolerance.')
-    flags.DEFINE_integer('num_proposals', 8, 'Number of space proposals m.',
+    flags.DEFINE_float('tolerance', d.tolerance, 'Relative tolerance.')
+    flags.DEFINE_integer('num_proposals', d.num_proposals,
+                         'Number of space proposals m.',
                          lower_bound=1)
-    flags.DEFINE_integer('proposal_iters', 1000, 'Iterations of the '
-                         'proposal optimization.', lower_bound=1)
-    flags.DEFINE_float('beta', 1e-2, 'Weight of the orthogonality term.')
-    flags.DEFINE_bool('vital_first', True, 'Fix the vital ops and propose '
-                      'the non-vital layers (false: every layer).')
+    flags.DEFINE_integer('proposal_iters', d.proposal_iters, 'Iterations '
+                         'of the proposal optimization.', lower_bound=1)
+    flags.DEFINE_float('beta', d.beta, 'Weight of the orthogonality term.')
+    flags.DEFINE_bool('vital_first', d.vital_first, 'Fix the vital ops and '
+                      'propose the non-vital layers (false: every layer).')
     flags.DEFINE_list('vital_ops', None, 'Vital ops (one per vital layer, '
                       'or "max", the default).')
-    flags.DEFINE_integer('seed', 0, 'Random seed.')
+    flags.DEFINE_integer('seed', d.seed, 'Random seed.')
     flags.DEFINE_string('output', 'proposals.png', 'The PNG to write (the '
                         'JSON goes next to it).')
 
@@ -80,6 +82,7 @@ def main(argv):
         raise UserError(f'unexpected arguments {argv[1:]}; use --flags')
     f = flags.FLAGS
     config = config_from_flags(f)
+    from hournas_tf.nas import proposal_report
     from hournas_tf.nas import search_lib
 
     # The search's checks, less the data set's (no data is read here).
@@ -89,7 +92,7 @@ def main(argv):
         num_classes=config.num_classes,
         width_multiplier=config.width_multiplier), config.targets)
     space, vital_ops, searched = search_lib.untrained_plan(config)
-    _, _, _, info = search_lib.optimize(space, searched, vital_ops, config,
+    _, _, _, info = proposal_report.optimize(space, searched, vital_ops, config,
                                         f.output)
     path = f.output[:-len('.png')] + '.json'
     with open(path, 'w') as fp:

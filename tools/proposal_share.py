@@ -42,16 +42,18 @@ DRAWS_PER_PROPOSAL = 2_000
 
 
 def define_flags():
-    flags.DEFINE_enum('space', 'efficientnet', spaces.SPACE_NAMES,
-                      'Search space.')
-    flags.DEFINE_integer('image_size', 32, 'Input size.', lower_bound=8)
+    d = config_lib.preset('demo')
+    flags.DEFINE_enum('space', d.space, spaces.SPACE_NAMES, 'Search space.')
+    flags.DEFINE_integer('image_size', d.image_size, 'Input size.',
+                         lower_bound=8)
     flags.DEFINE_integer('num_classes', 10, 'Classes.', lower_bound=2)
-    flags.DEFINE_float('width_multiplier', 0.25, 'Width multiplier.',
-                       lower_bound=0.01)
-    flags.DEFINE_float('target_macs', 10e6, 'Whole-network MACs target.')
-    flags.DEFINE_float('target_params', 0.25e6, 'Whole-network params '
-                       'target.')
-    flags.DEFINE_float('tolerance', 0.03, 'Relative tolerance.')
+    flags.DEFINE_float('width_multiplier', d.width_multiplier,
+                       'Width multiplier.', lower_bound=0.01)
+    flags.DEFINE_float('target_macs', d.targets['macs'], 'Whole-network '
+                       'MACs target.')
+    flags.DEFINE_float('target_params', d.targets['params'],
+                       'Whole-network params target.')
+    flags.DEFINE_float('tolerance', d.tolerance, 'Relative tolerance.')
     flags.DEFINE_list('vital_ops', None, 'Vital ops (one per vital layer, '
                       'or "max", the default).')
     flags.DEFINE_multi_string('variants', [

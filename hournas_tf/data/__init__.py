@@ -10,6 +10,8 @@ from hournas_tf.data.pipelines import CACHE_MODES
 from hournas_tf.data.pipelines import DATASET_NAMES
 from hournas_tf.data.pipelines import DEFAULT_IMAGE_SIZE
 from hournas_tf.data.pipelines import KINDS
+from hournas_tf.data.pipelines import KNOWN_DATASETS
+from hournas_tf.data.pipelines import WEIGHT_FRACTION
 from hournas_tf.data.pipelines import DataConfig
 from hournas_tf.data.pipelines import DatasetInfo
 from hournas_tf.data.pipelines import SearchData
@@ -32,12 +34,14 @@ __all__ = [
     'DATASET_NAMES',
     'DEFAULT_IMAGE_SIZE',
     'KINDS',
+    'KNOWN_DATASETS',
     'MEAN_RGB',
     'STDDEV_RGB',
     'DataConfig',
     'DatasetInfo',
     'SearchData',
     'TrainData',
+    'WEIGHT_FRACTION',
     'check_config',
     'dataset_info',
     'load_search_data',

@@ -71,6 +71,16 @@ DEFAULT_IMAGE_SIZE = {
     'digits': 32, 'fashion_mnist': 32, 'cifar10': 32, 'imagenet2012': 224,
     'image_folder': 224,
 }
+# (classes, training examples, eval examples) of the tfds sets; digits is
+# the fixed 80/20 split of scikit-learn's 1,797 images (docs/data.md).
+KNOWN_DATASETS = {
+    'digits': (10, 1438, 359),
+    'fashion_mnist': (10, 60000, 10000),
+    'cifar10': (10, 50000, 10000),
+    'imagenet2012': (1000, 1281167, 50000),
+}
+# The search's share of the training split that trains the weights.
+WEIGHT_FRACTION = 0.8
 EVAL_SPLIT = {'digits': 'test', 'fashion_mnist': 'test', 'cifar10': 'test',
               'imagenet2012': 'validation'}
 CACHE_MODES = ('auto', 'memory', 'none')
@@ -106,7 +116,7 @@ class DataConfig:
     image_size: int | None = None
     batch_size: int = 64
     seed: int = 0
-    weight_fraction: float = 0.8
+    weight_fraction: float = WEIGHT_FRACTION
     cache: str = 'auto'
     shuffle_buffer: int = 10000
     cutout: int = 0

@@ -30,15 +30,12 @@ import keras
 import tensorflow as tf
 
 from hournas_tf.errors import UserError
+from hournas_tf.nas.progress import log
 
 CHECKPOINT_DIR = 'checkpoints'
 STAGE1_FILE = 'stage1.json'
 STAGES = {'vital': 1, 'nonvital': 2}
 MAX_TO_KEEP = 3
-
-
-def log(message):
-    print(f'[hournas] {message}', flush=True)
 
 
 class Preempted(Exception):

@@ -1,4 +1,6 @@
-"""Search settings: `SearchConfig` and its validation (pure Python).
+"""Search settings: `SearchConfig` in parts (`SpaceDataConfig`,
+`AlgorithmConfig`, `RuntimeConfig`), each validating itself, the shared
+validation rules, and named presets (pure Python).
 
 Kept free of TensorFlow so that the commands can reject a bad value before
 the slow imports.
@@ -6,6 +8,7 @@ the slow imports.
 
 import dataclasses
 import math
+import numbers
 
 from hournas_tf.distribute import check_strategy
 from hournas_tf.errors import UserError
@@ -20,9 +23,68 @@ ORTHOGONALITY = ('centered', 'probabilities', 'logits')
 REDUCTIONS = ('sum', 'mean')
 
 
+# --- Validation rules (used by every config here and `SupernetConfig`) ----
+
+def check_choice(obj, name, valid):
+    """Raises UserError unless `obj.name` is one of `valid`."""
+    if getattr(obj, name) not in valid:
+        raise UserError(f'unknown {name} {getattr(obj, name)!r}; '
+                        f'valid: {choices(valid)}')
+
+
+def check_positive(obj, *names):
+    """Raises UserError unless each `obj.name` is > 0 and finite (None
+    passes: a default left open)."""
+    for name in names:
+        value = getattr(obj, name)
+        if value is not None and not 0 < value < math.inf:
+            raise UserError(f'{name}={value!r} must be > 0 and finite')
+
+
+def check_nonnegative(obj, *names):
+    """Raises UserError unless each `obj.name` is >= 0 and finite."""
+    for name in names:
+        if not 0 <= getattr(obj, name) < math.inf:
+            raise UserError(f'{name}={getattr(obj, name)!r} must be >= '
+                            '0 and finite')
+
+
+def check_integer(obj, name, low):
+    """Raises UserError unless `obj.name` is an integer >= `low` (None
+    passes)."""
+    value = getattr(obj, name)
+    if value is None:
+        return
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) \
+            or value < low:
+        raise UserError(f'{name}={value!r} must be an integer >= {low}')
+
+
+def check_unit(obj, name, closed=True):
+    """Raises UserError unless `obj.name` is in [0, 1] (`closed`) or
+    [0, 1)."""
+    value = getattr(obj, name)
+    if not (0 <= value <= 1 if closed else 0 <= value < 1):
+        raise UserError(f'{name}={value!r} must be in '
+                        f'[0, 1{"]" if closed else ")"}')
+
+
+def check_tau_decay(obj):
+    if not 0 < obj.tau_decay <= 1:
+        raise UserError(f'tau_decay={obj.tau_decay!r} must be in (0, 1]')
+
+
+def check_replica_paths(obj):
+    if obj.sync_batch_norm and obj.per_replica_paths:
+        raise UserError('--sync_batch_norm needs one path for all replicas;'
+                        ' valid: --per_replica_paths=false with it')
+
+
+# --- The parts of a search's settings ---------------------------------------
+
 @dataclasses.dataclass(frozen=True)
-class SearchConfig:
-    """Everything a search needs (the command fills it from flags)."""
+class SpaceDataConfig:
+    """What is searched, on which data, for which budget."""
 
     space: str = 'fbnet'
     dataset: str = 'digits'
@@ -32,6 +94,32 @@ class SearchConfig:
     width_multiplier: float = 1.0
     targets: dict = dataclasses.field(default_factory=dict)
     latency_table: str = None  # a latency table file: `latency_ms` targets
+    tolerance: float = 0.03
+
+    def check(self):
+        """Raises UserError for a target or tolerance out of range."""
+        if not self.targets:
+            raise UserError('no resource target: give --target_macs, '
+                            '--target_params and/or --target_latency_ms')
+        for obj, value in self.targets.items():
+            if obj == LATENCY and not self.latency_table:
+                raise UserError('a latency target needs --latency_table '
+                                '(build one with '
+                                'tools/build_latency_table.py)')
+            if obj not in OBJECTIVES + (LATENCY,):
+                raise UserError(f'unknown objective {obj!r}; valid: '
+                                f'{choices(OBJECTIVES + (LATENCY,))}')
+            if not value > 0:
+                raise UserError(f'target {obj}={value!r} must be > 0')
+        if not 0 < self.tolerance < 1:
+            raise UserError(f'tolerance={self.tolerance!r} must be in '
+                            '(0, 1)')
+
+
+@dataclasses.dataclass(frozen=True)
+class AlgorithmConfig:
+    """Algorithm 1's settings: the two stages, the proposals, derivation."""
+
     num_proposals: int = 8
     proposal_iters: int = 1000
     vital_epochs: int = 1
@@ -65,11 +153,45 @@ class SearchConfig:
     tau_decay: float = 0.9999
     weight_lr: float = 0.1
     arch_lr: float = 0.01
-    tolerance: float = 0.03
     budget_draws: int = 8    # draws per step to find one within tolerance
     repair: bool = True      # greedy repair of a derived architecture
     zero_init_residual: bool = True  # inserted blocks start as identity
     seed: int = 0
+
+    def check(self):
+        """Raises UserError for a setting outside its valid range."""
+        for name, valid in (('sampler', SAMPLERS),
+                            ('vital_sampler', SAMPLERS),
+                            ('derive', DERIVATIONS),
+                            ('resource_estimate', RESOURCE_ESTIMATES),
+                            ('proposal_orthogonality', ORTHOGONALITY),
+                            ('proposal_reduction', REDUCTIONS)):
+            check_choice(self, name, valid)
+        if self.vital_ops and not self.vital_first:
+            raise UserError('--vital_ops needs --vital_first: with '
+                            '--vital_first=false no layer is fixed first')
+        for name, low in (('budget_draws', 1), ('num_proposals', 1),
+                          ('proposal_iters', 1), ('vital_epochs', 0),
+                          ('nonvital_epochs', 0), ('batch_size', 1),
+                          ('max_steps_per_epoch', 1)):
+            check_integer(self, name, low)
+        check_tau_decay(self)
+        check_positive(self, 'tau_init', 'nonvital_tau_init', 'weight_lr',
+                       'arch_lr', 'proposal_lr', 'proposal_tau_start',
+                       'proposal_tau_end', 'pi_tau')
+        check_unit(self, 'proposal_min_share')
+        check_unit(self, 'proposal_hold', closed=False)
+        check_unit(self, 'proposal_slack', closed=False)
+        # Checked again when stage 2 starts; here before anything trains.
+        check_nonnegative(self, 'alpha', 'beta', 'proposal_entropy',
+                          'proposal_mode_weight', 'resource_slack')
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeConfig:
+    """Where and how a search runs and shows itself: the output folder,
+    the devices, checkpoints, determinism, verbosity."""
+
     output_dir: str = 'runs/search'
     strategy: str = 'default'
     tpu: str = None          # the TPU of strategy 'tpu'
@@ -82,82 +204,85 @@ class SearchConfig:
     checkpoint_every: int = 200  # steps between checkpoints (+ epoch ends)
     resume: bool = False     # continue the run in output_dir
 
+    def check(self):
+        """Raises UserError for settings outside their valid range."""
+        check_integer(self, 'checkpoint_every', 1)
+        check_strategy(self.strategy, self.tpu, self.cpu_replicas)
+        check_replica_paths(self)
+
+
+PARTS = (SpaceDataConfig, AlgorithmConfig, RuntimeConfig)
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig(RuntimeConfig, AlgorithmConfig, SpaceDataConfig):
+    """Everything a search needs: the fields of its `PARTS`, flat (as
+    search_config.json stores them; the command fills them from flags)."""
+
+    def part(self, cls):
+        """This config's part `cls` (one of `PARTS`)."""
+        return cls(**{f.name: getattr(self, f.name)
+                      for f in dataclasses.fields(cls)})
+
+    def check(self):
+        """Raises UserError for a setting outside its valid range."""
+        for cls in PARTS:
+            cls.check(self)
+
 
 def check_config(config):
     """Raises UserError for settings outside their valid range."""
-    for name in ('sampler', 'vital_sampler'):
-        if getattr(config, name) not in SAMPLERS:
-            raise UserError(f'unknown {name} {getattr(config, name)!r}; '
-                            f'valid: {choices(SAMPLERS)}')
-    if not config.targets:
-        raise UserError('no resource target: give --target_macs, '
-                        '--target_params and/or --target_latency_ms')
-    for obj, value in config.targets.items():
-        if obj == LATENCY and not config.latency_table:
-            raise UserError('a latency target needs --latency_table (build '
-                            'one with tools/build_latency_table.py)')
-        if obj not in OBJECTIVES + (LATENCY,):
-            raise UserError(f'unknown objective {obj!r}; valid: '
-                            f'{choices(OBJECTIVES + (LATENCY,))}')
-        if not value > 0:
-            raise UserError(f'target {obj}={value!r} must be > 0')
-    if config.vital_ops and not config.vital_first:
-        raise UserError('--vital_ops needs --vital_first: with '
-                        '--vital_first=false no layer is fixed first')
-    if not isinstance(config.budget_draws, int) or \
-            isinstance(config.budget_draws, bool) or config.budget_draws < 1:
-        raise UserError(f'budget_draws={config.budget_draws!r} must be an '
-                        'integer >= 1')
-    for name, low in (('num_proposals', 1), ('proposal_iters', 1),
-                      ('vital_epochs', 0), ('nonvital_epochs', 0),
-                      ('batch_size', 1)):
-        if getattr(config, name) < low:
-            raise UserError(f'{name}={getattr(config, name)!r} must be '
-                            f'>= {low}')
-    if config.max_steps_per_epoch is not None and \
-            config.max_steps_per_epoch < 1:
-        raise UserError(f'max_steps_per_epoch={config.max_steps_per_epoch!r}'
-                        ' must be >= 1')
-    if not isinstance(config.checkpoint_every, int) or \
-            isinstance(config.checkpoint_every, bool) or \
-            config.checkpoint_every < 1:
-        raise UserError(f'checkpoint_every={config.checkpoint_every!r} '
-                        'must be an integer >= 1')
-    if not 0 < config.tolerance < 1:
-        raise UserError(f'tolerance={config.tolerance!r} must be in (0, 1)')
-    if not 0 < config.tau_decay <= 1:
-        raise UserError(f'tau_decay={config.tau_decay!r} must be in (0, 1]')
-    check_strategy(config.strategy, config.tpu, config.cpu_replicas)
-    if config.sync_batch_norm and config.per_replica_paths:
-        raise UserError('--sync_batch_norm needs one path for all replicas;'
-                        ' valid: --per_replica_paths=false with it')
-    for name in ('tau_init', 'nonvital_tau_init', 'weight_lr', 'arch_lr'):
-        if not 0 < getattr(config, name) < math.inf:
-            raise UserError(f'{name}={getattr(config, name)!r} must be > 0 '
-                            'and finite')
-    for name, valid in (('derive', DERIVATIONS),
-                        ('resource_estimate', RESOURCE_ESTIMATES),
-                        ('proposal_orthogonality', ORTHOGONALITY),
-                        ('proposal_reduction', REDUCTIONS)):
-        if getattr(config, name) not in valid:
-            raise UserError(f'unknown {name} {getattr(config, name)!r}; '
-                            f'valid: {choices(valid)}')
-    for name in ('proposal_lr', 'proposal_tau_start', 'proposal_tau_end'):
-        if not 0 < getattr(config, name) < math.inf:
-            raise UserError(f'{name}={getattr(config, name)!r} must be > 0 '
-                            'and finite')
-    if config.pi_tau is not None and not 0 < config.pi_tau < math.inf:
-        raise UserError(f'pi_tau={config.pi_tau!r} must be > 0 and finite')
-    if not 0 <= config.proposal_min_share <= 1:
-        raise UserError(f'proposal_min_share={config.proposal_min_share!r} '
-                        'must be in [0, 1]')
-    for name in ('proposal_hold', 'proposal_slack'):
-        if not 0 <= getattr(config, name) < 1:
-            raise UserError(f'{name}={getattr(config, name)!r} must be in '
-                            '[0, 1)')
-    # Checked again when stage 2 starts; here before anything trains.
-    for name in ('alpha', 'beta', 'proposal_entropy', 'proposal_mode_weight',
-                 'resource_slack'):
-        if not 0 <= getattr(config, name) < math.inf:
-            raise UserError(f'{name}={getattr(config, name)!r} must be >= '
-                            '0 and finite')
+    config.check()
+
+
+# --- Presets -----------------------------------------------------------------
+
+# Named settings over the `SearchConfig` defaults; configs/*.flags are the
+# presets of the command line. 'demo' is the command's embedded default
+# (keep configs/demo.flags identical; a test checks): the EfficientNet-B0
+# space at 32x32 and width 0.25 on scikit-learn's digits, with targets in
+# the middle of that space's range.
+PRESETS = {
+    'demo': {
+        'space': 'efficientnet',
+        'dataset': 'digits',
+        'image_size': 32,
+        'width_multiplier': 0.25,
+        'targets': {'macs': 10e6, 'params': 0.25e6},
+        'num_proposals': 8,
+        'proposal_iters': 1000,
+        # 5 + 4 epochs of 18 steps: stage 2 passes 0.95 training accuracy
+        # by its third epoch, and the whole search fits in 5 minutes on a
+        # 2-core CPU (docs/search.md, "The demo, measured").
+        'vital_epochs': 5,
+        'nonvital_epochs': 4,
+        'batch_size': 64,
+        # 72-90 steps per stage instead of the paper's thousands: a 5x
+        # Adam step lets the architecture decide within them
+        # (docs/search.md).
+        'arch_lr': 0.05,
+    },
+}
+
+
+def preset(name, **changes):
+    """The `SearchConfig` of preset `name` (`PRESETS`) with `changes`."""
+    if name not in PRESETS:
+        raise UserError(f'unknown preset {name!r}; valid: '
+                        f'{choices(tuple(PRESETS))}')
+    return SearchConfig(**{**PRESETS[name], **changes})
+
+
+def default(name, preset_name='demo'):
+    """The default of setting `name`: the preset's, else `SearchConfig`'s."""
+    return getattr(preset(preset_name), name)
+
+
+def latency_table(config, space):
+    """The `latency_table` of `config` checked against `space` (None
+    without one)."""
+    if not config.latency_table:
+        return None
+    from hournas_tf.resources import latency
+
+    return latency.load_table(config.latency_table, space)

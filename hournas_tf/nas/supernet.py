@@ -80,8 +80,8 @@ from hournas_tf.blocks import layers as hl
 from hournas_tf.errors import UserError
 from hournas_tf.nas import arch_params as params_lib
 from hournas_tf.nas import budget as budget_lib
+from hournas_tf.nas import config as rules
 from hournas_tf.nas import sampling
-from hournas_tf.nas.config import RESOURCE_ESTIMATES
 from hournas_tf.nas.mixed import MixedLayer
 
 
@@ -109,40 +109,23 @@ class SupernetConfig:
     per_replica_paths: bool = False  # each replica draws its own path
 
     def check(self):
-        """Raises UserError for a setting outside its valid range."""
+        """Raises UserError for a setting outside its valid range (the
+        rules of `nas.config`, shared with `SearchConfig`)."""
         sampling.check_sampler(self.sampler)
-        for name in ('tau_init', 'weight_lr', 'arch_lr',
-                     'sample_temperature'):
-            if not getattr(self, name) > 0:
-                raise UserError(f'{name}={getattr(self, name)!r} must be > 0')
-        if not 0 < self.tau_decay <= 1:
-            raise UserError(
-                f'tau_decay={self.tau_decay!r} must be in (0, 1]')
-        if self.resource_estimate not in RESOURCE_ESTIMATES:
-            raise UserError(f'resource_estimate={self.resource_estimate!r};'
-                            f' valid: {", ".join(RESOURCE_ESTIMATES)}')
-        if self.pi_tau is not None and not self.pi_tau > 0:
-            raise UserError(f'pi_tau={self.pi_tau!r} must be > 0')
-        for name in ('alpha', 'weight_decay', 'resource_slack'):
-            if not getattr(self, name) >= 0:
-                raise UserError(
-                    f'{name}={getattr(self, name)!r} must be >= 0')
-        if not 0 <= self.weight_momentum < 1:
-            raise UserError(f'weight_momentum={self.weight_momentum!r} must '
-                            'be in [0, 1)')
-        if not isinstance(self.budget_draws, numbers.Integral) or \
-                isinstance(self.budget_draws, bool) or self.budget_draws < 1:
-            raise UserError(f'budget_draws={self.budget_draws!r} must be an '
-                            'integer >= 1')
-        if not isinstance(self.total_steps, int) or self.total_steps < 1:
-            raise UserError(
-                f'total_steps={self.total_steps!r} must be an integer >= 1')
+        rules.check_positive(self, 'tau_init', 'weight_lr', 'arch_lr',
+                             'sample_temperature', 'pi_tau')
+        rules.check_tau_decay(self)
+        rules.check_choice(self, 'resource_estimate',
+                           rules.RESOURCE_ESTIMATES)
+        rules.check_nonnegative(self, 'alpha', 'weight_decay',
+                                'resource_slack')
+        rules.check_unit(self, 'weight_momentum', closed=False)
+        rules.check_integer(self, 'budget_draws', 1)
+        rules.check_integer(self, 'total_steps', 1)
         if not isinstance(self.seed, numbers.Integral) or \
                 isinstance(self.seed, bool):
             raise UserError(f'seed={self.seed!r} must be an integer')
-        if self.sync_batch_norm and self.per_replica_paths:
-            raise UserError('sync_batch_norm needs one path for all '
-                            'replicas; turn off per_replica_paths')
+        rules.check_replica_paths(self)
 
 
 def layer_name(index):

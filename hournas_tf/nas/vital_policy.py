@@ -7,6 +7,7 @@ layers (pure Python).
 """
 
 from hournas_tf.errors import UserError
+from hournas_tf.nas.stages import nonvital_layers
 from hournas_tf.resources import counting
 from hournas_tf.resources import tables
 
@@ -45,7 +46,7 @@ def fit_vital_ops(space, vital_ops, targets, probabilities=None,
     (possibly changed) ops and the changed layer indices. `latency`: the
     latency table of a `latency_ms` target.
     """
-    nonvital = [i for i in range(len(space.layers)) if i not in vital_ops]
+    nonvital = nonvital_layers(space)
     ops = dict(vital_ops)
 
     def violation(candidate_ops):

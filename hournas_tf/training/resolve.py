@@ -11,15 +11,6 @@ from hournas_tf.errors import UserError
 from hournas_tf.spaces import architecture as arch_lib
 from hournas_tf.spaces import references
 
-# (classes, training examples, eval examples) of the tfds sets; digits is
-# the fixed 80/20 split of scikit-learn's 1,797 images (docs/data.md).
-KNOWN_DATASETS = {
-    'digits': (10, 1438, 359),
-    'fashion_mnist': (10, 60000, 10000),
-    'cifar10': (10, 50000, 10000),
-    'imagenet2012': (1000, 1281167, 50000),
-}
-
 
 @dataclasses.dataclass(frozen=True)
 class DatasetShape:
@@ -68,8 +59,8 @@ def dataset_shape(dataset, data_dir=None, image_size=None, arch=None,
     if image_size is None:
         image_size = (arch.image_size if kind == 'image_folder' and arch
                       else data.DEFAULT_IMAGE_SIZE[kind])
-    if kind in KNOWN_DATASETS:
-        num_classes, num_train, num_eval = KNOWN_DATASETS[kind]
+    if kind in data.KNOWN_DATASETS:
+        num_classes, num_train, num_eval = data.KNOWN_DATASETS[kind]
         if validation_fraction:
             data.check_config(data.DataConfig(
                 dataset=dataset, validation_fraction=validation_fraction))
