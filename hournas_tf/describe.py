@@ -10,9 +10,9 @@ import sys
 
 from absl import flags
 
-from hournas_tf import errors
 from hournas_tf import spaces
-from hournas_tf.errors import UserError
+from hournas_tf.common import runner
+from hournas_tf.common.errors import UserError
 from hournas_tf.resources import counting
 from hournas_tf.resources import tables
 from hournas_tf.spaces import architecture as arch_lib
@@ -239,4 +239,4 @@ def main(argv):
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main)
+    runner.run(main)

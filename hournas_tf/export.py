@@ -16,8 +16,8 @@ import sys
 
 from absl import flags
 
-from hournas_tf import errors
-from hournas_tf.errors import UserError
+from hournas_tf.common import runner
+from hournas_tf.common.errors import UserError
 from hournas_tf.exporting import config as config_lib
 
 
@@ -104,4 +104,4 @@ def main(argv):
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main)
+    runner.run(main)

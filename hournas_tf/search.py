@@ -16,10 +16,10 @@ import os
 from absl import flags
 
 from hournas_tf import distribute
-from hournas_tf import errors
 from hournas_tf import spaces
 from hournas_tf.command_flags import define_strategy_flags
-from hournas_tf.errors import UserError
+from hournas_tf.common import runner
+from hournas_tf.common.errors import UserError
 from hournas_tf.nas import config as config_lib
 from hournas_tf.resources.counting import human
 
@@ -342,7 +342,7 @@ def main(argv):
 
     if flags.FLAGS.resume:
         config = resume_config_from_flags(flags.FLAGS)
-        errors.keep_log(config.output_dir)  # the held log lines, appended
+        runner.keep_log(config.output_dir)  # the held log lines, appended
     else:
         config = config_from_flags(flags.FLAGS)
 
@@ -359,4 +359,4 @@ def main(argv):
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main, show_logs=lambda f: f.verbose >= 2)
+    runner.run(main, show_logs=lambda f: f.verbose >= 2)

@@ -13,9 +13,9 @@ CPU); the paper's recipes are flagfiles in configs/ (docs/train.md).
 from absl import flags
 
 from hournas_tf import distribute
-from hournas_tf import errors
 from hournas_tf.command_flags import define_strategy_flags
-from hournas_tf.errors import UserError
+from hournas_tf.common import runner
+from hournas_tf.common.errors import UserError
 from hournas_tf.training import config as config_lib
 from hournas_tf.training import resolve
 from hournas_tf.training import run_dir
@@ -153,4 +153,4 @@ def main(argv):
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main, show_logs=lambda f: f.verbose >= 2)
+    runner.run(main, show_logs=lambda f: f.verbose >= 2)

@@ -11,7 +11,7 @@ from conftest import run_python
 from fuzzing import check_refused
 
 from hournas_tf import spaces
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 from hournas_tf.nas import benchmarks as bm
 
 sys.path.insert(0, REPO)

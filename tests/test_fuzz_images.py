@@ -15,8 +15,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from hournas_tf import data
+from hournas_tf.common.errors import UserError
 from hournas_tf.data import image_folder
-from hournas_tf.errors import UserError
 
 # Image files are slow to write and large as data; every other health
 # check (filter_too_much among them) stays on.

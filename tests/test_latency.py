@@ -11,7 +11,7 @@ from conftest import run_python
 from fuzzing import check_refused
 
 import hournas_tf
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 from hournas_tf.resources import counting
 from hournas_tf.resources import latency
 from hournas_tf.resources import tables

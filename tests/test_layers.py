@@ -7,7 +7,7 @@ from testing import run_layer_test
 import hournas_tf
 from hournas_tf import spaces
 from hournas_tf.blocks import layers as hl
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 
 # (class, constructor arguments, weight variables, trainable variables)
 # for an (2, 8, 8, 8) input. BN layers hold 4 variables, 2 trainable.

@@ -10,7 +10,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / 'hournas_tf'
 # Folder (or top-level module) -> rank; a module may import from its own
 # folder and from lower ranks only.
 RANKS = {
-    'errors': 0,
+    'common': 0,
     'output_dir': 1,
     'normalization': 1,
     'distribute': 1,
@@ -24,9 +24,11 @@ RANKS = {
     'exporting': 5,
     'commands': 6,
 }
-PURE = ('errors', 'output_dir', 'normalization', 'spaces', 'resources')
+PURE = ('common/errors', 'common/runner', 'common/jsonio',
+        'common/preemption', 'output_dir', 'normalization', 'spaces',
+        'resources')
 # Checked without TensorFlow, which they import inside functions only.
-LAZY = ('distribute',)
+LAZY = ('distribute', 'common')
 
 
 def _unit(module):
@@ -94,21 +96,26 @@ def _module_names(nodes):
 
 @pytest.mark.parametrize('unit', PURE)
 def test_pure_layers_never_import_tensorflow_or_keras(unit):
-    single = PACKAGE / f'{unit}.py'
-    for path in [single] if single.exists() else sorted(
-            (PACKAGE / unit).rglob('*.py')):
+    for path in _paths(unit):
         tree = ast.parse(path.read_text())
         for name in _module_names(ast.walk(tree)):
             assert name.split('.')[0] not in ('tensorflow', 'keras'), \
                 f'{path}: imports {name}'
 
 
+def _paths(unit):
+    """The module files of `unit`: a module, or a folder's modules."""
+    single = PACKAGE / f'{unit}.py'
+    return [single] if single.exists() else sorted(
+        (PACKAGE / unit).rglob('*.py'))
+
+
 @pytest.mark.parametrize('unit', LAZY)
 def test_lazy_layers_import_tensorflow_inside_functions_only(unit):
-    path = PACKAGE / f'{unit}.py'
-    for name in _module_names(ast.parse(path.read_text()).body):
-        assert name.split('.')[0] not in ('tensorflow', 'keras'), \
-            f'{path}: imports {name} at module level'
+    for path in _paths(unit):
+        for name in _module_names(ast.parse(path.read_text()).body):
+            assert name.split('.')[0] not in ('tensorflow', 'keras'), \
+                f'{path}: imports {name} at module level'
 
 
 def test_layout_check_catches_an_upward_import(tmp_path):

@@ -30,7 +30,6 @@ import dataclasses
 import datetime
 import json
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -43,8 +42,10 @@ sys.path.insert(0, REPO)
 
 from absl import flags  # noqa: E402
 
-from hournas_tf import errors  # noqa: E402
-from hournas_tf.errors import UserError  # noqa: E402
+from hournas_tf.common import errors  # noqa: E402
+from hournas_tf.common import provenance  # noqa: E402
+from hournas_tf.common import runner  # noqa: E402
+from hournas_tf.common.errors import UserError  # noqa: E402
 from hournas_tf.nas import config as config_lib  # noqa: E402
 from hournas_tf.resources.counting import human  # noqa: E402
 
@@ -573,17 +574,12 @@ def write_outputs(config, command, started):
 
 def machine():
     """Where and with what the table was made."""
-    import keras
-    import tensorflow as tf
-
-    from hournas_tf.nas import benchmarks
-
-    load = os.getloadavg() if hasattr(os, 'getloadavg') else None
-    return {'platform': platform.platform(), 'cpus': os.cpu_count(),
-            'python': platform.python_version(),
-            'tensorflow': tf.__version__, 'keras': keras.__version__,
-            'commit': benchmarks.git_commit(REPO, mark_dirty=True),
-            'load_average': [round(x, 2) for x in load] if load else None}
+    m = provenance.machine()
+    return {'platform': m['platform'], 'cpus': m['cpu_count'],
+            'python': m['python'], 'tensorflow': m['tensorflow'],
+            'keras': m['keras'],
+            'commit': provenance.git_commit(REPO, mark_dirty=True),
+            'load_average': [round(x, 2) for x in m['loadavg']]}
 
 
 # --- Command -----------------------------------------------------------------
@@ -717,4 +713,4 @@ def main(argv):
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main)
+    runner.run(main)

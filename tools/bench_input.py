@@ -21,7 +21,8 @@ if __package__ in (None, ''):  # Run as `python tools/bench_input.py`.
 
 from absl import flags  # noqa: E402
 
-from hournas_tf import errors  # noqa: E402
+from hournas_tf.common import errors  # noqa: E402
+from hournas_tf.common import runner  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -153,4 +154,4 @@ def main(argv):
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main)
+    runner.run(main)

@@ -42,7 +42,9 @@ if __package__ in (None, ''):  # Run as `python tools/benchmark.py`.
 
 from absl import flags  # noqa: E402
 
-from hournas_tf import errors  # noqa: E402
+from hournas_tf.common import errors  # noqa: E402
+from hournas_tf.common import jsonio  # noqa: E402
+from hournas_tf.common import runner  # noqa: E402
 
 FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -395,7 +397,7 @@ def reusable_cases(paths):
     """{json [kind, params]: case record} of the ok cases in `paths`."""
     out = {}
     for path in paths:
-        data = errors.read_json(path, 'benchmark results')
+        data = jsonio.read_json(path, 'benchmark results')
         for case in data.get('cases', {}).values():
             if case.get('status') == 'ok':
                 key = json.dumps([case['kind'], case['params']],
@@ -522,4 +524,4 @@ def main(argv):
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main)
+    runner.run(main)

@@ -22,8 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 
 from absl import flags  # noqa: E402
 
-from hournas_tf import errors  # noqa: E402
-from hournas_tf.errors import UserError  # noqa: E402
+from hournas_tf.common import runner  # noqa: E402
+from hournas_tf.common.errors import UserError  # noqa: E402
 
 
 def define_flags():
@@ -138,4 +138,4 @@ def main(argv):
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main)
+    runner.run(main)

@@ -39,9 +39,9 @@ if __package__ in (None, ''):  # Run as `python tools/build_latency_table.py`.
 import numpy as np  # noqa: E402
 from absl import flags  # noqa: E402
 
-from hournas_tf import errors  # noqa: E402
 from hournas_tf import spaces  # noqa: E402
-from hournas_tf.errors import UserError  # noqa: E402
+from hournas_tf.common import runner  # noqa: E402
+from hournas_tf.common.errors import UserError  # noqa: E402
 from hournas_tf.resources import latency as latency_lib  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -226,4 +226,4 @@ def main(argv):
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main)
+    runner.run(main)

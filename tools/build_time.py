@@ -28,7 +28,7 @@ if __package__ in (None, ''):  # Run as `python tools/build_time.py`.
 
 from absl import flags  # noqa: E402
 
-from hournas_tf import errors  # noqa: E402
+from hournas_tf.common import runner  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -157,7 +157,7 @@ def main(argv):
 
     import hournas_tf
     from hournas_tf.blocks import layers as block_layers
-    from hournas_tf.nas.benchmarks import git_commit
+    from hournas_tf.common.provenance import git_commit
 
     tf.config.optimizer.set_experimental_options(
         {'disable_meta_optimizer': True})  # as run_search does
@@ -201,4 +201,4 @@ def main(argv):
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main)
+    runner.run(main)

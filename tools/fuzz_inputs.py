@@ -33,7 +33,8 @@ _TESTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 from absl import flags  # noqa: E402
 
-from hournas_tf import errors  # noqa: E402
+from hournas_tf.common import errors  # noqa: E402
+from hournas_tf.common import runner  # noqa: E402
 
 FLAGS = flags.FLAGS
 FOLDERS = 'image_folder_listing'
@@ -162,4 +163,4 @@ def main(argv):
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main)
+    runner.run(main)

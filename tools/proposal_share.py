@@ -32,9 +32,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 
 from absl import flags  # noqa: E402
 
-from hournas_tf import errors  # noqa: E402
 from hournas_tf import spaces  # noqa: E402
-from hournas_tf.errors import UserError  # noqa: E402
+from hournas_tf.common import runner  # noqa: E402
+from hournas_tf.common.errors import UserError  # noqa: E402
 from hournas_tf.nas import config as config_lib  # noqa: E402
 
 DRAWS = 10_000
@@ -195,4 +195,4 @@ def main(argv):
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main)
+    runner.run(main)

@@ -12,8 +12,9 @@ if __package__ in (None, ''):  # Run as `python tools/reference_table.py`.
 
 from absl import flags  # noqa: E402
 
-from hournas_tf import errors  # noqa: E402
 from hournas_tf import spaces  # noqa: E402
+from hournas_tf.common import errors  # noqa: E402
+from hournas_tf.common import runner  # noqa: E402
 from hournas_tf.resources import counting  # noqa: E402
 
 
@@ -43,4 +44,4 @@ def main(argv):
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main)
+    runner.run(main)

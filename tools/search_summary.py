@@ -25,7 +25,8 @@ if __package__ in (None, ''):  # Run as `python tools/search_summary.py`.
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
         __file__))))
 
-from hournas_tf import errors  # noqa: E402
+from hournas_tf.common import errors  # noqa: E402
+from hournas_tf.common import runner  # noqa: E402
 
 
 def read_history(run_dir):
@@ -128,4 +129,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    errors.run(main)
+    runner.run(main)

@@ -26,7 +26,7 @@ import keras
 
 from hournas_tf.blocks import layers as hl
 from hournas_tf.blocks import model as model_lib
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 from hournas_tf.exporting.config import require_qat
 
 FLAVORS = ('keras', 'tf_keras')

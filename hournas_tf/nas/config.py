@@ -7,9 +7,9 @@ the slow imports.
 import dataclasses
 import math
 
+from hournas_tf.common.errors import UserError
+from hournas_tf.common.errors import choices
 from hournas_tf.distribute import check_strategy
-from hournas_tf.errors import UserError
-from hournas_tf.errors import choices
 from hournas_tf.resources.counting import OBJECTIVES
 from hournas_tf.resources.latency import OBJECTIVE as LATENCY
 

@@ -31,14 +31,16 @@ and from stage 2's starting distribution.
 """
 
 import dataclasses
-import json
 import os
 import time
 
 import numpy as np
 
 from hournas_tf import spaces
-from hournas_tf.errors import UserError
+from hournas_tf.common import jsonio
+from hournas_tf.common import preemption
+from hournas_tf.common.errors import UserError
+from hournas_tf.common.runner import log
 from hournas_tf.nas import derive as derive_lib
 from hournas_tf.nas import restore
 from hournas_tf.nas.config import check_config
@@ -53,10 +55,6 @@ SAMPLE_TEMPERATURES = (5.0, 1.0, 0.5, 0.1)
 NUM_SAMPLES = 10_000
 
 
-def log(message):
-    print(f'[hournas] {message}', flush=True)
-
-
 def _h(value):
     return counting.human(value)
 
@@ -69,9 +67,7 @@ def _proposals():
 
 
 def _write_json(path, data):
-    with open(path, 'w') as f:
-        json.dump(data, f, indent=2, default=_jsonable)
-        f.write('\n')
+    jsonio.write_json(path, data, default=_jsonable)
 
 
 def _jsonable(value):
@@ -381,7 +377,7 @@ def train_stage(stage, supernet, search_data, epochs, steps, config,
                          callbacks=cbs, verbose=config.verbose,
                          shuffle=False)
     except tf.errors.ResourceExhaustedError as e:
-        raise UserError(checkpointing.oom_message(
+        raise UserError(preemption.oom_message(
             e, search_data.global_batch_size)) from None
     return time.perf_counter() - start
 
@@ -474,7 +470,7 @@ def run_search(config, strategy=None):
 def resume_config(output_dir, **overrides):
     """The `SearchConfig` of the run in `output_dir` (its
     search_config.json) with `overrides`, set to resume."""
-    from hournas_tf.errors import read_json
+    from hournas_tf.common.jsonio import read_json
     from hournas_tf.nas.config import SearchConfig
 
     if not os.path.isdir(output_dir):
@@ -496,9 +492,8 @@ def resume_config(output_dir, **overrides):
 def _run_resumable(config, strategy, output):
     """`_run_search`; SIGTERM: a checkpoint, then a line saying how to
     resume (returns None)."""
-    from hournas_tf.nas import checkpointing
 
-    return checkpointing.preemptible(_run_search, config, strategy, output)
+    return preemption.preemptible(_run_search, config, strategy, output)
 
 
 def _build_stage1(space, vital, config, steps, strategy):
@@ -616,7 +611,7 @@ def _run_search(config, strategy, output, sigterm=None):
                  'proposals': presult.logits, 'tau_end': pconfig.tau_end,
                  'proposal_optimization': pinfo, 'seconds': timings}
         # Stage 1's result, whole or absent: a resumed run starts here.
-        checkpointing.write_json_atomic(os.path.join(
+        jsonio.write_json(os.path.join(
             config.output_dir, checkpointing.STAGE1_FILE), saved,
             default=_jsonable)
     else:

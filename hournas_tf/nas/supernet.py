@@ -77,7 +77,7 @@ import numpy as np
 import tensorflow as tf
 
 from hournas_tf.blocks import layers as hl
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 from hournas_tf.nas import arch_params as params_lib
 from hournas_tf.nas import budget as budget_lib
 from hournas_tf.nas import sampling
