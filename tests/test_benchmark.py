@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from conftest import REPO
 from conftest import run_python
-from fuzzing import check_refused
 
 from hournas_tf import spaces
 from hournas_tf.common.errors import UserError
+from hournas_tf.fuzzing import check_refused
 from hournas_tf.nas import benchmarks as bm
 
 sys.path.insert(0, REPO)

@@ -5,11 +5,11 @@ import textwrap
 
 import pytest
 from conftest import run_python
-from fuzzing import check_refused
 
 from hournas_tf.common import errors
 from hournas_tf.common import jsonio
 from hournas_tf.common import runner
+from hournas_tf.fuzzing import check_refused
 
 # A command whose main writes log lines the way TensorFlow does (C++ on file
 # descriptor 2, Python through absl logging) before it fails.

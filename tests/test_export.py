@@ -17,7 +17,6 @@ from export_testing import random_images
 from export_testing import random_model
 from export_testing import randomize_batch_norm
 from export_testing import shared_trained_model
-from fuzzing import check_refused
 
 import hournas_tf
 from hournas_tf.common import provenance
@@ -33,6 +32,7 @@ from hournas_tf.exporting import saved_model
 from hournas_tf.exporting import source
 from hournas_tf.exporting import tflite
 from hournas_tf.exporting import twins
+from hournas_tf.fuzzing import check_refused
 
 
 def small(name):

@@ -22,7 +22,8 @@ RANKS = {
     'nas': 4,
     'training': 5,
     'exporting': 5,
-    'commands': 6,
+    'experiments': 6,
+    'commands': 7,
 }
 PURE = ('common/errors', 'common/runner', 'common/jsonio',
         'common/preemption', 'output_dir', 'normalization', 'spaces',

@@ -11,7 +11,6 @@ import pytest
 import tensorflow as tf
 from conftest import REPO
 from conftest import run_module
-from fuzzing import check_refused
 
 import hournas_tf
 from hournas_tf import data
@@ -20,6 +19,7 @@ from hournas_tf import train
 from hournas_tf.blocks import layers  # noqa: F401  (registers them for load)
 from hournas_tf.common import jsonio
 from hournas_tf.common.errors import UserError
+from hournas_tf.fuzzing import check_refused
 from hournas_tf.resources import counting
 from hournas_tf.training import callbacks as callbacks_lib
 from hournas_tf.training import config as config_lib

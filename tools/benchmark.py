@@ -36,15 +36,11 @@ import sys
 import tempfile
 import time
 
-if __package__ in (None, ''):  # Run as `python tools/benchmark.py`.
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-        __file__))))
+from absl import flags
 
-from absl import flags  # noqa: E402
-
-from hournas_tf.common import errors  # noqa: E402
-from hournas_tf.common import jsonio  # noqa: E402
-from hournas_tf.common import runner  # noqa: E402
+from hournas_tf.common import errors
+from hournas_tf.common import jsonio
+from hournas_tf.common import runner
 
 FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -11,17 +11,12 @@ with its status, time and machine load.
 
 import glob
 import os
-import sys
 
-if __package__ in (None, ''):  # Run as `python tools/benchmarks_md.py`.
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-        __file__))))
+from absl import flags
 
-from absl import flags  # noqa: E402
-
-from hournas_tf.common import errors  # noqa: E402
-from hournas_tf.common import jsonio  # noqa: E402
-from hournas_tf.common import runner  # noqa: E402
+from hournas_tf.common import errors
+from hournas_tf.common import jsonio
+from hournas_tf.common import runner
 
 FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

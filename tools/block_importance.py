@@ -15,30 +15,24 @@ lose more accuracy on average than the non-vital ones.
 
 import json
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
+from absl import flags
 
-from absl import flags  # noqa: E402
-
-from hournas_tf.common import runner  # noqa: E402
-from hournas_tf.common.errors import UserError  # noqa: E402
+from hournas_tf import command_flags
+from hournas_tf.common import runner
+from hournas_tf.common.errors import UserError
 
 
 def define_flags():
     flags.DEFINE_string('model', None, 'A .keras model of a hournas_tf '
                         'architecture (e.g. model.keras of python -m '
                         'hournas_tf.train).')
-    flags.DEFINE_string('arch', None, 'Its architecture: a reference name '
-                        'or a compact string (default: the arch of '
-                        'train_config.json next to the model).')
-    flags.DEFINE_string('arch_file', None, 'Its architecture as a JSON '
-                        'file (instead of --arch).')
-    flags.DEFINE_string('dataset', 'digits', 'Dataset whose test (eval) '
-                        'split is measured: digits, fashion_mnist[:PATH], '
-                        'cifar10, imagenet2012 or image_folder:PATH.')
-    flags.DEFINE_string('data_dir', None, 'tensorflow-datasets data dir.')
+    command_flags.define_arch_flags(notes={
+        'arch': "The model's (default: the arch of train_config.json next "
+                'to the model).',
+        'arch_file': 'Instead of --arch.'})
+    command_flags.define_data_flags('digits', use=(
+        'Dataset whose test (eval) split is measured'))
     flags.DEFINE_list('probabilities', ['0.3', '0.6', '1.0'],
                       'Masking probabilities p.')
     flags.DEFINE_integer('seeds', 3, 'Mask seeds averaged per block and p.',

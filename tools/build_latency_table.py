@@ -32,29 +32,22 @@ import os
 import sys
 import time
 
-if __package__ in (None, ''):  # Run as `python tools/build_latency_table.py`.
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-        __file__))))
+import numpy as np
+from absl import flags
 
-import numpy as np  # noqa: E402
-from absl import flags  # noqa: E402
-
-from hournas_tf import spaces  # noqa: E402
-from hournas_tf.common import runner  # noqa: E402
-from hournas_tf.common.errors import UserError  # noqa: E402
-from hournas_tf.resources import latency as latency_lib  # noqa: E402
+from hournas_tf import command_flags
+from hournas_tf import spaces
+from hournas_tf.common import runner
+from hournas_tf.common.errors import UserError
+from hournas_tf.resources import latency as latency_lib
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
     """Defines the tool's flags (only when run as a script)."""
-    flags.DEFINE_enum('space', None, spaces.SPACE_NAMES, 'Search space.')
-    flags.DEFINE_integer('image_size', 224, 'Input size.', lower_bound=8)
-    flags.DEFINE_float('width_multiplier', 1.0, 'Channel multiplier.',
-                       lower_bound=0.01)
-    flags.DEFINE_integer('num_classes', 1000, 'Classifier outputs.',
-                         lower_bound=2)
+    command_flags.define_space_flags(dict(
+        space=None, image_size=224, width_multiplier=1.0, num_classes=1000))
     flags.DEFINE_integer('threads', 1, 'LiteRT threads.', lower_bound=1)
     flags.DEFINE_enum('mode', 'fp32', latency_lib.MODES, 'fp32 or int8 '
                       '(full-integer) models.')

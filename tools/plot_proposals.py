@@ -16,30 +16,19 @@ search's proposals_stage2.png (`nas.search_lib.optimize`). Writes the PNG
 
 import json
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
+from absl import flags
 
-from absl import flags  # noqa: E402
-
-from hournas_tf import spaces  # noqa: E402
-from hournas_tf.common import runner  # noqa: E402
-from hournas_tf.common.errors import UserError  # noqa: E402
-from hournas_tf.nas import config as config_lib  # noqa: E402
+from hournas_tf import command_flags
+from hournas_tf import spaces
+from hournas_tf.common import runner
+from hournas_tf.common.errors import UserError
+from hournas_tf.nas import config as config_lib
 
 
 def define_flags():
-    flags.DEFINE_enum('space', 'efficientnet', spaces.SPACE_NAMES,
-                      'Search space.')
-    flags.DEFINE_integer('image_size', 32, 'Input size.', lower_bound=8)
-    flags.DEFINE_integer('num_classes', 10, 'Classes.', lower_bound=2)
-    flags.DEFINE_float('width_multiplier', 0.25, 'Width multiplier.',
-                       lower_bound=0.01)
-    flags.DEFINE_float('target_macs', None, 'Whole-network MACs target.')
-    flags.DEFINE_float('target_params', None, 'Whole-network params '
-                       'target.')
-    flags.DEFINE_float('tolerance', 0.03, 'Relative tolerance.')
+    command_flags.define_space_flags(command_flags.demo_space())
+    command_flags.define_target_flags()
     flags.DEFINE_integer('num_proposals', 8, 'Number of space proposals m.',
                          lower_bound=1)
     flags.DEFINE_integer('proposal_iters', 1000, 'Iterations of the '

@@ -25,33 +25,22 @@ time, as a markdown table;
 import dataclasses
 import json
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
+from absl import flags
 
-from absl import flags  # noqa: E402
-
-from hournas_tf import spaces  # noqa: E402
-from hournas_tf.common import runner  # noqa: E402
-from hournas_tf.common.errors import UserError  # noqa: E402
-from hournas_tf.nas import config as config_lib  # noqa: E402
+from hournas_tf import command_flags
+from hournas_tf import spaces
+from hournas_tf.common import runner
+from hournas_tf.common.errors import UserError
+from hournas_tf.nas import config as config_lib
 
 DRAWS = 10_000
 DRAWS_PER_PROPOSAL = 2_000
 
 
 def define_flags():
-    flags.DEFINE_enum('space', 'efficientnet', spaces.SPACE_NAMES,
-                      'Search space.')
-    flags.DEFINE_integer('image_size', 32, 'Input size.', lower_bound=8)
-    flags.DEFINE_integer('num_classes', 10, 'Classes.', lower_bound=2)
-    flags.DEFINE_float('width_multiplier', 0.25, 'Width multiplier.',
-                       lower_bound=0.01)
-    flags.DEFINE_float('target_macs', 10e6, 'Whole-network MACs target.')
-    flags.DEFINE_float('target_params', 0.25e6, 'Whole-network params '
-                       'target.')
-    flags.DEFINE_float('tolerance', 0.03, 'Relative tolerance.')
+    command_flags.define_space_flags(command_flags.demo_space())
+    command_flags.define_target_flags(macs=10e6, params=0.25e6)
     flags.DEFINE_list('vital_ops', None, 'Vital ops (one per vital layer, '
                       'or "max", the default).')
     flags.DEFINE_multi_string('variants', [

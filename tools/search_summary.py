@@ -19,14 +19,9 @@ top probability), the rows changed, and the stage times.
 import json
 import os
 import statistics
-import sys
 
-if __package__ in (None, ''):  # Run as `python tools/search_summary.py`.
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-        __file__))))
-
-from hournas_tf.common import errors  # noqa: E402
-from hournas_tf.common import runner  # noqa: E402
+from hournas_tf.common import errors
+from hournas_tf.common import runner
 
 
 def read_history(run_dir):

@@ -1,6 +1,7 @@
-"""Shared harness of the fuzz tests (tests/test_fuzz_*.py) and of
-tools/fuzz_inputs.py: malformed inputs as hypothesis strategies, the
-commands run in-process, and the checks every bad input must pass.
+"""The fuzz harness of tools/fuzz_inputs.py and of the tests
+(tests/test_fuzz_*.py; needs hypothesis, the test extra): malformed inputs
+as hypothesis strategies, the commands run in-process, and the checks
+every bad input must pass.
 
 A command runs in-process exactly as `python -m hournas_tf.<command>` runs
 it: its `define_flags()`, then `runner.run(main)` with `sys.argv`; stdout
