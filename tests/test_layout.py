@@ -126,3 +126,72 @@ def test_layout_check_catches_an_upward_import(tmp_path):
     targets = [t for t, _, _ in _imports(path)]
     assert targets == ['hournas_tf.nas']
     assert RANKS[_unit(targets[0])] > RANKS[_unit('hournas_tf.spaces.bad')]
+
+
+def test_every_folder_of_the_package_has_a_rank():
+    folders = {p.name for p in PACKAGE.iterdir()
+               if p.is_dir() and (p / '__init__.py').exists()}
+    assert folders <= set(RANKS), sorted(folders - set(RANKS))
+
+
+TOOLS = PACKAGE.parent / 'tools'
+
+
+def _private_uses(tree):
+    """The private names of hournas_tf that a module uses: `_x` imported
+    from it, or `module._x` of a hournas_tf module it imported."""
+    bound, bad = set(), []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and \
+                node.module.startswith('hournas_tf'):
+            for alias in node.names:
+                if alias.name.startswith('_'):
+                    bad.append(f'{node.lineno}: {node.module}.{alias.name}')
+                bound.add(alias.asname or alias.name)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith('hournas_tf'):
+                    bound.add(alias.asname or alias.name.split('.')[0])
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr.startswith('_') \
+                and not node.attr.startswith('__'):
+            root = node.value
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in bound:
+                bad.append(f'{node.lineno}: {ast.unparse(node)}')
+    return sorted(bad, key=lambda line: int(line.split(':')[0]))
+
+
+def _edits_sys_path(tree):
+    return [node.lineno for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and node.attr == 'path'
+            and isinstance(node.value, ast.Name) and node.value.id == 'sys']
+
+
+@pytest.mark.parametrize('path', sorted(TOOLS.glob('*.py')),
+                         ids=lambda p: p.name)
+def test_tools_use_public_names_and_leave_sys_path_alone(path):
+    tree = ast.parse(path.read_text())
+    assert not _private_uses(tree), _private_uses(tree)
+    assert not _edits_sys_path(tree), f'sys.path at lines ' \
+        f'{_edits_sys_path(tree)}'
+    assert not [n for n in _module_names(ast.walk(tree))
+                if n.split('.')[0] in ('tests', 'conftest', 'fuzzing')]
+
+
+def test_tool_checks_catch_private_names_and_sys_path():
+    """The checks themselves can fail."""
+    tree = ast.parse(
+        'import sys\n'
+        'from hournas_tf.nas import search_lib\n'
+        'from hournas_tf.nas.search_lib import _space\n'
+        'import hournas_tf.nas.derive\n'
+        'sys.path.insert(0, "..")\n'
+        'search_lib._space(None)\n'
+        'hournas_tf.nas.derive._x\n'
+        'other._private\n')
+    assert _private_uses(tree) == [
+        '3: hournas_tf.nas.search_lib._space', '6: search_lib._space',
+        '7: hournas_tf.nas.derive._x']
+    assert _edits_sys_path(tree) == [5]

@@ -168,7 +168,7 @@ class _Builder:
             x = self.conv_bn(x, f'{n}_pw', block.pw, block.pw_bn,
                              block.activation)
         x = self.shuffle(x, f'{n}_shuffle', block.groups)
-        for dw, dw_bn, _ in block._depthwise():
+        for dw, dw_bn, _ in block.depthwise_stages():
             x = self.conv_bn(x, f'{n}_{dw.name}', dw, dw_bn,
                              block.activation)
         if block.se is not None:
