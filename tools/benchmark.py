@@ -40,6 +40,7 @@ from absl import flags
 
 from hournas_tf.common import errors
 from hournas_tf.common import jsonio
+from hournas_tf.common import provenance
 from hournas_tf.common import runner
 
 FLAGS = flags.FLAGS
@@ -296,9 +297,9 @@ def case_throughput(params):
     if params.get('device', 'cpu') == 'gpu':
         if not gpus:
             raise RuntimeError('no GPU visible to TensorFlow')
-        device, device_name = 'GPU:0', bm.machine()['gpus'][0]
+        device, device_name = 'GPU:0', provenance.machine()['gpus'][0]
     else:
-        device, device_name = 'CPU:0', bm.machine()['cpu']
+        device, device_name = 'CPU:0', provenance.machine()['cpu']
     if params['policy']:
         keras.mixed_precision.set_global_policy(params['policy'])
     space = _space(params)
@@ -477,7 +478,6 @@ def main(argv):
             raise errors.UserError(
                 '--device=gpu: no GPU visible to TensorFlow; run the same '
                 'code path on the CPU with --device=cpu --throughput')
-    from hournas_tf.nas import benchmarks as bm
 
     path = results_path(FLAGS.output, FLAGS.device, throughput)
     header = {'command': command_line(sys.argv), 'device': FLAGS.device,
@@ -485,8 +485,8 @@ def main(argv):
                   ' quick' if FLAGS.quick else '') + (
                   ' tiny' if FLAGS.tiny else ''),
               'date': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
-              'commit': bm.git_commit(REPO), 'machine': bm.machine(),
-              'path': path}
+              'commit': provenance.git_commit(REPO),
+              'machine': provenance.machine(), 'path': path}
     header['planned'] = [c[0] for c in cases]
     reusable = reusable_cases(FLAGS.resume_from or [])
     start = time.perf_counter()
