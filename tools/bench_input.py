@@ -18,6 +18,7 @@ from absl import flags
 
 from hournas_tf import command_flags
 from hournas_tf.common import errors
+from hournas_tf.common import jsonio
 from hournas_tf.common import runner
 
 FLAGS = flags.FLAGS
@@ -141,9 +142,7 @@ def main(argv):
     if FLAGS.json == '-':
         print(json.dumps(result, indent=2))
     elif FLAGS.json:
-        with open(FLAGS.json, 'w') as f:
-            json.dump(result, f, indent=2)
-            f.write('\n')
+        jsonio.write_json(FLAGS.json, result)
 
 
 if __name__ == '__main__':

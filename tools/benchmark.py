@@ -339,8 +339,7 @@ def run_one_case(kind, params, output):
               'wall': time.perf_counter() - start[0],
               'cpu': time.process_time() - start[1],
               'loadavg': list(os.getloadavg())}
-    with open(output, 'w') as f:
-        json.dump(record, f, indent=1, default=float)
+    jsonio.write_json(output, record, default=float, indent=1)
 
 
 # --- The parent ------------------------------------------------------------
@@ -419,11 +418,7 @@ def write_results(path, header, results):
     from hournas_tf.nas import benchmarks as bm
 
     data = dict(header, cases=results, figures=bm.figures(results))
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(data, f, indent=1, default=float)
-        f.write('\n')
-    os.replace(tmp, path)
+    jsonio.write_json(path, data, default=float, indent=1)
     return data
 
 

@@ -19,6 +19,7 @@ import os
 from absl import flags
 
 from hournas_tf import command_flags
+from hournas_tf.common import jsonio
 from hournas_tf.common import runner
 from hournas_tf.common.errors import UserError
 
@@ -112,9 +113,8 @@ def main(argv):
               'dataset': f.dataset, 'eval_split': info.eval_split,
               'num_eval': info.num_eval, **result}
     os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, 'block_importance.json'), 'w') as fp:
-        json.dump(result, fp, indent=2)
-        fp.write('\n')
+    jsonio.write_json(os.path.join(output_dir, 'block_importance.json'),
+                      result)
     bi.plot(result, f'block importance of {arch.name or arch.space} on '
             f'{f.dataset} ({info.eval_split})',
             os.path.join(output_dir, 'block_importance.png'))

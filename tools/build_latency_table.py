@@ -27,7 +27,6 @@ of timing them, to time them with TFLite's `benchmark_model` on a device;
 """
 
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -37,6 +36,7 @@ from absl import flags
 
 from hournas_tf import command_flags
 from hournas_tf import spaces
+from hournas_tf.common import jsonio
 from hournas_tf.common import runner
 from hournas_tf.common.errors import UserError
 from hournas_tf.resources import latency as latency_lib
@@ -108,11 +108,11 @@ def export_blocks(space, folder, mode, seed):
     for name, data in models.items():
         with open(os.path.join(folder, f'{name}.tflite'), 'wb') as f:
             f.write(data)
-    with open(os.path.join(folder, 'blocks.json'), 'w') as f:
-        json.dump({'space': space.name, 'image_size': space.image_size,
-                   'width_multiplier': space.width_multiplier,
-                   'num_classes': space.num_classes, 'mode': mode,
-                   'blocks': list(models)}, f, indent=1)
+    jsonio.write_json(os.path.join(folder, 'blocks.json'), {
+        'space': space.name, 'image_size': space.image_size,
+        'width_multiplier': space.width_multiplier,
+        'num_classes': space.num_classes, 'mode': mode,
+        'blocks': list(models)}, indent=1)
     log(f'wrote {len(models)} block models to {folder}/')
 
 
@@ -208,11 +208,10 @@ def main(argv):
         table, evaluation = measure(space, f)
     latency_lib.save_table(table, output)
     if f.json:
-        with open(f.json, 'w') as out:
-            json.dump({'table': output, 'info': table.info,
-                       'calibration': table.calibration,
-                       'evaluation': evaluation}, out, indent=1)
-            out.write('\n')
+        jsonio.write_json(f.json, {
+            'table': output, 'info': table.info,
+            'calibration': table.calibration, 'evaluation': evaluation},
+            indent=1)
     log(f'wrote {output}: {len(latency_lib.space_blocks(space))} blocks of '
         f'{table.describe()}, {table.mode}, {table.threads} thread(s)')
 

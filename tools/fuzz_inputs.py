@@ -20,13 +20,13 @@ whole. The first failing case of a target is shrunk and printed; the tool
 then goes on with the next target and exits with 1. Needs hypothesis.
 """
 
-import json
 import tempfile
 import time
 
 from absl import flags
 
 from hournas_tf.common import errors
+from hournas_tf.common import jsonio
 from hournas_tf.common import runner
 
 FLAGS = flags.FLAGS
@@ -147,9 +147,9 @@ def main(argv):
     print(f'total: {total} cases, {len(failed)} target(s) failed'
           + (f': {", ".join(failed)}' if failed else ''))
     if f['counts_json']:
-        with open(f['counts_json'], 'w') as out:
-            json.dump({'seed': f['fuzz_seed'], 'targets': rows,
-                       'total': total}, out, indent=1)
+        jsonio.write_json(f['counts_json'], {
+            'seed': f['fuzz_seed'], 'targets': rows, 'total': total},
+            indent=1)
     return 1 if failed else 0
 
 

@@ -14,13 +14,13 @@ search's proposals_stage2.png (`nas.search_lib.optimize`). Writes the PNG
 (`--output`) and the numbers next to it as JSON.
 """
 
-import json
 import os
 
 from absl import flags
 
 from hournas_tf import command_flags
 from hournas_tf import spaces
+from hournas_tf.common import jsonio
 from hournas_tf.common import runner
 from hournas_tf.common.errors import UserError
 from hournas_tf.nas import config as config_lib
@@ -81,14 +81,13 @@ def main(argv):
     _, _, _, info = search_lib.optimize(space, searched, vital_ops, config,
                                         f.output)
     path = f.output[:-len('.png')] + '.json'
-    with open(path, 'w') as fp:
-        json.dump({'space': space.name, 'image_size': space.image_size,
-                   'width_multiplier': space.width_multiplier,
-                   'targets': config.targets, 'tolerance': config.tolerance,
-                   'vital_ops': {i + 1: op for i, op in vital_ops.items()},
-                   'searched_layers': [i + 1 for i in searched], **info},
-                  fp, indent=2, default=float)
-        fp.write('\n')
+    jsonio.write_json(path, {
+        'space': space.name, 'image_size': space.image_size,
+        'width_multiplier': space.width_multiplier,
+        'targets': config.targets, 'tolerance': config.tolerance,
+        'vital_ops': {i + 1: op for i, op in vital_ops.items()},
+        'searched_layers': [i + 1 for i in searched], **info},
+        default=float)
     print(f'wrote {f.output} and {path}')
 
 

@@ -23,13 +23,13 @@ time, as a markdown table;
 """
 
 import dataclasses
-import json
 import os
 
 from absl import flags
 
 from hournas_tf import command_flags
 from hournas_tf import spaces
+from hournas_tf.common import jsonio
 from hournas_tf.common import runner
 from hournas_tf.common.errors import UserError
 from hournas_tf.nas import config as config_lib
@@ -175,11 +175,10 @@ def main(argv):
                for name, overrides in variants.items()}
     print(markdown(results, f.tolerance))
     if f.output:
-        with open(f.output, 'w') as fp:
-            json.dump({'space': space.name, 'image_size': space.image_size,
-                       'targets': targets, 'tolerance': f.tolerance,
-                       'variants': results}, fp, indent=2)
-            fp.write('\n')
+        jsonio.write_json(f.output, {
+            'space': space.name, 'image_size': space.image_size,
+            'targets': targets, 'tolerance': f.tolerance,
+            'variants': results})
 
 
 if __name__ == '__main__':
