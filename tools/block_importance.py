@@ -13,7 +13,6 @@ block_importance/ next to the model) and prints whether the vital blocks
 lose more accuracy on average than the non-vital ones.
 """
 
-import json
 import os
 
 from absl import flags
@@ -58,8 +57,8 @@ def resolve_arch(model_path, arch, arch_file):
     if not os.path.isfile(path):
         raise UserError(f'no --arch and no {path}: give the model\'s '
                         'architecture with --arch or --arch_file')
-    with open(path) as f:
-        return Architecture.from_string(json.load(f)['arch'])
+    return Architecture.from_string(
+        jsonio.read_json(path, 'training config')['arch'])
 
 
 def probabilities(values):

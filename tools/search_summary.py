@@ -21,6 +21,7 @@ import os
 import statistics
 
 from hournas_tf.common import errors
+from hournas_tf.common import jsonio
 from hournas_tf.common import runner
 
 
@@ -80,8 +81,7 @@ def result_row(run_dir):
     path = os.path.join(run_dir, 'arch.json')
     if not os.path.isfile(path):
         return f'| {run_dir} | unfinished | | | | | | |'
-    with open(path) as f:
-        arch = json.load(f)
+    arch = jsonio.read_json(path, 'architecture file')
     search = arch['search']
     seconds = search.get('seconds', {})
     times = ', '.join(f'{k} {v:.0f} s' for k, v in seconds.items())

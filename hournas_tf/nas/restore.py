@@ -10,7 +10,6 @@ given its inherited weights (`derive.standalone_model`), not only the
 derived ones.
 """
 
-import json
 import os
 
 import numpy as np
@@ -58,8 +57,7 @@ def load_spec(run_dir):
         raise UserError(f'{run_dir} has no {SPEC_FILE}: not a finished '
                         'search run (or one from before supernets were '
                         'saved)')
-    with open(path) as f:
-        spec = json.load(f)
+    spec = jsonio.read_json(path, 'supernet spec')
     if spec.get('version') != SPEC_VERSION:
         raise UserError(f'{path}: unsupported version '
                         f'{spec.get("version")!r}; expected {SPEC_VERSION}')
