@@ -15,7 +15,7 @@ from conftest import REPO
 from conftest import run_python
 
 from hournas_tf import distribute
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 from hournas_tf.nas import config as search_config
 from hournas_tf.training import config as train_config
 

@@ -17,11 +17,11 @@ from export_testing import random_images
 from export_testing import random_model
 from export_testing import randomize_batch_norm
 from export_testing import shared_trained_model
-from fuzzing import check_refused
 
 import hournas_tf
-from hournas_tf.errors import STDERR_LOG
-from hournas_tf.errors import UserError
+from hournas_tf.common import provenance
+from hournas_tf.common.errors import UserError
+from hournas_tf.common.runner import STDERR_LOG
 from hournas_tf.exporting import benchmark
 from hournas_tf.exporting import config as config_lib
 from hournas_tf.exporting import export_lib
@@ -32,6 +32,7 @@ from hournas_tf.exporting import saved_model
 from hournas_tf.exporting import source
 from hournas_tf.exporting import tflite
 from hournas_tf.exporting import twins
+from hournas_tf.fuzzing import check_refused
 
 
 def small(name):
@@ -259,7 +260,7 @@ def test_interpreter_and_latency_report_their_conditions():
     assert benchmark.machine()['cores'] == os.cpu_count()
     assert benchmark.busy(load=1e9) and not benchmark.busy(load=0.0)
     assert benchmark.load_average() is None or benchmark.load_average() >= 0
-    assert benchmark.cpu_model()
+    assert provenance.cpu_model()
 
 
 def test_interpreter_falls_back_to_builtin_kernels(monkeypatch):

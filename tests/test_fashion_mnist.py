@@ -10,8 +10,8 @@ import pytest
 from conftest import run_module
 
 from hournas_tf import data
+from hournas_tf.common.errors import UserError
 from hournas_tf.data import fashion_mnist
-from hournas_tf.errors import UserError
 
 DEBIAN = fashion_mnist.DEBIAN_DIR
 needs_files = pytest.mark.skipif(

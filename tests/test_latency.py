@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from conftest import run_module
 from conftest import run_python
-from fuzzing import check_refused
 
 import hournas_tf
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
+from hournas_tf.fuzzing import check_refused
 from hournas_tf.resources import counting
 from hournas_tf.resources import latency
 from hournas_tf.resources import tables

@@ -7,7 +7,7 @@ from testing import run_layer_test
 import hournas_tf
 from hournas_tf import spaces
 from hournas_tf.blocks import layers as hl
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 
 # (class, constructor arguments, weight variables, trainable variables)
 # for an (2, 8, 8, 8) input. BN layers hold 4 variables, 2 trainable.
@@ -286,3 +286,33 @@ def test_fused_batch_norm_is_one_kernel_in_training_only():
     finally:
         hl.FusedBatchNormalization.enabled = True
 
+
+
+def test_depthwise_stages_one_or_two_for_a_cascade():
+    plain = hl.InvertedResidual(8, 8, 3, 6)
+    cascade = hl.InvertedResidual(8, 8, 3, 6, cascade=True)
+    assert [s[0] for s in plain.depthwise_stages()] == [plain.dw]
+    assert [(s[0], s[1]) for s in cascade.depthwise_stages()] == [
+        (cascade.dw, cascade.dw_bn), (cascade.dw2, cascade.dw2_bn)]
+
+
+def test_nested_layers_are_the_layers_keras_tracks():
+    """The public walk finds what Keras' private `_flatten_layers` does:
+    in a built model (custom layers inside) and in a supernet."""
+    from hournas_tf.blocks.nesting import nested_layers
+    from hournas_tf.nas import supernet
+
+    model = hournas_tf.build_model(spaces.get_reference(
+        'efficientnet_b0', image_size=32, num_classes=10,
+        width_multiplier=0.25), include_preprocessing=True)
+    space = spaces.get_space('fbnet', image_size=32, num_classes=10,
+                             width_multiplier=0.25)
+    net = supernet.build_supernet(space, tuple(space.vital_layers))
+    for m in (model, net):
+        found = nested_layers(m)
+        assert len({id(x) for x in found}) == len(found)  # each once
+        assert {id(x) for x in found} == {
+            id(x) for x in m._flatten_layers(include_self=False)}
+    assert any(isinstance(x, keras.layers.BatchNormalization)
+               for x in nested_layers(model.layers[-5]))
+    assert nested_layers(keras.layers.Dense(2)) == []

@@ -12,7 +12,8 @@ import pytest
 from conftest import REPO
 from conftest import run_module
 from conftest import run_python
-from fuzzing import check_refused
+
+from hournas_tf.fuzzing import check_refused
 
 # A tiny deterministic search: stage 2 has 2 epochs x 3 steps, a
 # checkpoint after every step.

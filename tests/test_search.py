@@ -7,10 +7,10 @@ import pytest
 from conftest import REPO
 from conftest import run_module
 from conftest import run_python
-from fuzzing import check_refused
 
 from hournas_tf import spaces
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
+from hournas_tf.fuzzing import check_refused
 from hournas_tf.nas import config as config_lib
 from hournas_tf.nas import proposal_report
 from hournas_tf.nas import search_lib

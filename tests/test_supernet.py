@@ -4,7 +4,7 @@ import tensorflow as tf
 
 import hournas_tf  # noqa: F401  (sets KERAS_BACKEND)
 from hournas_tf import spaces
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 from hournas_tf.nas import budget as budget_lib
 from hournas_tf.nas import proposals
 from hournas_tf.nas import supernet

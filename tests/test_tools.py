@@ -6,9 +6,9 @@ import os
 import pytest
 from conftest import REPO
 from conftest import run_python
-from fuzzing import check_refused
 
 from hournas_tf import spaces
+from hournas_tf.fuzzing import check_refused
 
 
 def run_tool(name, *args):

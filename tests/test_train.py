@@ -11,14 +11,15 @@ import pytest
 import tensorflow as tf
 from conftest import REPO
 from conftest import run_module
-from fuzzing import check_refused
 
 import hournas_tf
 from hournas_tf import data
 from hournas_tf import spaces
 from hournas_tf import train
 from hournas_tf.blocks import layers  # noqa: F401  (registers them for load)
-from hournas_tf.errors import UserError
+from hournas_tf.common import jsonio
+from hournas_tf.common.errors import UserError
+from hournas_tf.fuzzing import check_refused
 from hournas_tf.resources import counting
 from hournas_tf.training import callbacks as callbacks_lib
 from hournas_tf.training import config as config_lib
@@ -266,7 +267,7 @@ def test_default_output_dir_and_write_json(tmp_path):
     path = run_dir.default_output_dir('tiny', datetime.datetime(
         2026, 1, 2, 3, 4, 5))
     assert path == os.path.join('runs', 'train-tiny-20260102-030405')
-    run_dir.write_json(tmp_path / 'x.json', {'a': 1})
+    jsonio.write_json(tmp_path / 'x.json', {'a': 1})
     assert json.loads((tmp_path / 'x.json').read_text()) == {'a': 1}
 
 

@@ -19,26 +19,20 @@ Run one process per variant (a traced 17-layer fbnet supernet holds ~5 GB).
 
 import json
 import os
-import sys
 import time
 
-if __package__ in (None, ''):  # Run as `python tools/build_time.py`.
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-        __file__))))
+from absl import flags
 
-from absl import flags  # noqa: E402
-
-from hournas_tf import errors  # noqa: E402
+from hournas_tf import command_flags
+from hournas_tf.common import runner
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
     """Defines the tool's flags (only when run as a script)."""
-    flags.DEFINE_string('space', 'fbnet', 'Search space.')
-    flags.DEFINE_integer('image_size', 32, 'Image size.', lower_bound=8)
-    flags.DEFINE_float('width_multiplier', 0.25, 'Width multiplier.')
-    flags.DEFINE_integer('num_classes', 10, 'Classes.', lower_bound=2)
+    command_flags.define_space_flags(command_flags.demo_space(
+        space='fbnet'))
     flags.DEFINE_integer('batch_size', 64, 'Batch of each split.',
                          lower_bound=1)
     flags.DEFINE_enum('stage', '2', ['1', '2'], '1: the vital layers; 2: the '
@@ -151,7 +145,7 @@ def main(argv):
     import tensorflow as tf
 
     import hournas_tf
-    from hournas_tf.benchmarking.steps import git_commit
+    from hournas_tf.common.provenance import git_commit
     from hournas_tf.blocks import layers as block_layers
 
     tf.config.optimizer.set_experimental_options(
@@ -196,4 +190,4 @@ def main(argv):
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main)
+    runner.run(main)

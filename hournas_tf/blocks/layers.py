@@ -376,7 +376,9 @@ class InvertedResidual(layers.Layer):
                                  name='pwl')
         self.pwl_bn = batch_norm('pwl_bn', **bn)
 
-    def _depthwise(self):
+    def depthwise_stages(self):
+        """(depthwise conv, its batch norm, its activation) of each
+        depthwise stage: one, or two for a cascade op."""
         yield self.dw, self.dw_bn, self.dw_act
         if self.dw2 is not None:
             yield self.dw2, self.dw2_bn, self.dw2_act
@@ -387,7 +389,7 @@ class InvertedResidual(layers.Layer):
             build_once(self.pw, shape)
             shape = self.pw.compute_output_shape(shape)
             build_once(self.pw_bn, shape)
-        for dw, dw_bn, _ in self._depthwise():
+        for dw, dw_bn, _ in self.depthwise_stages():
             build_once(dw, shape)
             shape = dw.compute_output_shape(shape)
             build_once(dw_bn, shape)
@@ -401,7 +403,7 @@ class InvertedResidual(layers.Layer):
         if self.pw is not None:
             x = self.pw_act(self.pw_bn(self.pw(x), training=training))
         x = self.shuffle(x)
-        for dw, dw_bn, act in self._depthwise():
+        for dw, dw_bn, act in self.depthwise_stages():
             x = act(dw_bn(dw(x), training=training))
         if self.se is not None:
             x = self.se(x)

@@ -77,7 +77,8 @@ import numpy as np
 import tensorflow as tf
 
 from hournas_tf.blocks import layers as hl
-from hournas_tf.errors import UserError
+from hournas_tf.blocks.nesting import nested_layers
+from hournas_tf.common.errors import UserError
 from hournas_tf.nas import arch_params as params_lib
 from hournas_tf.nas import budget as budget_lib
 from hournas_tf.nas import config as rules
@@ -287,7 +288,7 @@ class SuperNet(keras.Model):
         # Stateless sublayers (activations, channel shuffle, pooling) have
         # no weights to create; mark them built so Keras never needs a
         # symbolic call (the fit data is not a plain (x, y)).
-        for layer in self._flatten_layers(include_self=False):
+        for layer in nested_layers(self):
             if not layer.built:
                 layer.built = True
         if self.config.zero_init_residual:
