@@ -538,7 +538,7 @@ def test_export_command_from_an_arch_file_and_its_weights(trained_path,
     assert data['files'] == {'tflite': 'model_float32.tflite'}
     assert data['keras_accuracy'] >= 0.9, data
     [row] = data['artifacts']
-    assert row['top1_agreement'] == 1.0, row
+    assert row['passed'] and row['top1_agreement'] >= 0.99, row
 
 
 @pytest.mark.large

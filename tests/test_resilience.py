@@ -78,14 +78,14 @@ def _wait(proc, condition, timeout=3600):
 
 
 def _kill_when(proc, condition, sig=signal.SIGKILL, code=-signal.SIGKILL,
-               before=lambda: None):
+               before=lambda: None, timeout=600):
     """Sends `sig` once `condition()` holds (after `before()`) and checks
-    the exit code."""
+    the exit code (within `timeout` seconds)."""
     try:
         _wait(proc, condition)
         before()
         proc.send_signal(sig)
-        assert proc.wait(600) == code
+        assert proc.wait(timeout) == code
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -129,9 +129,10 @@ def test_sigterm_writes_a_checkpoint_and_exits_0(tmp_path):
                        '--batch_size=16', '--verbose=0',
                        '--checkpoint_every=1000')
     # As stage 1 starts (the train step is not built yet): the run stops
-    # after the step it is in.
+    # after the step it is in, the first (built and run on a loaded
+    # machine within the hour).
     _kill_when(proc, lambda: 'stage vital' in open(log).read(),
-               signal.SIGTERM, 0)
+               signal.SIGTERM, 0, timeout=3600)
     text = open(log).read()
     [(path, step)] = re.findall(r'SIGTERM: wrote (\S+) \(stage \w+, '
                                 r'step (\d+)\)', text)
