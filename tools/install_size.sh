@@ -16,7 +16,8 @@ python=${PYTHON:-python3}
 rm -rf "$root"
 mkdir -p "$root/src"
 export PIP_CACHE_DIR="$root/cache"
-git -C "$repo" archive HEAD | tar -x -C "$root/src"
+commit=$(git -C "$repo" rev-parse --short HEAD)
+git -C "$repo" archive "$commit" | tar -x -C "$root/src"
 mkdir -p "$root/before"
 git -C "$repo" archive "$before" | tar -x -C "$root/before"
 
@@ -42,4 +43,4 @@ measure core warm "$root/src"
 measure core+qat warm "$root/src[qat]"
 measure core+test warm "$root/src[test]"
 measure before-core warm "$root/before"
-echo "{\"date\": \"$(date -u +%Y-%m-%dT%H:%MZ)\", \"python\": \"$("$python" --version 2>&1)\", \"pip\": \"$("$python" -m pip --version | cut -d' ' -f2)\", \"machine\": \"$(uname -m), $(nproc) cores\", \"commit\": \"$(git -C "$repo" rev-parse --short HEAD)\", \"before\": \"$(git -C "$repo" rev-parse --short "$before")\"}"
+echo "{\"date\": \"$(date -u +%Y-%m-%dT%H:%MZ)\", \"python\": \"$("$python" --version 2>&1)\", \"pip\": \"$("$python" -m pip --version | cut -d' ' -f2)\", \"machine\": \"$(uname -m), $(nproc) cores\", \"commit\": \"$commit\", \"before\": \"$(git -C "$repo" rev-parse --short "$before")\"}"
