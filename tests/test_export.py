@@ -521,6 +521,28 @@ def test_export_command_all_formats_pass_the_check(trained_path, tmp_path):
 
 
 @pytest.mark.large
+def test_export_command_from_an_arch_file_and_its_weights(trained_path,
+                                                          tmp_path):
+    """--arch_file with --weights elsewhere (not next to it): the trained
+    weights are the ones exported (a random model scores ~10%)."""
+    model = hournas_tf.load_model(trained_path)
+    arch_file, weights = tmp_path / 'arch.json', tmp_path / 'w.weights.h5'
+    hournas_tf.Architecture.from_string(SMALL).save(str(arch_file))
+    model.save_weights(str(weights))
+    out = tmp_path / 'export'
+    res = run_module('hournas_tf.export', f'--arch_file={arch_file}',
+                     f'--weights={weights}', f'--output_dir={out}',
+                     '--formats=tflite', '--threads=1')
+    assert res.returncode == 0, res.stderr[-3000:]
+    data = json.loads((out / 'export_report.json').read_text())
+    assert data['model'] == str(arch_file) and data['passed']
+    assert data['files'] == {'tflite': 'model_float32.tflite'}
+    assert data['keras_accuracy'] >= 0.9, data
+    [row] = data['artifacts']
+    assert row['passed'] and row['top1_agreement'] >= 0.99, row
+
+
+@pytest.mark.large
 def test_qat_model_is_fully_integer_and_agrees(trained_path, digits,
                                                monkeypatch):
     from hournas_tf.exporting import qat

@@ -200,6 +200,42 @@ def test_gumbel_softmax_trains_one_step():
         space.check_op(i, op)
 
 
+@pytest.mark.parametrize('name', ['mnasnet', 'proxyless', 'mobilenetv2',
+                                  'efbnet'])
+def test_each_other_space_builds_a_supernet_that_takes_a_step(name):
+    """Stage 2 of each space at 32x32, width 0.25 (two searched layers,
+    the vital layers fixed): one eager train step moves the weights and
+    the logits, and the derived ops are the space's."""
+    space = spaces.get_space(name, image_size=32, num_classes=10,
+                             width_multiplier=0.25)
+    vital = space.vital_layers
+    searched = tuple(i for i in range(len(space.layers))
+                     if i not in vital)[1:3]
+    fixed = {i: next(op for op in space.layers[i].candidates if op != 'skip')
+             for i in vital}
+    # Without zero init: the first step's cross-entropy moves the logits
+    # (with it they get no gradient at step 0, the test below).
+    net = supernet.build_supernet(space, searched, fixed,
+                                  supernet.SupernetConfig(
+                                      total_steps=1,
+                                      zero_init_residual=False))
+    net.compile()
+    assert sorted(net.mixed_layers) == sorted(searched)
+    weights = [v.numpy().copy() for v in net.weight_variables]
+    theta = net.arch_params.theta.numpy().copy()
+    logs = net.train_step(next(iter(dataset(space))))
+    assert np.isfinite(float(logs['loss'])), logs
+    assert np.isfinite(float(logs['arch_loss'])), logs
+    assert int(net.step.numpy()) == 1
+    assert any(np.abs(v.numpy() - w).max() > 0
+               for v, w in zip(net.weight_variables, weights))
+    assert np.abs(net.arch_params.theta.numpy() - theta)[net.mask].max() > 0
+    derived = net.derive()
+    assert sorted(derived) == sorted(searched)
+    for i, op in derived.items():
+        space.check_op(i, op)
+
+
 def test_mirrored_strategy_runs_one_fit_step():
     space = fbnet()
     searched, fixed = small_stage2(space)
@@ -343,6 +379,44 @@ def test_every_nonvital_fbnet_layer_gets_a_cross_entropy_gradient():
     per_row = ce_row_gradients(net, seeds=(1, 2, 3)).sum(axis=0)
     assert per_row.shape == (17,)
     assert per_row.min() > 1e-4, per_row
+
+
+def test_zero_initialized_stage2_rows_get_a_gradient_once_trained():
+    """The default stage 2 (zero_init_residual, gumbel_max), 6 non-vital
+    fbnet layers searched: each inserted branch starts at F = 0, so the
+    cross-entropy gives theta no gradient before the weights move (the
+    score multiplies F); one weight step on a draw gives every row whose
+    drawn op is not skip one, on that draw (the test above starts without
+    zero init)."""
+    space = fbnet()
+    vital = space.vital_layers
+    nonvital = [i for i in range(len(space.layers)) if i not in vital][:6]
+    net = supernet.build_supernet(
+        space, nonvital, {i: 'k3_e6' for i in vital},
+        supernet.SupernetConfig(weight_decay=0.0))
+    assert net.config.zero_init_residual  # the default
+    net.compile()
+    seed = net._seed(0)  # the weight step's draw at step 0
+    drawn = net.sample_weights(seed).numpy().argmax(axis=1)
+    skip = np.array(space.op_names)[drawn] == 'skip'
+    assert not skip.all()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(BATCH, 32, 32, 3)).astype('float32')
+    y = rng.integers(0, 10, BATCH)
+
+    def rows():
+        with tf.GradientTape() as tape:
+            arch, scores = net.sample_weights(seed, return_scores=True)
+            logits = net(x, training=True, arch_weights=arch, scores=scores)
+            ce = net._cross_entropy(y, logits)
+        grads = tape.gradient(ce, net.arch_variables)
+        return net.arch_params.row_norms(grads).numpy()
+
+    assert rows().max() == 0.0
+    net.weight_step(x, y, 1.0)
+    after = rows()
+    # From exactly 0: every row whose drawn op is not skip, no skip row.
+    np.testing.assert_array_equal(after > 0, ~skip)
 
 
 def test_expected_resource_loss_is_silent_inside_the_budget():

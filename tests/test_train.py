@@ -574,6 +574,33 @@ def test_command_writes_a_complete_run(trained, digits_dir):
 
 
 @pytest.mark.large
+def test_mixed_precision_command_trains_a_float16_model(tmp_path, digits_dir):
+    """--mixed_precision: one epoch of the tiny architecture; model.keras
+    computes in float16 with float32 variables and scores what
+    metrics.json says."""
+    arch_file = tmp_path / 'arch.json'
+    TINY.save(str(arch_file))
+    out = tmp_path / 'run'
+    res = run_module('hournas_tf.train', f'--arch_file={arch_file}',
+                     f'--data_dir={digits_dir}', '--image_size=16',
+                     '--epochs=1', '--warmup_epochs=0', '--batch_size=128',
+                     '--mixed_precision', f'--output_dir={out}',
+                     '--verbose=0')
+    assert res.returncode == 0, res.stderr[-3000:]
+    stored = json.loads((out / 'train_config.json').read_text())
+    assert stored['mixed_precision'] is True
+    metrics = json.loads((out / 'metrics.json').read_text())
+    assert np.isfinite(metrics['train_loss'])
+    model = hournas_tf.load_model(str(out / 'model.keras'))
+    stem = model.get_layer('stem')
+    assert (stem.compute_dtype, stem.variable_dtype) == ('float16',
+                                                         'float32')
+    # float16 kernels may flip an image whose top two logits are close.
+    assert _eval_accuracy(model, digits_dir) == pytest.approx(
+        metrics['test_accuracy'], abs=2 / metrics['num_eval'])
+
+
+@pytest.mark.large
 def test_an_earlier_best_checkpoint_is_recalibrated(trained, tmp_path,
                                                     digits_dir):
     out = tmp_path / 'run'
