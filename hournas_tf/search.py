@@ -46,10 +46,11 @@ def define_flags():
                        f"{human(d.targets['params'])} params; give one "
                        'alone to search for it alone.'})
     command_flags.define_latency_table_flag('makes latency_ms an objective')
-    flags.DEFINE_integer('budget_draws', d.budget_draws, 'Architectures drawn per '
-                         'supernet step to find one within --tolerance of '
-                         'every target; the step trains the first that is '
-                         '(or the first draw if none is). 1: train every '
+    flags.DEFINE_integer('budget_draws', d.budget_draws,
+                         'Architectures drawn per supernet step to find '
+                         'one within --tolerance of every target; the step '
+                         'trains the first that is (or the first draw if '
+                         'none is). 1: train every '
                          'draw as it comes (the paper).', lower_bound=1)
     flags.DEFINE_bool('repair', d.repair, 'Move a derived architecture that '
                       'misses a target into the tolerance box by greedy '

@@ -476,7 +476,6 @@ def main(argv):
             raise errors.UserError(
                 '--device=gpu: no GPU visible to TensorFlow; run the same '
                 'code path on the CPU with --device=cpu --throughput')
-    from hournas_tf.benchmarking import steps as bm
 
     path = results_path(FLAGS.output, FLAGS.device, throughput)
     header = {'command': command_line(sys.argv), 'device': FLAGS.device,

@@ -145,8 +145,8 @@ def main(argv):
     import tensorflow as tf
 
     import hournas_tf
-    from hournas_tf.common.provenance import git_commit
     from hournas_tf.blocks import layers as block_layers
+    from hournas_tf.common.provenance import git_commit
 
     tf.config.optimizer.set_experimental_options(
         {'disable_meta_optimizer': True})  # as run_search does

@@ -27,7 +27,6 @@ Only public construction APIs of the supernet are used (`build_supernet`,
 any implementation of the step.
 """
 
-import os
 import time
 
 import numpy as np
