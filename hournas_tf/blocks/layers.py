@@ -132,6 +132,8 @@ class ChannelShuffle(layers.Layer):
             return inputs
         shape = ops.shape(inputs)
         c = inputs.shape[-1]
+        if c is None:  # a body traced for kernels of any width
+            c = shape[3]
         x = ops.reshape(inputs, (-1, shape[1], shape[2], self.groups,
                                  c // self.groups))
         x = ops.transpose(x, (0, 1, 2, 4, 3))

@@ -71,6 +71,9 @@ class MixedLayer(keras.layers.Layer):
     # body per branch (no weights gathered by structure).
     raw_branches = True
     share_structure = True
+    # False: a shared body is traced inline in every switch (no
+    # `tf.function` per structure and input shape).
+    traced_bodies = True
 
     def __init__(self, branches, columns, single_path=True, residual=False,
                  **kwargs):
@@ -248,10 +251,41 @@ class MixedLayer(keras.layers.Layer):
 def _shared(blocks, member, tensors, inputs):
     """F(x) of blocks[member] (blocks of one `raw_structure`) on its
     weights `tensors`: one `raw_forward`, its moving statistics moved."""
-    y, stats = blocks[0].raw_forward(inputs, tensors)
+    if MixedLayer.traced_bodies:
+        y, stats = _traced_body(blocks[0], inputs, tensors)
+    else:
+        y, stats = blocks[0].raw_forward(inputs, tensors)
     tf.switch_case(member, [functools.partial(_update, b, stats)
                             for b in blocks])
     return y
+
+
+# (raw_structure, input shape and dtype, ranks and dtypes of the weights)
+# -> a tf.function computing `raw_forward` of any block of that structure.
+_BODIES = {}
+
+
+def _traced_body(block, inputs, tensors):
+    """`block.raw_forward(inputs, tensors)` as a call of a `tf.function`
+    traced once per structure and input shape (the weights' shapes left
+    open): every layer and both steps of a supernet call the same traced
+    body, and TensorFlow builds its gradient once."""
+    tensors = [tf.convert_to_tensor(t) for t in tensors]
+    key = (block.raw_structure(), tuple(inputs.shape), inputs.dtype,
+           tuple((t.shape.rank, t.dtype) for t in tensors))
+    fn = _BODIES.get(key)
+    if fn is None:
+        signature = [tf.TensorSpec(inputs.shape, inputs.dtype)] + [
+            tf.TensorSpec([None] * t.shape.rank, t.dtype) for t in tensors]
+
+        def body(x, *weights):
+            return block.raw_forward(x, weights)
+
+        fn = _BODIES[key] = tf.function(body, input_signature=signature,
+                                        autograph=False)
+    y, stats = fn(inputs, *tensors)
+    y.set_shape(block.compute_output_shape(inputs.shape))
+    return y, stats
 
 
 def _read(block):
