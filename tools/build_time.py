@@ -170,8 +170,8 @@ def main(argv):
 
     import hournas_tf
     from hournas_tf.blocks import layers as block_layers
-    from hournas_tf.nas.benchmarks import git_commit
     from hournas_tf.nas import supernet as supernet_lib
+    from hournas_tf.nas.benchmarks import git_commit
     from hournas_tf.nas.mixed import MixedLayer
 
     tf.config.optimizer.set_experimental_options(
