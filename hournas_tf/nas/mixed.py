@@ -45,7 +45,10 @@ Tracing cost (issue 20, docs/speed.md): in training an
 Keras `__call__` per sublayer), and in a single-path switch the branches
 of one `raw_structure` (e.g. k3_e3 and k5_e6) are one traced body run on
 the chosen branch's weights, read by a switch outside the branch switch.
-Both give the same values as one Keras call per branch.
+That body is a `tf.function` traced once per structure and input shape
+(the kernels' shapes left open), so every layer and both steps of a
+supernet call the same traced body and its gradient is built once.
+All give the same values as one Keras call per branch.
 
 In a single-path backward pass the branches that did not run get zero
 gradients (the gradient of `tf.switch_case`), so an optimizer with momentum
