@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -544,3 +545,51 @@ def test_budget_draws_must_be_a_positive_integer():
     for bad in (0, -1, 1.5, True):
         with pytest.raises(UserError, match='budget_draws'):
             supernet.SupernetConfig(budget_draws=bad).check()
+
+
+def _steps_under(owner, switch, value, steps=2):
+    """(metrics of each step, every variable after `steps` train steps) of
+    a stage-2 supernet with resource loss, with `owner.switch = value`."""
+    space = fbnet()
+    searched, fixed = small_stage2(space)
+    table = tables.resource_table(space, searched, fixed)
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(3, len(searched), len(space.op_names)))
+    config = supernet.SupernetConfig(total_steps=5, seed=2, budget_draws=3,
+                                     sample_temperature=0.5)
+    previous = getattr(owner, switch)
+    setattr(owner, switch, value)
+    try:
+        keras.utils.set_random_seed(7)
+        net = supernet.build_supernet(space, searched, fixed, config,
+                                      middle_budget(table), logits)
+        net.compile()
+        data = next(iter(dataset(space, seed=4)))
+        fn = tf.function(net.train_step, autograph=False)
+        metrics = [{k: v.numpy() for k, v in fn(data).items()}
+                   for _ in range(steps)]
+        variables = [v.numpy() for v in net.variables
+                     + net.optimizer.variables + net.arch_optimizer.variables]
+    finally:
+        setattr(owner, switch, previous)
+    return metrics, variables
+
+
+@pytest.mark.large
+@pytest.mark.large
+@pytest.mark.parametrize('owner,switch', [
+    (supernet.SuperNet, 'tape_per_loss'), (MixedLayer, 'traced_bodies')])
+def test_build_time_switches_keep_the_train_step(owner, switch):
+    """Each switch of tools/build_time.py changes how the step is traced,
+    not what it computes: two steps give the same metrics and the same
+    variables (weights, statistics, both optimizers) bit for bit."""
+    on = _steps_under(owner, switch, True)
+    off = _steps_under(owner, switch, False)
+    assert on[0][0].keys() == off[0][0].keys()
+    assert on[0][0]['loss'] != on[0][1]['loss']  # two different steps
+    for a, b in zip(on[0], off[0]):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert len(on[1]) == len(off[1]) > 100
+    for a, b in zip(on[1], off[1]):
+        np.testing.assert_array_equal(a, b)

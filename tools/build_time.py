@@ -47,6 +47,19 @@ def define_flags():
     flags.DEFINE_bool('fused_batch_norm', True, 'Fused batch norm in '
                       'training (FusedBatchNormalization.enabled); false: '
                       "Keras' own.")
+    flags.DEFINE_bool('raw_branches', True, 'Branches of a mixed layer run '
+                      'as TensorFlow ops in training (MixedLayer.'
+                      "raw_branches); false: each through its Keras call.")
+    flags.DEFINE_bool('share_structure', True, 'Single path: branches of '
+                      'one structure run as one body on the chosen '
+                      "branch's weights (MixedLayer.share_structure).")
+    flags.DEFINE_bool('traced_bodies', True, 'Shared bodies are one '
+                      'tf.function per structure and input shape, called by '
+                      'every layer and both steps (MixedLayer.traced_bodies)'
+                      '; false: traced inline in every switch.')
+    flags.DEFINE_bool('tape_per_loss', True, 'Architecture step: one '
+                      'tape per loss (SuperNet.tape_per_loss); false: one '
+                      'persistent tape for both.')
     flags.DEFINE_integer('budget_draws', 8, 'Draws per step to find one '
                          "within tolerance (the search's --budget_draws).",
                          lower_bound=1)
@@ -147,10 +160,16 @@ def main(argv):
     import hournas_tf
     from hournas_tf.blocks import layers as block_layers
     from hournas_tf.common.provenance import git_commit
+    from hournas_tf.nas import supernet as supernet_lib
+    from hournas_tf.nas.mixed import MixedLayer
 
     tf.config.optimizer.set_experimental_options(
         {'disable_meta_optimizer': True})  # as run_search does
     block_layers.FusedBatchNormalization.enabled = FLAGS.fused_batch_norm
+    MixedLayer.raw_branches = FLAGS.raw_branches
+    MixedLayer.share_structure = FLAGS.share_structure
+    MixedLayer.traced_bodies = FLAGS.traced_bodies
+    supernet_lib.SuperNet.tape_per_loss = FLAGS.tape_per_loss
     net, rows = build(FLAGS.space, FLAGS.image_size, FLAGS.width_multiplier,
                       FLAGS.num_classes, FLAGS.stage, FLAGS.layers,
                       FLAGS.sampler, FLAGS.num_proposals,
@@ -162,6 +181,10 @@ def main(argv):
         sampler=net.config.sampler, image_size=FLAGS.image_size,
         width_multiplier=FLAGS.width_multiplier, batch_size=FLAGS.batch_size,
         fused_batch_norm=FLAGS.fused_batch_norm,
+        raw_branches=FLAGS.raw_branches,
+        share_structure=FLAGS.share_structure,
+        traced_bodies=FLAGS.traced_bodies,
+        tape_per_loss=FLAGS.tape_per_loss,
         budget_draws=FLAGS.budget_draws,
         max_rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
         load_1min=os.getloadavg()[0], tensorflow=tf.__version__,
@@ -172,7 +195,11 @@ def main(argv):
         steps_timed=FLAGS.steps)
     print(f"{FLAGS.space} stage {FLAGS.stage}, {rows} searched layers "
           f"({result['sampler']}), fused batch norm "
-          f"{FLAGS.fused_batch_norm}: trace {result['trace_cpu_s']:.1f} "
+          f"{FLAGS.fused_batch_norm}, raw branches {FLAGS.raw_branches}, "
+          f"shared structure {FLAGS.share_structure}, traced bodies "
+          f"{FLAGS.traced_bodies}, tape per loss {FLAGS.tape_per_loss}: "
+          f"trace "
+          f"{result['trace_cpu_s']:.1f} "
           f"+ first call {result['first_call_cpu_s']:.1f} = first step "
           f"{result['first_step_cpu_s']:.1f} CPU s "
           f"({result['first_step_wall_s']:.1f} s wall); step "

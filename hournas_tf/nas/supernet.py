@@ -181,6 +181,10 @@ class SuperNet(keras.Model):
     """The searchable supernet; see the module docstring and
     `build_supernet`."""
 
+    # For measurements and tests (tools/build_time.py): False takes both
+    # gradients of the architecture step from one persistent tape.
+    tape_per_loss = True
+
     def __init__(self, space, searched, fixed_ops=None, config=None,
                  budget=None, proposals=None, **kwargs):
         kwargs.setdefault('name', f'{space.name}_supernet')
@@ -486,22 +490,33 @@ class SuperNet(keras.Model):
         the same two norms of pi's gradient, whether the first draw is
         within tolerance)."""
         arch_vars = self.arch_variables
-        with tf.GradientTape(persistent=True) as tape:
-            arch, scores, first, first_ok = self.draw_in_budget(
-                self._seed(1))
+        seed = self._seed(1)
+        has_resource = self.budget is not None and self.budget.free is None
+        persistent = has_resource and not SuperNet.tape_per_loss
+        with tf.GradientTape(persistent=persistent) as tape:
+            arch, scores, first, first_ok = self.draw_in_budget(seed)
             logits = self(x, training=True, arch_weights=arch,
                           scores=scores)
             y = self._labels(y, logits)
             ce = self._cross_entropy(y, logits)
             scaled_ce = ce * scale
             resource = scaled_resource = None
-            if self.budget is not None and self.budget.free is None:
+            if persistent:
                 resource = self._resource_loss(first)
                 scaled_resource = self.config.alpha * resource * scale
-        # Two gradients from one tape, each reduced to per-layer norms
-        # (which layers learn from accuracy, which from the budget); the
-        # resource part is cheap (no network).
+        # Two gradients, each reduced to per-layer norms (which layers
+        # learn from accuracy, which from the budget). With `tape_per_loss`
+        # the resource loss (cheap: no network) is computed again on a
+        # tape of its own from the same first draw (same seed, same ops):
+        # a persistent tape makes every `tf.switch_case` of the network
+        # trace a forward and backward function of its own (TensorFlow's
+        # higher-order tape wrapper), a large part of the first step.
         grads = self._dense(tape.gradient(scaled_ce, arch_vars), arch_vars)
+        if has_resource and not persistent:
+            with tf.GradientTape() as tape:
+                first = self.sample_weights(seed)
+                resource = self._resource_loss(first)
+                scaled_resource = self.config.alpha * resource * scale
         norms = self.arch_params.row_norms(grads)
         pi_norms = [self.arch_params.pi_norm(grads)]
         resource_norms = tf.zeros_like(norms)
