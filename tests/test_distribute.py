@@ -252,7 +252,7 @@ def test_build_model_and_supernet_synchronize_every_batch_norm():
         norms = [layer for layer in m._flatten_layers()
                  if isinstance(layer, keras.layers.BatchNormalization)]
         assert norms and all(n.synchronized for n in norms)
-    with pytest.raises(UserError, match='turn off per_replica_paths'):
+    with pytest.raises(UserError, match='--per_replica_paths=false'):
         supernet.SupernetConfig(sync_batch_norm=True,
                                 per_replica_paths=True).check()
 

@@ -380,7 +380,7 @@ class SearchRun:
 
     def run(self, sigterm=None):
         """The whole search; returns the summary written into arch.json.
-        `sigterm`: a `checkpointing.catch_sigterm()` catcher."""
+        `sigterm`: a `preemption.catch_sigterm()` catcher."""
         self.sigterm = sigterm
         self.setup()
         stage1 = None
