@@ -372,23 +372,33 @@ class SuperNet(keras.Model):
         `seed` (the first with `seed` itself), keeping the first one within
         tolerance of the budget, or the first draw when none is (or without
         a budget). The first draw is also returned, unconditioned: the
-        resource loss and the `draw_within_tolerance` metric use it."""
+        resource loss and the `draw_within_tolerance` metric use it.
+
+        The other K - 1 candidates are drawn in one vectorized batch
+        without gradient (`tf.vectorized_map`, so K costs one small op per
+        draw kind whatever its size), and the chosen one is drawn again
+        from its seed with its gradient: the same architecture, since a
+        draw is a function of its seed."""
         first, first_scores = self.sample_weights(seed, return_scores=True)
         if self.budget is None:
             return first, first_scores, first, None
         first_ok = budget_lib.within_tolerance(self.budget, first)
-        if self.config.budget_draws == 1:
+        draws = self.config.budget_draws
+        if draws == 1:
             return first, first_scores, first, first_ok
-        weights, scores, oks = [first], [first_scores], [first_ok]
-        for k in range(1, self.config.budget_draws):
-            w, sc = self.sample_weights(tf.random.fold_in(seed, 1000 + k),
-                                        return_scores=True)
-            weights.append(w)
-            scores.append(sc)
-            oks.append(budget_lib.within_tolerance(self.budget, w))
-        chosen = tf.argmax(tf.stack(oks), output_type=tf.int32)  # first 1
-        return (tf.gather(tf.stack(weights), chosen),
-                tf.gather(tf.stack(scores), chosen), first, first_ok)
+        offsets = tf.range(1001, 1000 + draws, dtype=tf.int32)
+        candidates = tf.vectorized_map(
+            lambda k: tf.stop_gradient(
+                self.sample_weights(tf.random.fold_in(seed, k))), offsets)
+        oks = tf.concat([first_ok[None], budget_lib.within_tolerance(
+            self.budget, candidates)], axis=0)
+        chosen = tf.argmax(oks, output_type=tf.int32)  # the first 1
+        chosen_seed = tf.where(
+            chosen > 0,
+            tf.cast(tf.random.fold_in(seed, 1000 + chosen), tf.int64),
+            tf.cast(seed, tf.int64))
+        weights, scores = self.sample_weights(chosen_seed, return_scores=True)
+        return weights, scores, first, first_ok
 
     def argmax_weights(self):
         """One-hot op weights of the derived (most probable) architecture."""
