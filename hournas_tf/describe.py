@@ -10,9 +10,10 @@ import sys
 
 from absl import flags
 
-from hournas_tf import errors
+from hournas_tf import command_flags
 from hournas_tf import spaces
-from hournas_tf.errors import UserError
+from hournas_tf.common import runner
+from hournas_tf.common.errors import UserError
 from hournas_tf.resources import counting
 from hournas_tf.resources import tables
 from hournas_tf.spaces import architecture as arch_lib
@@ -20,26 +21,17 @@ from hournas_tf.spaces import references
 
 
 def define_flags():
-    flags.DEFINE_string('arch', None, 'Name of a reference architecture ('
-                        + ', '.join(references.REFERENCE_NAMES)
-                        + ') or a compact architecture string.')
-    flags.DEFINE_string('arch_file', None,
-                        'Path of an architecture JSON file (e.g. the '
-                        'arch.json a search wrote).')
-    flags.DEFINE_string('space', None, 'Name of a search space ('
-                        + ', '.join(spaces.SPACE_NAMES) + ').')
-    flags.DEFINE_integer('image_size', None, 'Input size (default 224, or '
-                         'the size stored in --arch_file/--arch string).')
-    flags.DEFINE_integer('num_classes', None, 'Classifier outputs (default '
-                         '1000, or the value stored in the architecture).')
-    flags.DEFINE_float('width_multiplier', None, 'Channel multiplier '
-                       '(default 1.0, or the value stored in the '
-                       'architecture).')
+    command_flags.define_arch_flags()
+    stored = 'or the value stored in the architecture'
+    command_flags.define_space_flags(
+        dict(space=None, image_size=None, num_classes=None,
+             width_multiplier=None),
+        notes={'image_size': f'(default 224, {stored})',
+               'num_classes': f'(default 1000, {stored})',
+               'width_multiplier': f'(default 1.0, {stored})'})
     flags.DEFINE_bool('json', False, 'Print one JSON object instead of the '
                       'table.')
-    flags.DEFINE_string('latency_table', None, 'A latency table of the '
-                        'space (tools/build_latency_table.py): prints the '
-                        'predicted latency.')
+    command_flags.define_latency_table_flag('prints the predicted latency')
 
 
 def _overrides(values):
@@ -239,4 +231,4 @@ def main(argv):
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main)
+    runner.run(main)

@@ -15,8 +15,8 @@ pure, so a bad value fails before the slow import.
   `local` for a TPU VM).
 """
 
-from hournas_tf.errors import UserError
-from hournas_tf.errors import choices
+from hournas_tf.common.errors import UserError
+from hournas_tf.common.errors import choices
 
 STRATEGIES = ('default', 'mirrored', 'multi_worker_mirrored', 'tpu')
 

@@ -16,8 +16,9 @@ import sys
 
 from absl import flags
 
-from hournas_tf import errors
-from hournas_tf.errors import UserError
+from hournas_tf import command_flags
+from hournas_tf.common import runner
+from hournas_tf.common.errors import UserError
 from hournas_tf.exporting import config as config_lib
 
 
@@ -26,8 +27,8 @@ def define_flags():
     flags.DEFINE_string('model', None, 'A Keras 3 model file (.keras) of '
                         'a hournas_tf architecture, e.g. the model.keras '
                         'of python -m hournas_tf.train.')
-    flags.DEFINE_string('arch_file', None, 'An architecture JSON file '
-                        '(instead of --model), with --weights.')
+    command_flags.define_arch_flags(arch=False, notes={
+        'arch_file': 'Instead of --model, with --weights.'})
     flags.DEFINE_string('weights', None, 'Weights of --arch_file (default: '
                         'the .weights.h5 next to it, as a search writes).')
     flags.DEFINE_list('formats', list(config_lib.FORMATS),
@@ -38,11 +39,9 @@ def define_flags():
     flags.DEFINE_string('output_dir', None, 'New folder for the files '
                         '(default: export/ next to the model file; an '
                         'existing folder is refused).')
-    flags.DEFINE_string('dataset', 'digits', 'Dataset of the int8 '
-                        'calibration and QAT (training split) and of the '
-                        'check (eval split): digits, fashion_mnist[:PATH], '
-                        'cifar10, imagenet2012 or image_folder:PATH.')
-    flags.DEFINE_string('data_dir', None, 'tensorflow-datasets data dir.')
+    command_flags.define_data_flags('digits', use=(
+        'Dataset of the int8 calibration and QAT (training split) and of '
+        'the check (eval split)'))
     flags.DEFINE_integer('representative_steps', 200, 'Training images '
                          'that calibrate the int8 ranges.', lower_bound=1)
     flags.DEFINE_integer('qat_steps', 100, 'Quantization-aware '
@@ -104,4 +103,4 @@ def main(argv):
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main)
+    runner.run(main)

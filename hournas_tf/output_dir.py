@@ -16,8 +16,8 @@ import contextlib
 import os
 import shutil
 
-from hournas_tf.errors import UserError
-from hournas_tf.errors import keep_log
+from hournas_tf.common.errors import UserError
+from hournas_tf.common.runner import keep_log
 
 
 def check_new(path):
@@ -60,7 +60,7 @@ def new_output_dir(path):
 
     If the block raises before `keep()`, what was created is removed.
     In a command, the held log lines go to its stderr.log from now on
-    (`errors.keep_log`).
+    (`common.runner.keep_log`).
     """
     check_new(path)
     top = _top_missing(os.path.abspath(path))

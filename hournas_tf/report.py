@@ -12,8 +12,8 @@ file opens offline in any browser.
 
 from absl import flags
 
-from hournas_tf import errors
-from hournas_tf.errors import UserError
+from hournas_tf.common import runner
+from hournas_tf.common.errors import UserError
 
 
 def define_flags():
@@ -39,4 +39,4 @@ def main(argv):
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main)
+    runner.run(main)

@@ -16,11 +16,10 @@ import os
 
 from absl import flags
 
+from hournas_tf import command_flags
 from hournas_tf import distribute
-from hournas_tf import errors
-from hournas_tf import spaces
-from hournas_tf.command_flags import define_strategy_flags
-from hournas_tf.errors import UserError
+from hournas_tf.common import runner
+from hournas_tf.common.errors import UserError
 from hournas_tf.nas import config as config_lib
 from hournas_tf.resources.counting import human
 
@@ -35,50 +34,29 @@ def define_flags():
     the `demo` preset, and the three targets for `targets`."""
     d = config_lib.preset(PRESET)
     # Space and data.
-    flags.DEFINE_enum('space', d.space, spaces.SPACE_NAMES,
-                      'Search space.')
-    flags.DEFINE_string('dataset', d.dataset,
-                        'digits, fashion_mnist (offline from its IDX files; '
-                        'fashion_mnist:PATH names their folder), cifar10, '
-                        'imagenet2012 or image_folder:PATH (one subfolder '
-                        'of images per class).')
-    flags.DEFINE_string('data_dir', None, 'tensorflow-datasets data dir.')
-    flags.DEFINE_integer('image_size', d.image_size,
-                         'Input size; <= 64 uses the CIFAR layout.',
-                         lower_bound=8)
-    flags.DEFINE_integer('num_classes', None, 'Classes (default: the '
-                         "dataset's).", lower_bound=2)
-    flags.DEFINE_float('width_multiplier', d.width_multiplier,
-                       'Scales every channel count (rounded to 8).',
-                       lower_bound=0.01)
+    command_flags.define_space_flags(
+        {k: getattr(d, k) for k in ('space', 'image_size',
+                                    'width_multiplier', 'num_classes')},
+        notes={'num_classes': "(default: the dataset's)"})
+    command_flags.define_data_flags(d.dataset)
     # Targets.
-    flags.DEFINE_float('target_macs', None,
-                       'Whole-network MACs target (e.g. 295e6). Without '
-                       f"either target: the demo's {human(d.targets['macs'])}"
-                       f" MACs and {human(d.targets['params'])} params; "
-                       'give one alone to search for it alone.')
-    flags.DEFINE_float('target_params', None,
-                       'Whole-network trainable-parameter target (e.g. '
-                       '4.8e6).')
-    flags.DEFINE_float('target_latency_ms', None, 'Whole-network latency '
-                       'target in ms, predicted by --latency_table.')
-    flags.DEFINE_string('latency_table', None, 'A latency table of the '
-                        'space (tools/build_latency_table.py): makes '
-                        'latency_ms an objective.')
+    command_flags.define_target_flags(latency=True, notes={
+        'target_macs': f"Without either target: the demo's "
+                       f"{human(d.targets['macs'])} MACs and "
+                       f"{human(d.targets['params'])} params; give one "
+                       'alone to search for it alone.'})
+    command_flags.define_latency_table_flag('makes latency_ms an objective')
     flags.DEFINE_string('budgets', None, 'Several budgets from one '
                         'search (instead of --target_*): target sets '
                         'separated by ",", targets by "/", an optional '
                         'name= and m:N (its proposals), e.g. '
                         'small=macs:150e6/params:3e6,macs:300e6/params:'
                         '4.8e6; or a *.json file (docs/multi_budget.md).')
-    flags.DEFINE_float('tolerance', d.tolerance,
-                       'Relative tolerance of "what you '
-                       'set is what you get".')
     flags.DEFINE_integer('budget_draws', d.budget_draws,
-                         'Architectures drawn per '
-                         'supernet step to find one within --tolerance of '
-                         'every target; the step trains the first that is '
-                         '(or the first draw if none is). 1: train every '
+                         'Architectures drawn per supernet step to find '
+                         'one within --tolerance of every target; the step '
+                         'trains the first that is (or the first draw if '
+                         'none is). 1: train every '
                          'draw as it comes (the paper).', lower_bound=1)
     flags.DEFINE_bool('repair', d.repair, 'Move a derived architecture that '
                       'misses a target into the tolerance box by greedy '
@@ -142,7 +120,7 @@ def define_flags():
     flags.DEFINE_string('output_dir', None, 'Where to write the results '
                         '(default: runs/<space>-<time>; must not exist or '
                         'be empty).')
-    define_strategy_flags(d.strategy)
+    command_flags.define_strategy_flags(d.strategy)
     flags.DEFINE_bool('per_replica_paths', d.per_replica_paths,
                       'Each replica samples '
                       'its own path (TuNAS) instead of one path per step '
@@ -333,7 +311,7 @@ def main(argv):
 
     if flags.FLAGS.resume:
         config = resume_config_from_flags(flags.FLAGS)
-        errors.keep_log(config.output_dir)  # the held log lines, appended
+        runner.keep_log(config.output_dir)  # the held log lines, appended
     else:
         config = config_from_flags(flags.FLAGS)
 
@@ -350,4 +328,4 @@ def main(argv):
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main, show_logs=lambda f: f.verbose >= 2)
+    runner.run(main, show_logs=lambda f: f.verbose >= 2)

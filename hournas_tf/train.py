@@ -12,10 +12,10 @@ CPU); the paper's recipes are flagfiles in configs/ (docs/train.md).
 
 from absl import flags
 
+from hournas_tf import command_flags
 from hournas_tf import distribute
-from hournas_tf import errors
-from hournas_tf.command_flags import define_strategy_flags
-from hournas_tf.errors import UserError
+from hournas_tf.common import runner
+from hournas_tf.common.errors import UserError
 from hournas_tf.training import config as config_lib
 from hournas_tf.training import resolve
 from hournas_tf.training import run_dir
@@ -29,26 +29,19 @@ def define_flags():
     """Defines the command's flags (`--flagfile` reads them from a file)."""
     d = DEFAULTS
     # Architecture and data.
-    flags.DEFINE_string('arch', None, 'A reference architecture name (e.g. '
-                        'fbnet_b) or a compact architecture string.')
-    flags.DEFINE_string('arch_file', None, 'An architecture JSON file, e.g. '
-                        "a search's arch.json.")
-    flags.DEFINE_string('dataset', d.dataset, 'digits, fashion_mnist[:PATH '
-                        'of its IDX files], cifar10, imagenet2012 or '
-                        'image_folder:PATH.')
-    flags.DEFINE_string('data_dir', None, 'tensorflow-datasets data dir.')
+    command_flags.define_arch_flags()
+    command_flags.define_data_flags(d.dataset)
     flags.DEFINE_float('validation_fraction', d.validation_fraction,
                        'Hold out this fraction of the training split (its '
                        'last examples in stored order, fixed) and evaluate '
                        'on it instead of the eval split; 0: train on all '
                        'of train, evaluate on the eval split (test).',
                        lower_bound=0.0, upper_bound=0.99)
-    flags.DEFINE_integer('image_size', None, 'Input size (default: 32 for '
-                         'digits, fashion_mnist and cifar10, 224 for '
-                         'imagenet2012, the '
-                         "architecture's for image folders). The "
-                         'architecture is rebuilt for it with the same ops.',
-                         lower_bound=8)
+    command_flags.define_space_flags({'image_size': None}, notes={
+        'image_size': '(default: 32 for digits, fashion_mnist and cifar10, '
+                      "224 for imagenet2012, the architecture's for image "
+                      'folders). The architecture is rebuilt for it with '
+                      'the same ops.'})
     # Recipe.
     flags.DEFINE_integer('epochs', d.epochs, 'Training epochs (0: only '
                          'evaluate --inherit_weights).', lower_bound=0)
@@ -90,7 +83,7 @@ def define_flags():
                         '(default: runs/train-<arch>-<time>). Rerunning '
                         'the same command resumes an interrupted run; '
                         'other folders in use are refused.')
-    define_strategy_flags(d.strategy)
+    command_flags.define_strategy_flags(d.strategy)
     flags.DEFINE_integer('seed', d.seed, 'Random seed.')
     flags.DEFINE_integer('checkpoint_every', d.checkpoint_every, 'Steps '
                          'between backups in <output_dir>/backup (also at '
@@ -153,4 +146,4 @@ def main(argv):
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main, show_logs=lambda f: f.verbose >= 2)
+    runner.run(main, show_logs=lambda f: f.verbose >= 2)

@@ -3,13 +3,16 @@ strategy (same global batch, same weights, same sampled path, synchronized
 batch norm): prints the largest difference of every variable as JSON.
 
     python tests/distribute_checks.py search_logits|search_proposals|train \
-        [float64|float32]
+        [float64|float32] [full|small]
 
 In float64 (the default) the differences are those of the distributed
 computation itself. In float32 the report also has `floor`: the same
 differences between two one-device steps whose batches hold the same
 examples in another order (the float32 rounding of the step itself,
-docs/distribute.md).
+docs/distribute.md). `full` (the default, docs/distribute.md's table) is
+fbnet at 32x32, stage 1 with every vital layer searched; `small` (the
+tests) at 16x16, stage 1 with 2 vital layers searched and the others
+fixed.
 
 `worker STEPS` is one worker of a MultiWorkerMirroredStrategy search
 (TF_CONFIG from the environment): STEPS search steps, then the
@@ -41,10 +44,16 @@ from hournas_tf.resources import tables  # noqa: E402
 
 BATCH = 8  # global; 4 per replica
 SPACE = dict(image_size=32, num_classes=10, width_multiplier=0.25)
+SIZES = {'full': 32, 'small': 16}  # image size
+SMALL = False  # main() sets it for `small`
+
+
+def space_params():
+    return dict(SPACE, image_size=SIZES['small' if SMALL else 'full'])
 
 
 def space():
-    return spaces.get_space('fbnet', **SPACE)
+    return spaces.get_space('fbnet', **space_params())
 
 
 # The examples of a batch in another order, each replica's half swapped.
@@ -56,7 +65,9 @@ def search_dataset(seed=0, order=None):
     order = np.arange(BATCH) if order is None else order
 
     def split():
-        x = rng.normal(size=(BATCH, 32, 32, 3)).astype(keras.config.floatx())
+        size = space_params()['image_size']
+        x = rng.normal(size=(BATCH, size, size, 3)).astype(
+            keras.config.floatx())
         return x[order], rng.integers(0, 10, BATCH)[order]
 
     return tf.data.Dataset.from_tensor_slices((split(), split())).batch(
@@ -68,8 +79,10 @@ def build_search(mode, sync=True):
     stage 2 (proposals and pi, resource loss)."""
     s = space()
     if mode == 'logits':
-        searched, fixed, budget, logits = tuple(s.vital_layers), {}, None, \
-            None
+        vital = tuple(s.vital_layers)
+        budget = logits = None
+        searched, fixed = (vital[:2], {i: 'k3_e1' for i in vital[2:]}) \
+            if SMALL else (vital, {})
     else:
         vital = s.vital_layers
         searched = tuple(i for i in range(len(s.layers))
@@ -104,7 +117,7 @@ def build_train():
     s = space()
     ops = [s.layers[i].candidates[i % len(s.layers[i].candidates)]
            for i in range(len(s.layers))]
-    arch = Architecture('fbnet', ops, **SPACE)
+    arch = Architecture('fbnet', ops, **space_params())
     config = config_lib.TrainConfig(arch=arch.to_string(), epochs=2,
                                     warmup_epochs=0)  # lr > 0 at step 0
 
@@ -122,7 +135,8 @@ def build_train():
 def train_dataset(seed=0, order=None):
     rng = np.random.default_rng(seed)
     order = np.arange(BATCH) if order is None else order
-    x = rng.normal(size=(BATCH, 32, 32, 3)).astype(keras.config.floatx())
+    size = space_params()['image_size']
+    x = rng.normal(size=(BATCH, size, size, 3)).astype(keras.config.floatx())
     y = tf.one_hot(rng.integers(0, 10, BATCH), 10, dtype=x.dtype)
     return tf.data.Dataset.from_tensor_slices(
         (x[order], y.numpy()[order])).batch(
@@ -156,7 +170,11 @@ def differences(want, got):
             for name, (value,) in want.items()}
 
 
-def main(case, dtype='float64'):
+def main(case, dtype='float64', size='full'):
+    global SMALL
+    if size not in SIZES:
+        raise SystemExit(f'size {size!r}: valid are {", ".join(SIZES)}')
+    SMALL = size == 'small'
     keras.config.set_floatx(dtype)
     keras.utils.set_random_seed(0)
     if case == 'train':
@@ -168,7 +186,7 @@ def main(case, dtype='float64'):
     single.fit(data(), epochs=1, steps_per_epoch=1, verbose=0,
                shuffle=False)
     want = variables(single)
-    report = {'dtype': dtype}
+    report = {'dtype': dtype, 'image_size': space_params()['image_size']}
     if dtype == 'float32':
         again = build()
         again.set_weights(weights)
@@ -273,4 +291,4 @@ if __name__ == '__main__':
     elif sys.argv[1] == 'paths':
         paths(int(sys.argv[2]))
     else:
-        main(*sys.argv[1:3])
+        main(*sys.argv[1:4])

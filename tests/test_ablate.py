@@ -1,6 +1,6 @@
-"""tools/ablate.py: the ablation table and its random baseline."""
+"""tools/ablate.py (experiments/ablation.py, ablation_report.py): the
+ablation table and its random baseline."""
 
-import importlib.util
 import json
 import os
 import re
@@ -8,20 +8,13 @@ import re
 import pytest
 from conftest import REPO
 from conftest import run_python
-from fuzzing import check_refused
 
+from hournas_tf.common import jsonio
+from hournas_tf.experiments import ablation as ablate
+from hournas_tf.experiments import ablation_report
+from hournas_tf.fuzzing import check_refused
 from hournas_tf.nas import config as config_lib
 
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'ablate', os.path.join(REPO, 'tools', 'ablate.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ablate = load_tool()
 TARGETS = {'macs': 10e6, 'params': 0.25e6}
 
 
@@ -78,36 +71,37 @@ def test_summary_table_and_conclusion(tmp_path):
                            enumerate((0.95, 0.96, 0.97))],
                'random': [result('random', s, a, 0.5) for s, a in
                           enumerate((0.90, 0.91, 0.92))]}
-    rows = ablate.summarize(results, TARGETS)
+    rows = ablation_report.summarize(results, TARGETS)
     assert rows['hournas']['accuracy_mean'] == pytest.approx(0.96)
     assert rows['hournas']['accuracy_sd'] == pytest.approx(0.01)
     assert rows['random']['n'] == 3
     assert rows['hournas']['before_repair_within_tolerance'] == 2
     assert rows['hournas']['params_error_max'] == pytest.approx(0.02)
-    diff = ablate.comparison(rows)
+    diff = ablation_report.comparison(rows)
     assert diff['difference'] == pytest.approx(0.05)
     assert diff['pooled_sd'] == pytest.approx(0.01)
     assert diff['welch_t'] == pytest.approx(0.05 / (2 * 0.01 ** 2 / 3)
                                             ** 0.5)
-    assert ablate.comparison(rows, 'hournas', 'random_best_of_k') is None
-    lines = ablate.table(c, rows).splitlines()
+    assert ablation_report.comparison(rows, 'hournas',
+                                      'random_best_of_k') is None
+    lines = ablation_report.table(c, rows).splitlines()
     assert lines[0].startswith('| variant | paper | search / selection s |'
                                ' macs (target 10M) | params (target 250K) |')
     assert len(lines) == 4
     assert '| 96.00% ± 1.00% | 95.00% - 97.00% | 3 |' in lines[2]
     assert lines[3].startswith('| random (uniform, within tolerance) |')
-    [sentence] = ablate.conclusion(rows)
+    [sentence] = ablation_report.conclusion(rows)
     assert sentence.startswith('HourNAS beat random (uniform, within '
                                'tolerance) by +5.00% test accuracy (5.0 '
                                'pooled standard deviations')
     assert sentence.endswith('a difference beyond the seed spread.')
     rows['random']['accuracy_mean'] = 0.965
-    [sentence] = ablate.conclusion(rows)
+    [sentence] = ablation_report.conclusion(rows)
     assert 'did not beat' in sentence and 'not a clear difference' in \
         sentence
-    one = ablate.summarize({v: rs[:1] for v, rs in results.items()},
+    one = ablation_report.summarize({v: rs[:1] for v, rs in results.items()},
                            TARGETS)
-    assert ablate.conclusion(one) == [
+    assert ablation_report.conclusion(one) == [
         'HourNAS beat random (uniform, within tolerance) by +5.00% test '
         'accuracy: no seed spread to judge it by (one seed per row, or '
         'identical results).']
@@ -229,6 +223,39 @@ def test_work_runs_each_cell_as_a_child_and_skips_a_failed_one(
     assert not os.listdir(os.path.join(str(tmp_path), 'locks'))
 
 
+def test_the_pool_runs_best_of_k_after_its_search_and_skips_done_cells(
+        tmp_path, monkeypatch):
+    c = config(tmp_path, seeds=(0, 1), workers=2,
+               variants=('hournas', 'random', 'random_best_of_k'))
+    monkeypatch.setattr(ablate, 'POLL_SECONDS', 0.01)
+    done = ablate.cell_dir(c, 'random', 1)  # finished before: skipped
+    os.makedirs(done)
+    jsonio.write_json(os.path.join(done, ablate.RESULT_FILE),
+                      result('random', 1, 0.9))
+    order = []
+
+    def fake_run(cmd, stdout, stderr):
+        variant, seed = cmd[-1].split('=')[1].split(':')
+        if variant == 'random_best_of_k':  # its search finished before
+            assert ('hournas', seed) in order
+        path = ablate.cell_dir(c, variant, int(seed))
+        if variant == 'hournas':
+            search = os.path.join(path, 'search')
+            os.makedirs(search, exist_ok=True)
+            open(os.path.join(search, 'supernet.json'), 'w').close()
+        jsonio.write_json(os.path.join(path, ablate.RESULT_FILE),
+                          result(variant, int(seed), 0.9))
+        order.append((variant, seed))
+        return ablate.subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(ablate.subprocess, 'run', fake_run)
+    ablate.work(c, [])
+    assert sorted(order) == sorted(
+        [('hournas', '0'), ('hournas', '1'), ('random', '0'),
+         ('random_best_of_k', '0'), ('random_best_of_k', '1')])
+    assert all(ablate.is_done(c, *cell) for cell in ablate.cells(c))
+
+
 def test_progress_counts_cells_and_estimates_the_time_left(tmp_path):
     c = config(tmp_path, seeds=(0, 1), variants=('hournas', 'random'),
                workers=2)
@@ -236,7 +263,7 @@ def test_progress_counts_cells_and_estimates_the_time_left(tmp_path):
     for variant, seconds in (('hournas', 300.0), ('random', 60.0)):
         path = ablate.cell_dir(c, variant, 0)
         os.makedirs(path)
-        ablate._write_json(os.path.join(path, ablate.RESULT_FILE), dict(
+        jsonio.write_json(os.path.join(path, ablate.RESULT_FILE), dict(
             result(variant, 0, 0.9), job_wall_seconds=seconds))
     # 2 cells left at the mean 180 s, over 2 workers: 3 min.
     assert ablate.progress(c) == ('2/4 cells done; about 3 min left with '
@@ -251,7 +278,7 @@ def test_committed_table_is_the_tools_output_of_its_cells(tmp_path):
                                         'ablation_results.json')).read())
     assert data['command'] == 'python tools/ablate.py'
     targets = data['search_config']['targets']
-    rows = ablate.summarize(data['results'], targets)
+    rows = ablation_report.summarize(data['results'], targets)
     assert rows == data['rows']
     assert set(rows) == set(ablate.VARIANTS)
     assert all(r['n'] >= 3 for r in rows.values())
@@ -259,7 +286,7 @@ def test_committed_table_is_the_tools_output_of_its_cells(tmp_path):
         output_dir=str(tmp_path), seeds=tuple(data['seeds']),
         search=config_lib.SearchConfig(targets=targets))
     doc = open(os.path.join(REPO, 'docs', 'ablation.md')).read()
-    assert ablate.table(c, rows) in doc
-    assert ablate.conclusion(rows) == data['conclusion']
+    assert ablation_report.table(c, rows) in doc
+    assert ablation_report.conclusion(rows) == data['conclusion']
     for line in data['conclusion']:
         assert line.split(' (')[0] in ' '.join(doc.split())

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from hournas_tf import spaces
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 
 
 @pytest.mark.parametrize('name', spaces.REFERENCE_NAMES)

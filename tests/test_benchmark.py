@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from conftest import REPO
 from conftest import run_python
-from fuzzing import check_refused
 
 from hournas_tf import spaces
 from hournas_tf.benchmarking import figures
 from hournas_tf.benchmarking import steps as bm
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
+from hournas_tf.fuzzing import check_refused
 from hournas_tf.nas import stages
 
 sys.path.insert(0, REPO)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hournas_tf import spaces
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 from hournas_tf.training import block_importance as bi
 
 ARCH = spaces.get_reference('mobilenet_v2', image_size=16, num_classes=10,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 from hournas_tf.nas import budget as budget_lib
 from hournas_tf.resources import tables
 from hournas_tf.resources.tables import ResourceTable

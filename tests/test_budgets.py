@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hournas_tf import spaces
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 from hournas_tf.nas import budgets as budgets_lib
 from hournas_tf.nas import vital_policy
 from hournas_tf.resources import tables
@@ -311,7 +311,7 @@ def test_budget_supernet_trains_and_refuses_bad_owner():
     (['--budgets=tiny=macs:2.3e6,big=macs:16.8e6'], 'cannot both'),
 ])
 def test_search_refuses_bad_budgets_in_one_line(tmp_path, argv, expect):
-    from fuzzing import refused_untouched
+    from hournas_tf.fuzzing import refused_untouched
 
     refused_untouched('search', [*argv, f'--output_dir={tmp_path}/run'],
                       tmp_path, expect)
@@ -376,7 +376,7 @@ def test_search_with_two_budgets_writes_one_network_each(tmp_path):
 
 
 def test_budget_summary_tool_reads_dry_runs_and_searches(tmp_path):
-    from conftest import run_python
+    from conftest import run_module
 
     dry = tmp_path / 'dry'
     dry.mkdir()
@@ -402,7 +402,7 @@ def test_budget_summary_tool_reads_dry_runs_and_searches(tmp_path):
     single.mkdir()
     (single / 'arch.json').write_text(json.dumps(
         {'search': {'seconds': {'total': 20.0}}}))
-    res = run_python('tools/budget_summary.py', str(dry), str(run),
+    res = run_module('tools.budget_summary', str(dry), str(run),
                      f'--compare={single}')
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
@@ -411,11 +411,11 @@ def test_budget_summary_tool_reads_dry_runs_and_searches(tmp_path):
             '| 0.812 | `k3_e1,skip` |') in lines
     assert lines[-2].endswith('ratio of the totals 1.50x')
     assert 'UTC' in lines[0] and 'CPUs' in lines[0]
-    from fuzzing import check_refused
+    from hournas_tf.fuzzing import check_refused
 
-    check_refused(run_python('tools/budget_summary.py', str(single)),
+    check_refused(run_module('tools.budget_summary', str(single)),
                   'neither budgets.json nor dry_run.json')
-    check_refused(run_python('tools/budget_summary.py'), 'give one or more')
+    check_refused(run_module('tools.budget_summary'), 'give one or more')
 
 
 def test_report_shows_the_budgets_side_by_side(tmp_path, space, plan):

@@ -10,7 +10,9 @@ import tensorflow as tf
 from testing import tiny_supernet
 
 import hournas_tf  # noqa: F401  (sets KERAS_BACKEND)
-from hournas_tf.errors import UserError
+from hournas_tf.common import jsonio
+from hournas_tf.common import preemption
+from hournas_tf.common.errors import UserError
 from hournas_tf.nas import checkpointing
 
 
@@ -33,7 +35,7 @@ def test_segments_cover_the_remaining_steps_once(done, epochs, steps):
 def test_write_json_atomic_and_read_stage1(tmp_path):
     assert checkpointing.read_stage1(str(tmp_path)) is None
     data = {'vital_ops': {'3': 'k3_e1'}, 'x': np.float32(0.5)}
-    checkpointing.write_json_atomic(
+    jsonio.write_json(
         str(tmp_path / checkpointing.STAGE1_FILE), data,
         default=lambda v: v.item())
     assert checkpointing.read_stage1(str(tmp_path)) == {
@@ -114,12 +116,12 @@ def test_non_finite_loss_stops_before_a_checkpoint(tmp_path, bad):
 
 
 def test_sigterm_is_caught_then_checkpointed(tmp_path):
-    with checkpointing.catch_sigterm() as sigterm:
+    with preemption.catch_sigterm() as sigterm:
         os.kill(os.getpid(), signal.SIGTERM)
         assert sigterm.received
         cb, net, ckpt = _callback(tmp_path, every=100, sigterm=sigterm)
         net.step.assign(7)
-        with pytest.raises(checkpointing.Preempted, match='--resume'):
+        with pytest.raises(preemption.Preempted, match='--resume'):
             cb.on_train_batch_end(6, {'loss': 1.0})
     assert signal.getsignal(signal.SIGTERM) is not sigterm.handler
     assert checkpointing._read_whole(ckpt.paths()[0]) == (1, 7)
@@ -131,7 +133,7 @@ def test_catch_sigterm_outside_the_main_thread_is_a_no_op():
     seen = []
 
     def run():
-        with checkpointing.catch_sigterm() as sigterm:
+        with preemption.catch_sigterm() as sigterm:
             seen.append(sigterm.received)
 
     thread = threading.Thread(target=run)
@@ -141,7 +143,7 @@ def test_catch_sigterm_outside_the_main_thread_is_a_no_op():
 
 
 def test_oom_message_suggests_a_smaller_batch():
-    message = checkpointing.oom_message(
+    message = preemption.oom_message(
         tf.errors.ResourceExhaustedError(None, None, 'OOM when allocating\n'
                                          'tensor of shape [64,...]'), 64)
     assert '--batch_size (e.g. 32)' in message

@@ -9,8 +9,8 @@ from conftest import run_python
 
 import hournas_tf
 from hournas_tf import data
+from hournas_tf.common.errors import UserError
 from hournas_tf.data import preprocessing
-from hournas_tf.errors import UserError
 
 
 @pytest.fixture(scope='module')
@@ -350,7 +350,7 @@ tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 from hournas_tf import data
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 
 strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
 assert strategy.num_replicas_in_sync == 2

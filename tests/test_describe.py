@@ -2,7 +2,8 @@ import json
 
 import pytest
 from conftest import run_module
-from fuzzing import check_refused
+
+from hournas_tf.fuzzing import check_refused
 
 
 def test_describe_fbnet_b_prints_published_macs():

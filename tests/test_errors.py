@@ -5,9 +5,11 @@ import textwrap
 
 import pytest
 from conftest import run_python
-from fuzzing import check_refused
 
-from hournas_tf import errors
+from hournas_tf.common import errors
+from hournas_tf.common import jsonio
+from hournas_tf.common import runner
+from hournas_tf.fuzzing import check_refused
 
 # A command whose main writes log lines the way TensorFlow does (C++ on file
 # descriptor 2, Python through absl logging) before it fails.
@@ -19,7 +21,8 @@ COMMAND = textwrap.dedent('''
     from absl import flags
     from absl import logging
 
-    from hournas_tf import errors
+    from hournas_tf.common import errors
+    from hournas_tf.common import runner
     from hournas_tf.output_dir import new_output_dir
 
     flags.DEFINE_string('outcome', 'user_error', '')
@@ -48,7 +51,7 @@ COMMAND = textwrap.dedent('''
             outcome()
 
 
-    errors.run(main, show_logs=lambda f: f.chatty)
+    runner.run(main, show_logs=lambda f: f.chatty)
 ''')
 
 
@@ -93,26 +96,24 @@ def test_flag_errors_are_one_line(flag, message):
 
 
 def test_read_json_names_the_file_and_what_is_wrong(tmp_path):
-    from hournas_tf import errors
-
     good = tmp_path / 'a.json'
     good.write_text('{"x": [1, 2]}')
-    assert errors.read_json(str(good), 'thing') == {'x': [1, 2]}
+    assert jsonio.read_json(str(good), 'thing') == {'x': [1, 2]}
     missing = tmp_path / 'missing.json'
     with pytest.raises(errors.UserError,
                        match=f"^thing '{missing}' does not exist$"):
-        errors.read_json(str(missing), 'thing')
+        jsonio.read_json(str(missing), 'thing')
     bad = tmp_path / 'bad.json'
     bad.write_text('{"x": ')
     with pytest.raises(errors.UserError,
                        match=f"^malformed thing '{bad}': it is not JSON"):
-        errors.read_json(str(bad), 'thing')
+        jsonio.read_json(str(bad), 'thing')
 
 
 def test_a_killed_run_keeps_its_held_log_lines(tmp_path):
     out = _run('--outcome=killed', f'--output_dir={tmp_path / "run"}')
     assert out.returncode == -9 and out.stderr == ''
-    log = (tmp_path / 'run' / errors.STDERR_LOG).read_text()
+    log = (tmp_path / 'run' / runner.STDERR_LOG).read_text()
     assert log.index('oneDNN') < log.index('dataset_info') \
         < log.index('written once the folder exists')
 
@@ -122,24 +123,24 @@ def test_with_an_output_dir_a_crash_still_shows_every_held_line(tmp_path):
     assert out.returncode == 1
     assert out.stderr.index('oneDNN') < out.stderr.index('dataset_info') \
         < out.stderr.index('folder exists') < out.stderr.index('Traceback')
-    log = (tmp_path / 'run' / errors.STDERR_LOG).read_text()
+    log = (tmp_path / 'run' / runner.STDERR_LOG).read_text()
     assert 'oneDNN' in log and 'folder exists' in log
     # A success keeps the log too; nothing on the terminal.
     out = _run('--outcome=ok', f'--output_dir={tmp_path / "ok"}')
     assert (out.returncode, out.stderr) == (0, '')
-    assert 'folder exists' in (tmp_path / 'ok' / errors.STDERR_LOG
+    assert 'folder exists' in (tmp_path / 'ok' / runner.STDERR_LOG
                                ).read_text()
 
 
 def test_keep_log_appends_and_needs_held_stderr(tmp_path):
-    assert errors.keep_log(str(tmp_path)) is None  # nothing held
+    assert runner.keep_log(str(tmp_path)) is None  # nothing held
     assert not os.listdir(tmp_path)
-    (tmp_path / errors.STDERR_LOG).write_text('first run\n')
-    with errors.held_stderr() as held:
+    (tmp_path / runner.STDERR_LOG).write_text('first run\n')
+    with runner.held_stderr() as held:
         os.write(2, b'before\n')
-        path = errors.keep_log(str(tmp_path))
-        assert errors.keep_log(str(tmp_path)) == path  # once
+        path = runner.keep_log(str(tmp_path))
+        assert runner.keep_log(str(tmp_path)) == path  # once
         os.write(2, b'after\n')
     assert held.text == 'before\nafter\n'
-    assert (tmp_path / errors.STDERR_LOG).read_text() == \
+    assert (tmp_path / runner.STDERR_LOG).read_text() == \
         'first run\nbefore\nafter\n'

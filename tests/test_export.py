@@ -17,11 +17,11 @@ from export_testing import random_images
 from export_testing import random_model
 from export_testing import randomize_batch_norm
 from export_testing import shared_trained_model
-from fuzzing import check_refused
 
 import hournas_tf
-from hournas_tf.errors import STDERR_LOG
-from hournas_tf.errors import UserError
+from hournas_tf.common import provenance
+from hournas_tf.common.errors import UserError
+from hournas_tf.common.runner import STDERR_LOG
 from hournas_tf.exporting import benchmark
 from hournas_tf.exporting import config as config_lib
 from hournas_tf.exporting import export_lib
@@ -32,6 +32,7 @@ from hournas_tf.exporting import saved_model
 from hournas_tf.exporting import source
 from hournas_tf.exporting import tflite
 from hournas_tf.exporting import twins
+from hournas_tf.fuzzing import check_refused
 
 
 def small(name):
@@ -259,7 +260,7 @@ def test_interpreter_and_latency_report_their_conditions():
     assert benchmark.machine()['cores'] == os.cpu_count()
     assert benchmark.busy(load=1e9) and not benchmark.busy(load=0.0)
     assert benchmark.load_average() is None or benchmark.load_average() >= 0
-    assert benchmark.cpu_model()
+    assert provenance.cpu_model()
 
 
 def test_interpreter_falls_back_to_builtin_kernels(monkeypatch):
@@ -517,6 +518,28 @@ def test_export_command_all_formats_pass_the_check(trained_path, tmp_path):
     assert sorted(os.listdir(out)) == sorted(
         [*config_lib.FILES.values(), config_lib.REPORT_FILE,
          config_lib.CONFIG_FILE, STDERR_LOG])
+
+
+@pytest.mark.large
+def test_export_command_from_an_arch_file_and_its_weights(trained_path,
+                                                          tmp_path):
+    """--arch_file with --weights elsewhere (not next to it): the trained
+    weights are the ones exported (a random model scores ~10%)."""
+    model = hournas_tf.load_model(trained_path)
+    arch_file, weights = tmp_path / 'arch.json', tmp_path / 'w.weights.h5'
+    hournas_tf.Architecture.from_string(SMALL).save(str(arch_file))
+    model.save_weights(str(weights))
+    out = tmp_path / 'export'
+    res = run_module('hournas_tf.export', f'--arch_file={arch_file}',
+                     f'--weights={weights}', f'--output_dir={out}',
+                     '--formats=tflite', '--threads=1')
+    assert res.returncode == 0, res.stderr[-3000:]
+    data = json.loads((out / 'export_report.json').read_text())
+    assert data['model'] == str(arch_file) and data['passed']
+    assert data['files'] == {'tflite': 'model_float32.tflite'}
+    assert data['keras_accuracy'] >= 0.9, data
+    [row] = data['artifacts']
+    assert row['passed'] and row['top1_agreement'] >= 0.99, row
 
 
 @pytest.mark.large

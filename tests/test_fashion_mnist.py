@@ -10,8 +10,8 @@ import pytest
 from conftest import run_module
 
 from hournas_tf import data
+from hournas_tf.common.errors import UserError
 from hournas_tf.data import fashion_mnist
-from hournas_tf.errors import UserError
 
 DEBIAN = fashion_mnist.DEBIAN_DIR
 needs_files = pytest.mark.skipif(
@@ -203,3 +203,27 @@ def test_search_runs_on_fashion_mnist(tmp_path, prepared_dir):
     assert arch['num_classes'] == 10 and arch['image_size'] == 32
     config = json.loads((out / 'search_config.json').read_text())
     assert config['dataset'] == 'fashion_mnist'
+
+
+@needs_files
+@pytest.mark.large
+def test_export_checks_on_fashion_mnist(tmp_path, tmp_path_factory,
+                                        prepared_dir):
+    """export --dataset=fashion_mnist: the check runs on its test split.
+    The model is the digits-trained one of the export tests (above 90% on
+    digits, tests/test_export.py): far below that here."""
+    from export_testing import shared_trained_model
+
+    trained = shared_trained_model(tmp_path_factory)
+    out = tmp_path / 'export'
+    res = run_module('hournas_tf.export', f'--model={trained}',
+                     '--dataset=fashion_mnist', f'--data_dir={prepared_dir}',
+                     '--formats=tflite', '--threads=1',
+                     '--check_examples=500', f'--output_dir={out}')
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = json.loads((out / 'export_report.json').read_text())
+    assert report['dataset'] == 'fashion_mnist' and report['passed']
+    assert report['examples'] == 500
+    assert report['keras_accuracy'] < 0.5, report
+    [row] = report['artifacts']
+    assert row['format'] == 'tflite' and row['passed'], row

@@ -1,5 +1,5 @@
 """Fuzzed bad input at the commands, run in-process the way `python -m`
-runs them (tests/fuzzing.py): search, train, export, describe and report
+runs them (hournas_tf/fuzzing.py): search, train, export, describe and report
 each refuse every case with exit code 2 and one `error:` line on stderr,
 no traceback, and nothing in the workspace changed (no existing output
 touched, no output folder left behind). A few real subprocesses check that
@@ -8,13 +8,14 @@ the in-process runs are the real thing."""
 import json
 import os
 
-import fuzzing
 import pytest
 from conftest import run_module
-from fuzzing import check_refused
 from hypothesis import HealthCheck
 from hypothesis import given
 from hypothesis import settings
+
+from hournas_tf import fuzzing
+from hournas_tf.fuzzing import check_refused
 
 CASES = fuzzing.command_cases()
 # Bounded and reproducible; tools/fuzz_inputs.py runs many more.

@@ -7,7 +7,6 @@ TensorFlow loads); every other folder is valid input: its images, whatever
 their size and colour mode, come out of the pipeline as RGB batches of the
 requested size (docs/fuzzing.md)."""
 
-import fuzzing
 import pytest
 from hypothesis import HealthCheck
 from hypothesis import given
@@ -15,8 +14,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from hournas_tf import data
+from hournas_tf import fuzzing
+from hournas_tf.common.errors import UserError
 from hournas_tf.data import image_folder
-from hournas_tf.errors import UserError
 
 # Image files are slow to write and large as data; every other health
 # check (filter_too_much among them) stays on.

@@ -6,15 +6,15 @@ Regression cases of the bugs the fuzzing found are listed first
 
 import math
 
-import fuzzing
 import pytest
 from hypothesis import HealthCheck
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
+from hournas_tf import fuzzing
 from hournas_tf import spaces
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 from hournas_tf.nas import config as search_config
 from hournas_tf.resources import latency
 from hournas_tf.spaces.architecture import Architecture

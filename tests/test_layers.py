@@ -7,7 +7,7 @@ from testing import run_layer_test
 import hournas_tf
 from hournas_tf import spaces
 from hournas_tf.blocks import layers as hl
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 
 # (class, constructor arguments, weight variables, trainable variables)
 # for an (2, 8, 8, 8) input. BN layers hold 4 variables, 2 trainable.
@@ -286,3 +286,93 @@ def test_fused_batch_norm_is_one_kernel_in_training_only():
     finally:
         hl.FusedBatchNormalization.enabled = True
 
+
+
+def test_depthwise_stages_one_or_two_for_a_cascade():
+    plain = hl.InvertedResidual(8, 8, 3, 6)
+    cascade = hl.InvertedResidual(8, 8, 3, 6, cascade=True)
+    assert [s[0] for s in plain.depthwise_stages()] == [plain.dw]
+    assert [(s[0], s[1]) for s in cascade.depthwise_stages()] == [
+        (cascade.dw, cascade.dw_bn), (cascade.dw2, cascade.dw2_bn)]
+
+
+def test_nested_layers_are_the_layers_keras_tracks():
+    """The public walk finds what Keras' private `_flatten_layers` does:
+    in a built model (custom layers inside) and in a supernet."""
+    from hournas_tf.blocks.nesting import nested_layers
+    from hournas_tf.nas import supernet
+
+    model = hournas_tf.build_model(spaces.get_reference(
+        'efficientnet_b0', image_size=32, num_classes=10,
+        width_multiplier=0.25), include_preprocessing=True)
+    space = spaces.get_space('fbnet', image_size=32, num_classes=10,
+                             width_multiplier=0.25)
+    net = supernet.build_supernet(space, tuple(space.vital_layers))
+    for m in (model, net):
+        found = nested_layers(m)
+        assert len({id(x) for x in found}) == len(found)  # each once
+        assert {id(x) for x in found} == {
+            id(x) for x in m._flatten_layers(include_self=False)}
+    assert any(isinstance(x, keras.layers.BatchNormalization)
+               for x in nested_layers(model.layers[-5]))
+    assert nested_layers(keras.layers.Dense(2)) == []
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(c_in=8, c_out=8, kernel_size=3, expansion=1),
+    dict(c_in=8, c_out=8, kernel_size=3, expansion=1, groups=2),
+    dict(c_in=8, c_out=16, kernel_size=5, expansion=6, strides=2),
+    dict(c_in=8, c_out=8, kernel_size=5, expansion=3, add_shortcut=False,
+         bn_epsilon=1e-5, bn_momentum=0.9),
+    dict(c_in=8, c_out=8, kernel_size=3, expansion=4, se_ratio=0.25,
+         cascade=True, activation='swish', groups=2),
+    dict(c_in=8, c_out=8, kernel_size=3, expansion=1, always_pw=True,
+         activation='relu6'),
+])
+def test_raw_train_call_is_the_keras_training_call(kwargs):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    pair = [hl.InvertedResidual(**kwargs, name='b') for _ in range(2)]
+    shape = (4, 8, 8, kwargs['c_in'])
+    for layer in pair:
+        layer.build(shape)
+    for layer in pair[1:]:
+        layer.set_weights([rng.normal(size=w.shape).astype('float32')
+                           for w in pair[0].get_weights()])
+        pair[0].set_weights(layer.get_weights())
+    x = tf.constant(rng.normal(size=shape).astype('float32'))
+    assert pair[1].raw_training(x)
+
+    def step(layer, raw):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer.raw_train_call(x) if raw else layer(x, training=True)
+            weights = tf.reshape(
+                tf.range(tf.size(y), dtype=y.dtype) % 5.0, y.shape)
+            loss = tf.reduce_sum(y * weights)
+        return y, tape.gradient(loss, [x] + layer.trainable_weights)
+
+    for _ in range(2):
+        y_k, g_k = tf.function(step)(pair[0], False)
+        y_r, g_r = tf.function(step)(pair[1], True)
+        np.testing.assert_array_equal(y_r, y_k)
+        for a, b in zip(g_r, g_k):
+            np.testing.assert_array_equal(a, b)
+    for a, b in zip(pair[1].get_weights(), pair[0].get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_raw_train_call_is_refused_where_it_would_differ():
+    import tensorflow as tf
+
+    x = tf.zeros((2, 8, 8, 8))
+    assert not hl.InvertedResidual(8, 8, 3, 1, drop_path_rate=0.1,
+                                   name='b').raw_training(x)
+    assert not hl.InvertedResidual(8, 8, 3, 1, bn_synchronized=True,
+                                   name='b').raw_training(x)
+    hl.FusedBatchNormalization.enabled = False
+    try:
+        assert not hl.InvertedResidual(8, 8, 3, 1, name='b').raw_training(x)
+    finally:
+        hl.FusedBatchNormalization.enabled = True

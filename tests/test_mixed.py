@@ -292,3 +292,55 @@ def test_two_path_estimator_gives_a_gradient_batch_norm_does_not_cancel():
     x = tf.random.stateless_normal((2, 3), seed=(5, 5))
     np.testing.assert_allclose(y.numpy(), (x @ chosen.matrix).numpy()
                                * chosen.factor, rtol=1e-5)
+
+
+@pytest.mark.parametrize('residual', [True, False])
+def test_branches_sharing_a_structure_give_the_switch_values(residual):
+    """Branches of one raw_structure run as one body on the chosen
+    branch's weights: the same outputs and gradients as one switch branch
+    per op, for every op, and the same moving statistics up to rounding."""
+    space = spaces.get_space('fbnet', image_size=32, num_classes=10,
+                             width_multiplier=0.25)
+    index = 2
+    ops = space.layers[index].candidates
+    columns = [space.op_names.index(op) for op in ops]
+    c = space.layers[index].c_in
+    rng = np.random.default_rng(0)
+    pair = []
+    for _ in range(2):
+        layer = MixedLayer([hl.make_op(space, index, op, name=op,
+                                       add_shortcut=not residual)
+                            for op in ops], columns, True,
+                           residual=residual, name='layer03')
+        layer.build((4, 8, 8, c))
+        pair.append(layer)
+    values = [rng.normal(size=w.shape).astype('float32')
+              for w in pair[0].get_weights()]
+    x = tf.constant(rng.normal(size=(4, 8, 8, c)).astype('float32'))
+    target = tf.constant(rng.normal(size=(4, 8, 8, c)).astype('float32'))
+
+    def step(layer, w):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum((layer(x, w, training=True) - target) ** 2)
+        return loss, tape.gradient(loss, [x] + layer.trainable_weights)
+
+    assert len(pair[0]._parts(x, True)) < len(ops)
+    results = []
+    for share, layer in zip((True, False), pair):
+        layer.set_weights(values)
+        MixedLayer.share_structure = share
+        try:
+            fn = tf.function(step)
+            results.append([
+                (fn(layer, tf.one_hot(col, len(space.op_names))),
+                 [v.numpy() for v in layer.non_trainable_weights])
+                for col in columns])
+        finally:
+            MixedLayer.share_structure = True
+    for (out_s, stats_s), (out_p, stats_p) in zip(*results):
+        np.testing.assert_array_equal(out_s[0], out_p[0])
+        for a, b in zip(out_s[1], out_p[1]):
+            np.testing.assert_array_equal(a, b)
+        for a, b in zip(stats_s, stats_p):  # up to rounding (Grappler)
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

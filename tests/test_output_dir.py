@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 from hournas_tf.output_dir import new_output_dir
 
 

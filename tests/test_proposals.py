@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hournas_tf import errors
+from hournas_tf.common import errors
 from hournas_tf.nas import proposals
 from hournas_tf.nas import repair as repair_lib
 from hournas_tf.resources import counting

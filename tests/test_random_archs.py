@@ -3,7 +3,7 @@
 import pytest
 
 from hournas_tf import spaces
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 from hournas_tf.nas import random_archs
 from hournas_tf.resources import counting
 

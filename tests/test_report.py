@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from conftest import run_module
 from conftest import run_python
-from fuzzing import check_refused
 
 from hournas_tf import spaces
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
+from hournas_tf.fuzzing import check_refused
 from hournas_tf.nas import derive
 from hournas_tf.reporting import diagram
 from hournas_tf.reporting import figures

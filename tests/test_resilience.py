@@ -12,7 +12,8 @@ import pytest
 from conftest import REPO
 from conftest import run_module
 from conftest import run_python
-from fuzzing import check_refused
+
+from hournas_tf.fuzzing import check_refused
 
 # A tiny deterministic search: stage 2 has 2 epochs x 3 steps, a
 # checkpoint after every step.
@@ -60,18 +61,6 @@ def _finished(run, timeout=3600):
     return out
 
 
-@pytest.fixture(scope='module')
-def unbroken(tmp_path_factory):
-    """An uninterrupted deterministic run, started in the background (it
-    runs while the test kills a second run with the same seed)."""
-    root = tmp_path_factory.mktemp('unbroken')
-    proc, log = _start(root / 'reference', *TINY)
-    yield proc, log, root / 'reference'
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-
-
 def _newest(out):
     """The number of the newest checkpoint in `out` (-1 without one)."""
     path = out / 'checkpoints' / 'checkpoint'
@@ -90,14 +79,14 @@ def _wait(proc, condition, timeout=3600):
 
 
 def _kill_when(proc, condition, sig=signal.SIGKILL, code=-signal.SIGKILL,
-               before=lambda: None):
+               before=lambda: None, timeout=600):
     """Sends `sig` once `condition()` holds (after `before()`) and checks
-    the exit code."""
+    the exit code (within `timeout` seconds)."""
     try:
         _wait(proc, condition)
         before()
         proc.send_signal(sig)
-        assert proc.wait(600) == code
+        assert proc.wait(timeout) == code
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -105,10 +94,14 @@ def _kill_when(proc, condition, sig=signal.SIGKILL, code=-signal.SIGKILL,
 
 
 @pytest.mark.large
-def test_sigkill_in_stage_2_then_resume_equals_an_unbroken_run(unbroken,
+def test_sigkill_in_stage_2_then_resume_equals_an_unbroken_run(tiny_search,
                                                               tmp_path):
+    """The unbroken run is conftest's shared tiny search; the killed one
+    runs its flags with a checkpoint after every step (stage 2: 3 steps)."""
+    from conftest import TINY_SEARCH
+
     out = tmp_path / 'killed'
-    proc, log = _start(out, *TINY)
+    proc, log = _start(out, *TINY_SEARCH, '--checkpoint_every=1')
     _wait(proc, lambda: 'stage nonvital' in open(log).read())
     first = _newest(out)  # stage 2 at step 0
     _kill_when(proc, lambda: _newest(out) > first)  # after a stage-2 step
@@ -117,25 +110,43 @@ def test_sigkill_in_stage_2_then_resume_equals_an_unbroken_run(unbroken,
                      timeout=3600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert 'stage 1 finished' in res.stdout
+    assert '(stage 2, step' in res.stdout
     assert 'stage 2, step 0)' not in res.stdout  # resumed within stage 2
     # Also the check that one seed gives one result: a resumed run equals
     # the unbroken one only if both runs are deterministic.
-    assert _arch(out) == _arch(_finished(unbroken))
+    reference, _ = tiny_search
+    assert _arch(out) == _arch(reference)
 
 
 @pytest.mark.large
 def test_sigterm_writes_a_checkpoint_and_exits_0(tmp_path):
+    """Stage 1 of this run writes no checkpoint before step 1000
+    (--checkpoint_every=1000) or its epoch's end (step 100): the one it
+    writes is SIGTERM's, and --resume starts from it."""
+    import re
+
     out = tmp_path / 'preempted'
     proc, log = _start(out, '--max_steps_per_epoch=100', '--vital_epochs=1',
                        '--batch_size=16', '--verbose=0',
-                       '--checkpoint_every=1')
-    # After the first step (the train step is built): the next one ends
-    # soon, then the run stops.
-    _kill_when(proc, lambda: _newest(out) >= 1, signal.SIGTERM, 0)
+                       '--checkpoint_every=1000')
+    # As stage 1 starts (the train step is not built yet): the run stops
+    # after the step it is in, the first (built and run on a loaded
+    # machine within the hour).
+    _kill_when(proc, lambda: 'stage vital' in open(log).read(),
+               signal.SIGTERM, 0, timeout=3600)
     text = open(log).read()
-    assert 'SIGTERM: wrote' in text
+    [(path, step)] = re.findall(r'SIGTERM: wrote (\S+) \(stage \w+, '
+                                r'step (\d+)\)', text)
     assert f'--resume --output_dir={out}' in text
-    assert _newest(out) >= 1
+    assert _newest(out) == 1 and path.endswith('ckpt-1')
+    assert 1 <= int(step) < 100
+    # The resumed run starts from that checkpoint (stopped once it says so).
+    proc, log = _start(out, '--resume')
+    _kill_when(proc, lambda: 'resuming from' in open(log).read())
+    line = next(t for t in open(log).read().splitlines()
+                if 'resuming from' in t)
+    assert f'resuming from {path} (stage ' in line, line
+    assert line.endswith(f', step {step})'), line
 
 
 def test_used_output_dir_without_resume_is_refused_and_unchanged(tmp_path):

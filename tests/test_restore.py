@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hournas_tf import spaces
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 from hournas_tf.nas import derive
 from hournas_tf.nas import restore
 from hournas_tf.nas import supernet as supernet_lib

@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 from scipy import stats
 
-from hournas_tf import errors
+from hournas_tf.common import errors
 from hournas_tf.nas import sampling
 
 LOGITS = np.array([1.0, 0.5, 0.0, -0.5, -1.5], np.float32)

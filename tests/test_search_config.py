@@ -8,7 +8,7 @@ import json
 import pytest
 from conftest import run_python
 
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 from hournas_tf.nas import config as config_lib
 
 # The search command's flags, by name, in a subprocess (absl's flags are

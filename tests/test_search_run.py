@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 
 from hournas_tf import data
+from hournas_tf.common import runner
 from hournas_tf.nas import config as config_lib
-from hournas_tf.nas import progress
 from hournas_tf.nas import proposal_report
 from hournas_tf.nas import search_lib
 from hournas_tf.nas import stages
@@ -21,7 +21,7 @@ def demo_config(**changes):
 
 
 def test_progress_lines_are_prefixed(capsys):
-    progress.log('step 3')
+    runner.log('step 3')
     assert capsys.readouterr().out == '[hournas] step 3\n'
 
 

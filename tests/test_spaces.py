@@ -1,7 +1,7 @@
 import pytest
 
 from hournas_tf import spaces
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 from hournas_tf.spaces import space as space_lib
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from hournas_tf import spaces
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 from hournas_tf.nas import config as config_lib
 from hournas_tf.nas import stages
 from hournas_tf.nas import vital_policy

@@ -1,10 +1,11 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import hournas_tf  # noqa: F401  (sets KERAS_BACKEND)
 from hournas_tf import spaces
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 from hournas_tf.nas import budget as budget_lib
 from hournas_tf.nas import proposals
 from hournas_tf.nas import supernet
@@ -200,6 +201,42 @@ def test_gumbel_softmax_trains_one_step():
         space.check_op(i, op)
 
 
+@pytest.mark.parametrize('name', ['mnasnet', 'proxyless', 'mobilenetv2',
+                                  'efbnet'])
+def test_each_other_space_builds_a_supernet_that_takes_a_step(name):
+    """Stage 2 of each space at 32x32, width 0.25 (two searched layers,
+    the vital layers fixed): one eager train step moves the weights and
+    the logits, and the derived ops are the space's."""
+    space = spaces.get_space(name, image_size=32, num_classes=10,
+                             width_multiplier=0.25)
+    vital = space.vital_layers
+    searched = tuple(i for i in range(len(space.layers))
+                     if i not in vital)[1:3]
+    fixed = {i: next(op for op in space.layers[i].candidates if op != 'skip')
+             for i in vital}
+    # Without zero init: the first step's cross-entropy moves the logits
+    # (with it they get no gradient at step 0, the test below).
+    net = supernet.build_supernet(space, searched, fixed,
+                                  supernet.SupernetConfig(
+                                      total_steps=1,
+                                      zero_init_residual=False))
+    net.compile()
+    assert sorted(net.mixed_layers) == sorted(searched)
+    weights = [v.numpy().copy() for v in net.weight_variables]
+    theta = net.arch_params.theta.numpy().copy()
+    logs = net.train_step(next(iter(dataset(space))))
+    assert np.isfinite(float(logs['loss'])), logs
+    assert np.isfinite(float(logs['arch_loss'])), logs
+    assert int(net.step.numpy()) == 1
+    assert any(np.abs(v.numpy() - w).max() > 0
+               for v, w in zip(net.weight_variables, weights))
+    assert np.abs(net.arch_params.theta.numpy() - theta)[net.mask].max() > 0
+    derived = net.derive()
+    assert sorted(derived) == sorted(searched)
+    for i, op in derived.items():
+        space.check_op(i, op)
+
+
 def test_mirrored_strategy_runs_one_fit_step():
     space = fbnet()
     searched, fixed = small_stage2(space)
@@ -345,6 +382,44 @@ def test_every_nonvital_fbnet_layer_gets_a_cross_entropy_gradient():
     assert per_row.min() > 1e-4, per_row
 
 
+def test_zero_initialized_stage2_rows_get_a_gradient_once_trained():
+    """The default stage 2 (zero_init_residual, gumbel_max), 6 non-vital
+    fbnet layers searched: each inserted branch starts at F = 0, so the
+    cross-entropy gives theta no gradient before the weights move (the
+    score multiplies F); one weight step on a draw gives every row whose
+    drawn op is not skip one, on that draw (the test above starts without
+    zero init)."""
+    space = fbnet()
+    vital = space.vital_layers
+    nonvital = [i for i in range(len(space.layers)) if i not in vital][:6]
+    net = supernet.build_supernet(
+        space, nonvital, {i: 'k3_e6' for i in vital},
+        supernet.SupernetConfig(weight_decay=0.0))
+    assert net.config.zero_init_residual  # the default
+    net.compile()
+    seed = net._seed(0)  # the weight step's draw at step 0
+    drawn = net.sample_weights(seed).numpy().argmax(axis=1)
+    skip = np.array(space.op_names)[drawn] == 'skip'
+    assert not skip.all()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(BATCH, 32, 32, 3)).astype('float32')
+    y = rng.integers(0, 10, BATCH)
+
+    def rows():
+        with tf.GradientTape() as tape:
+            arch, scores = net.sample_weights(seed, return_scores=True)
+            logits = net(x, training=True, arch_weights=arch, scores=scores)
+            ce = net._cross_entropy(y, logits)
+        grads = tape.gradient(ce, net.arch_variables)
+        return net.arch_params.row_norms(grads).numpy()
+
+    assert rows().max() == 0.0
+    net.weight_step(x, y, 1.0)
+    after = rows()
+    # From exactly 0: every row whose drawn op is not skip, no skip row.
+    np.testing.assert_array_equal(after > 0, ~skip)
+
+
 def test_expected_resource_loss_is_silent_inside_the_budget():
     """With `resource_estimate='expected'` and a slack of one tolerance,
     proposals whose expected totals sit on the targets get no resource
@@ -453,6 +528,32 @@ def test_budget_draws_train_the_first_draw_within_tolerance():
     assert np.mean(kept) > np.mean(raw) + 0.2
 
 
+def test_many_budget_draws_keep_every_draw_within_and_its_gradient():
+    # 64 candidates cost one vectorized draw; the kept draw is drawn again
+    # from its seed, so the architecture step still gets its gradient.
+    space = fbnet()
+    searched, fixed = small_stage2(space)
+    table = tables.resource_table(space, searched, fixed)
+    budget = budget_lib.Budget(table, middle_targets(table), tolerance=0.1)
+    net = supernet.build_supernet(
+        space, searched, fixed,
+        supernet.SupernetConfig(budget_draws=64, seed=5), budget)
+    kept, raw = [], []
+    for step in range(30):
+        seed = tf.constant([5, step], tf.int64)
+        with tf.GradientTape() as tape:
+            weights, _, first, first_ok = net.draw_in_budget(seed)
+            probe = tf.reduce_sum(weights * tf.range(
+                weights.shape[-1], dtype=weights.dtype))
+        grads = tape.gradient(probe, net.arch_variables)
+        assert any(g is not None and float(tf.reduce_sum(tf.abs(g))) > 0
+                   for g in grads)
+        kept.append(float(budget_lib.within_tolerance(budget, weights)))
+        raw.append(float(first_ok))
+    assert np.mean(raw) < 0.7, np.mean(raw)
+    assert np.mean(kept) == 1.0, kept
+
+
 def test_one_budget_draw_trains_every_draw_as_it_comes():
     space = fbnet()
     searched, fixed = small_stage2(space)
@@ -470,3 +571,51 @@ def test_budget_draws_must_be_a_positive_integer():
     for bad in (0, -1, 1.5, True):
         with pytest.raises(UserError, match='budget_draws'):
             supernet.SupernetConfig(budget_draws=bad).check()
+
+
+def _steps_under(owner, switch, value, steps=2):
+    """(metrics of each step, every variable after `steps` train steps) of
+    a stage-2 supernet with resource loss, with `owner.switch = value`."""
+    space = fbnet()
+    searched, fixed = small_stage2(space)
+    table = tables.resource_table(space, searched, fixed)
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(3, len(searched), len(space.op_names)))
+    config = supernet.SupernetConfig(total_steps=5, seed=2, budget_draws=3,
+                                     sample_temperature=0.5)
+    previous = getattr(owner, switch)
+    setattr(owner, switch, value)
+    try:
+        keras.utils.set_random_seed(7)
+        net = supernet.build_supernet(space, searched, fixed, config,
+                                      middle_budget(table), logits)
+        net.compile()
+        data = next(iter(dataset(space, seed=4)))
+        fn = tf.function(net.train_step, autograph=False)
+        metrics = [{k: v.numpy() for k, v in fn(data).items()}
+                   for _ in range(steps)]
+        variables = [v.numpy() for v in net.variables
+                     + net.optimizer.variables + net.arch_optimizer.variables]
+    finally:
+        setattr(owner, switch, previous)
+    return metrics, variables
+
+
+@pytest.mark.large
+@pytest.mark.large
+@pytest.mark.parametrize('owner,switch', [
+    (supernet.SuperNet, 'tape_per_loss'), (MixedLayer, 'traced_bodies')])
+def test_build_time_switches_keep_the_train_step(owner, switch):
+    """Each switch of tools/build_time.py changes how the step is traced,
+    not what it computes: two steps give the same metrics and the same
+    variables (weights, statistics, both optimizers) bit for bit."""
+    on = _steps_under(owner, switch, True)
+    off = _steps_under(owner, switch, False)
+    assert on[0][0].keys() == off[0][0].keys()
+    assert on[0][0]['loss'] != on[0][1]['loss']  # two different steps
+    for a, b in zip(on[0], off[0]):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert len(on[1]) == len(off[1]) > 100
+    for a, b in zip(on[1], off[1]):
+        np.testing.assert_array_equal(a, b)

@@ -6,9 +6,9 @@ import os
 import pytest
 from conftest import REPO
 from conftest import run_python
-from fuzzing import check_refused
 
 from hournas_tf import spaces
+from hournas_tf.fuzzing import check_refused
 
 
 def run_tool(name, *args):
@@ -227,6 +227,62 @@ def test_search_summary_reads_history_and_arch(tmp_path):
                         '+0.0% | macs -1.0%, params +0.6% | 3, 5 (before '
                         'stage 2) | 0.71 / 0.854 | 3/16 '
                         '| vital 103 s, total 498 s |')
+
+
+def test_search_summary_puts_several_runs_side_by_side(tmp_path):
+    """Two finished runs and one without arch.json: each run's epoch
+    table under its own heading, in the order given, then one result row
+    per run."""
+    runs = [tmp_path / name for name in ('s0', 's1', 's2')]
+    for k, run in enumerate(runs):
+        run.mkdir()
+        record = {'stage': 'nonvital', 'epoch': 1, 'accuracy': 0.5 + k / 10,
+                  'arch_accuracy': 0.25 + k / 10,
+                  'op_probabilities': {'2': {'a': 0.3, 'b': 0.7}}}
+        (run / 'history.jsonl').write_text(json.dumps(record) + '\n')
+        if k < 2:
+            (run / 'arch.json').write_text(json.dumps({
+                'string': f'demo[image_size=32]:k3_e{k + 1},skip',
+                'search': {'relative_error': {'macs': k / 100}}}))
+    out = run_tool('search_summary.py', *map(str, runs))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    heads = [lines.index(f'### {run}') for run in runs]
+    assert heads == sorted(heads)
+    for k, head in enumerate(heads):
+        row = lines[head + 4]  # heading, blank, table header, separator
+        assert row.startswith(f'| nonvital | 1 | {0.5 + k / 10:.3f} | '
+                              f'{0.25 + k / 10:.3f} |'), row
+    results = [line for line in lines if line.startswith(f'| {tmp_path}')]
+    assert results == [
+        f'| {runs[0]} | `k3_e1,skip` |  | macs +0.0% | none | - / - | - |  |',
+        f'| {runs[1]} | `k3_e2,skip` |  | macs +1.0% | none | - / - | - |  |',
+        f'| {runs[2]} | unfinished | | | | | | |']
+
+
+@pytest.mark.large
+def test_bench_input_times_the_pipeline_and_the_training_step(tmp_path):
+    path = tmp_path / 'bench.json'
+    out = run_tool('bench_input.py', '--dataset=digits', '--image_size=16',
+                   '--batch_size=16', '--batches=3', '--train_steps=1',
+                   f'--json={path}')
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(path.read_text())
+    assert (result['dataset'], result['image_size'], result['batch_size'],
+            result['pipeline_batches'], result['train_steps'],
+            result['model']) == ('digits', 16, 16, 3, 1, 'fbnet_b')
+    for kind, images in (('pipeline', 3 * 16), ('model', 16)):
+        # Seconds rounded to 3 decimals.
+        assert images / result[f'{kind}_images_per_s'] == pytest.approx(
+            result[f'{kind}_seconds'], abs=6e-4)
+    # The rates are rounded too: the ratio agrees to their precision.
+    assert result['ratio'] == pytest.approx(
+        result['pipeline_images_per_s'] / result['model_images_per_s'],
+        rel=2e-3)
+    verdict = 'is not the bottleneck' if result['ratio'] >= 1 else \
+        'is the bottleneck'
+    assert f"ratio pipeline/model: {result['ratio']:.2f} (the input " \
+        f'pipeline {verdict})' in out.stdout
 
 
 def test_proposal_share_compares_schedules_on_the_demo_table(tmp_path):

@@ -11,14 +11,15 @@ import pytest
 import tensorflow as tf
 from conftest import REPO
 from conftest import run_module
-from fuzzing import check_refused
 
 import hournas_tf
 from hournas_tf import data
 from hournas_tf import spaces
 from hournas_tf import train
 from hournas_tf.blocks import layers  # noqa: F401  (registers them for load)
-from hournas_tf.errors import UserError
+from hournas_tf.common import jsonio
+from hournas_tf.common.errors import UserError
+from hournas_tf.fuzzing import check_refused
 from hournas_tf.resources import counting
 from hournas_tf.training import callbacks as callbacks_lib
 from hournas_tf.training import config as config_lib
@@ -266,7 +267,7 @@ def test_default_output_dir_and_write_json(tmp_path):
     path = run_dir.default_output_dir('tiny', datetime.datetime(
         2026, 1, 2, 3, 4, 5))
     assert path == os.path.join('runs', 'train-tiny-20260102-030405')
-    run_dir.write_json(tmp_path / 'x.json', {'a': 1})
+    jsonio.write_json(tmp_path / 'x.json', {'a': 1})
     assert json.loads((tmp_path / 'x.json').read_text()) == {'a': 1}
 
 
@@ -570,6 +571,33 @@ def test_command_writes_a_complete_run(trained, digits_dir):
         for event in tf.compat.v1.train.summary_iterator(path):
             tags.update(v.tag for v in event.summary.value)
     assert {'epoch_loss', 'epoch_accuracy', 'epoch_learning_rate'} <= tags
+
+
+@pytest.mark.large
+def test_mixed_precision_command_trains_a_float16_model(tmp_path, digits_dir):
+    """--mixed_precision: one epoch of the tiny architecture; model.keras
+    computes in float16 with float32 variables and scores what
+    metrics.json says."""
+    arch_file = tmp_path / 'arch.json'
+    TINY.save(str(arch_file))
+    out = tmp_path / 'run'
+    res = run_module('hournas_tf.train', f'--arch_file={arch_file}',
+                     f'--data_dir={digits_dir}', '--image_size=16',
+                     '--epochs=1', '--warmup_epochs=0', '--batch_size=128',
+                     '--mixed_precision', f'--output_dir={out}',
+                     '--verbose=0')
+    assert res.returncode == 0, res.stderr[-3000:]
+    stored = json.loads((out / 'train_config.json').read_text())
+    assert stored['mixed_precision'] is True
+    metrics = json.loads((out / 'metrics.json').read_text())
+    assert np.isfinite(metrics['train_loss'])
+    model = hournas_tf.load_model(str(out / 'model.keras'))
+    stem = model.get_layer('stem')
+    assert (stem.compute_dtype, stem.variable_dtype) == ('float16',
+                                                         'float32')
+    # float16 kernels may flip an image whose top two logits are close.
+    assert _eval_accuracy(model, digits_dir) == pytest.approx(
+        metrics['test_accuracy'], abs=2 / metrics['num_eval'])
 
 
 @pytest.mark.large

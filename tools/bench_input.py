@@ -12,27 +12,23 @@ their ratio; a ratio above 1 means the pipeline is not the bottleneck.
 
 import json
 import os
-import sys
 import time
 
-if __package__ in (None, ''):  # Run as `python tools/bench_input.py`.
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-        __file__))))
+from absl import flags
 
-from absl import flags  # noqa: E402
-
-from hournas_tf import errors  # noqa: E402
+from hournas_tf import command_flags
+from hournas_tf.common import errors
+from hournas_tf.common import jsonio
+from hournas_tf.common import runner
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
     """Defines the tool's flags (only when run as a script)."""
-    flags.DEFINE_string('dataset', 'digits', 'digits, fashion_mnist[:PATH], '
-                        'cifar10, imagenet2012 or image_folder:PATH.')
-    flags.DEFINE_string('data_dir', None, 'tfds data dir (digits: cache dir).')
-    flags.DEFINE_integer('image_size', None, 'Image size; default: the '
-                         "dataset's.", lower_bound=8)
+    command_flags.define_data_flags('digits')
+    command_flags.define_space_flags({'image_size': None}, notes={
+        'image_size': "(default: the dataset's)"})
     flags.DEFINE_integer('batch_size', 64, 'Global batch size.',
                          lower_bound=1)
     flags.DEFINE_string('cache', 'auto', 'auto, memory or none.')
@@ -146,11 +142,9 @@ def main(argv):
     if FLAGS.json == '-':
         print(json.dumps(result, indent=2))
     elif FLAGS.json:
-        with open(FLAGS.json, 'w') as f:
-            json.dump(result, f, indent=2)
-            f.write('\n')
+        jsonio.write_json(FLAGS.json, result)
 
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main)
+    runner.run(main)

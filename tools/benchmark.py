@@ -36,13 +36,12 @@ import sys
 import tempfile
 import time
 
-if __package__ in (None, ''):  # Run as `python tools/benchmark.py`.
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-        __file__))))
+from absl import flags
 
-from absl import flags  # noqa: E402
-
-from hournas_tf import errors  # noqa: E402
+from hournas_tf.common import errors
+from hournas_tf.common import jsonio
+from hournas_tf.common import provenance
+from hournas_tf.common import runner
 
 FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -301,9 +300,9 @@ def case_throughput(params):
     if params.get('device', 'cpu') == 'gpu':
         if not gpus:
             raise RuntimeError('no GPU visible to TensorFlow')
-        device, device_name = 'GPU:0', bm.machine()['gpus'][0]
+        device, device_name = 'GPU:0', provenance.machine()['gpus'][0]
     else:
-        device, device_name = 'CPU:0', bm.machine()['cpu']
+        device, device_name = 'CPU:0', provenance.machine()['cpu']
     if params['policy']:
         keras.mixed_precision.set_global_policy(params['policy'])
     space = _space(params)
@@ -343,8 +342,7 @@ def run_one_case(kind, params, output):
               'wall': time.perf_counter() - start[0],
               'cpu': time.process_time() - start[1],
               'loadavg': list(os.getloadavg())}
-    with open(output, 'w') as f:
-        json.dump(record, f, indent=1, default=float)
+    jsonio.write_json(output, record, default=float, indent=1)
 
 
 # --- The parent ------------------------------------------------------------
@@ -398,7 +396,7 @@ def reusable_cases(paths):
     """{json [kind, params]: case record} of the ok cases in `paths`."""
     out = {}
     for path in paths:
-        data = errors.read_json(path, 'benchmark results')
+        data = jsonio.read_json(path, 'benchmark results')
         for case in data.get('cases', {}).values():
             if case.get('status') == 'ok':
                 key = json.dumps([case['kind'], case['params']],
@@ -423,11 +421,7 @@ def write_results(path, header, results):
     from hournas_tf.benchmarking import figures
 
     data = dict(header, cases=results, figures=figures.figures(results))
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(data, f, indent=1, default=float)
-        f.write('\n')
-    os.replace(tmp, path)
+    jsonio.write_json(path, data, default=float, indent=1)
     return data
 
 
@@ -482,7 +476,6 @@ def main(argv):
             raise errors.UserError(
                 '--device=gpu: no GPU visible to TensorFlow; run the same '
                 'code path on the CPU with --device=cpu --throughput')
-    from hournas_tf.benchmarking import steps as bm
 
     path = results_path(FLAGS.output, FLAGS.device, throughput)
     header = {'command': command_line(sys.argv), 'device': FLAGS.device,
@@ -490,8 +483,8 @@ def main(argv):
                   ' quick' if FLAGS.quick else '') + (
                   ' tiny' if FLAGS.tiny else ''),
               'date': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
-              'commit': bm.git_commit(REPO), 'machine': bm.machine(),
-              'path': path}
+              'commit': provenance.git_commit(REPO),
+              'machine': provenance.machine(), 'path': path}
     header['planned'] = [c[0] for c in cases]
     reusable = reusable_cases(FLAGS.resume_from or [])
     start = time.perf_counter()
@@ -525,4 +518,4 @@ def main(argv):
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main)
+    runner.run(main)

@@ -11,15 +11,12 @@ with its status, time and machine load.
 
 import glob
 import os
-import sys
 
-if __package__ in (None, ''):  # Run as `python tools/benchmarks_md.py`.
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-        __file__))))
+from absl import flags
 
-from absl import flags  # noqa: E402
-
-from hournas_tf import errors  # noqa: E402
+from hournas_tf.common import errors
+from hournas_tf.common import jsonio
+from hournas_tf.common import runner
 
 FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,7 +49,7 @@ def load_results(folder):
                                'python tools/benchmark.py first')
     out = []
     for path in paths:
-        data = errors.read_json(path, 'benchmark results')
+        data = jsonio.read_json(path, 'benchmark results')
         for key in ('figures', 'cases', 'machine'):
             if key not in data:
                 raise errors.UserError(f'{path}: not a benchmark result '
@@ -167,7 +164,7 @@ def load_speed(folder):
     `tools/build_time.py --json=...` runs, sorted by name."""
     out = []
     for path in sorted(glob.glob(os.path.join(folder, 'speed', '*.json'))):
-        data = errors.read_json(path, 'build-time result')
+        data = jsonio.read_json(path, 'build-time result')
         missing = [k for k in SPEED_COLUMNS + ('space', 'stage')
                    if k not in data]
         if missing:
@@ -216,4 +213,4 @@ def main(argv):
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main)
+    runner.run(main)

@@ -13,32 +13,26 @@ block_importance/ next to the model) and prints whether the vital blocks
 lose more accuracy on average than the non-vital ones.
 """
 
-import json
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
+from absl import flags
 
-from absl import flags  # noqa: E402
-
-from hournas_tf import errors  # noqa: E402
-from hournas_tf.errors import UserError  # noqa: E402
+from hournas_tf import command_flags
+from hournas_tf.common import jsonio
+from hournas_tf.common import runner
+from hournas_tf.common.errors import UserError
 
 
 def define_flags():
     flags.DEFINE_string('model', None, 'A .keras model of a hournas_tf '
                         'architecture (e.g. model.keras of python -m '
                         'hournas_tf.train).')
-    flags.DEFINE_string('arch', None, 'Its architecture: a reference name '
-                        'or a compact string (default: the arch of '
-                        'train_config.json next to the model).')
-    flags.DEFINE_string('arch_file', None, 'Its architecture as a JSON '
-                        'file (instead of --arch).')
-    flags.DEFINE_string('dataset', 'digits', 'Dataset whose test (eval) '
-                        'split is measured: digits, fashion_mnist[:PATH], '
-                        'cifar10, imagenet2012 or image_folder:PATH.')
-    flags.DEFINE_string('data_dir', None, 'tensorflow-datasets data dir.')
+    command_flags.define_arch_flags(notes={
+        'arch': "The model's (default: the arch of train_config.json next "
+                'to the model).',
+        'arch_file': 'Instead of --arch.'})
+    command_flags.define_data_flags('digits', use=(
+        'Dataset whose test (eval) split is measured'))
     flags.DEFINE_list('probabilities', ['0.3', '0.6', '1.0'],
                       'Masking probabilities p.')
     flags.DEFINE_integer('seeds', 3, 'Mask seeds averaged per block and p.',
@@ -63,8 +57,8 @@ def resolve_arch(model_path, arch, arch_file):
     if not os.path.isfile(path):
         raise UserError(f'no --arch and no {path}: give the model\'s '
                         'architecture with --arch or --arch_file')
-    with open(path) as f:
-        return Architecture.from_string(json.load(f)['arch'])
+    return Architecture.from_string(
+        jsonio.read_json(path, 'training config')['arch'])
 
 
 def probabilities(values):
@@ -118,9 +112,8 @@ def main(argv):
               'dataset': f.dataset, 'eval_split': info.eval_split,
               'num_eval': info.num_eval, **result}
     os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, 'block_importance.json'), 'w') as fp:
-        json.dump(result, fp, indent=2)
-        fp.write('\n')
+    jsonio.write_json(os.path.join(output_dir, 'block_importance.json'),
+                      result)
     bi.plot(result, f'block importance of {arch.name or arch.space} on '
             f'{f.dataset} ({info.eval_split})',
             os.path.join(output_dir, 'block_importance.png'))
@@ -138,4 +131,4 @@ def main(argv):
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main)
+    runner.run(main)

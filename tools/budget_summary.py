@@ -1,8 +1,8 @@
 """Prints the budgets of several-budget searches and dry runs as markdown
 (docs/multi_budget.md).
 
-    python tools/budget_summary.py runs/fbnet-dry runs/fm-budgets3
-    python tools/budget_summary.py runs/fm-budgets3 --compare=runs/fm-single
+    python -m tools.budget_summary runs/fbnet-dry runs/fm-budgets3
+    python -m tools.budget_summary runs/fm-budgets3 --compare=runs/fm-single
 
 Per folder: a dry run's (`dry_run.json`) proposals per budget (how many
 proposals' most probable architectures are within tolerance before any
@@ -18,15 +18,12 @@ import datetime
 import json
 import os
 import platform
-import sys
 
-if __package__ in (None, ''):  # Run as `python tools/budget_summary.py`.
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-        __file__))))
+from absl import flags
 
-from absl import flags  # noqa: E402
-
-from hournas_tf import errors  # noqa: E402
+from hournas_tf.common import errors
+from hournas_tf.common import provenance
+from hournas_tf.common import runner
 
 
 def _read(path):
@@ -108,12 +105,9 @@ def header():
     import numpy
 
     versions = f'Python {platform.python_version()}, numpy {numpy.__version__}'
-    try:
-        from importlib.metadata import version
-
-        versions += f', TensorFlow {version("tensorflow")}'
-    except Exception:  # noqa: BLE001 (TensorFlow is optional here)
-        pass
+    tensorflow = provenance.version('tensorflow')
+    if tensorflow:
+        versions += f', TensorFlow {tensorflow}'
     load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else None
     return (f'{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} '
             f'UTC, {platform.machine()} with {os.cpu_count()} CPUs'
@@ -151,7 +145,7 @@ def main(argv):
     if not runs:
         raise errors.UserError('give one or more output folders of searches'
                                ' or dry runs with --budgets: python '
-                               'tools/budget_summary.py RUN_DIR...')
+                               '-m tools.budget_summary RUN_DIR...')
     if single and not os.path.isfile(os.path.join(single, 'arch.json')):
         raise errors.UserError(f'--compare={single}: no arch.json there')
     print(summary(runs, single))
@@ -159,4 +153,4 @@ def main(argv):
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main)
+    runner.run(main)

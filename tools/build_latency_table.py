@@ -27,34 +27,27 @@ of timing them, to time them with TFLite's `benchmark_model` on a device;
 """
 
 import dataclasses
-import json
 import os
 import sys
 import time
 
-if __package__ in (None, ''):  # Run as `python tools/build_latency_table.py`.
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-        __file__))))
+import numpy as np
+from absl import flags
 
-import numpy as np  # noqa: E402
-from absl import flags  # noqa: E402
-
-from hournas_tf import errors  # noqa: E402
-from hournas_tf import spaces  # noqa: E402
-from hournas_tf.errors import UserError  # noqa: E402
-from hournas_tf.resources import latency as latency_lib  # noqa: E402
+from hournas_tf import command_flags
+from hournas_tf import spaces
+from hournas_tf.common import jsonio
+from hournas_tf.common import runner
+from hournas_tf.common.errors import UserError
+from hournas_tf.resources import latency as latency_lib
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
     """Defines the tool's flags (only when run as a script)."""
-    flags.DEFINE_enum('space', None, spaces.SPACE_NAMES, 'Search space.')
-    flags.DEFINE_integer('image_size', 224, 'Input size.', lower_bound=8)
-    flags.DEFINE_float('width_multiplier', 1.0, 'Channel multiplier.',
-                       lower_bound=0.01)
-    flags.DEFINE_integer('num_classes', 1000, 'Classifier outputs.',
-                         lower_bound=2)
+    command_flags.define_space_flags(dict(
+        space=None, image_size=224, width_multiplier=1.0, num_classes=1000))
     flags.DEFINE_integer('threads', 1, 'LiteRT threads.', lower_bound=1)
     flags.DEFINE_enum('mode', 'fp32', latency_lib.MODES, 'fp32 or int8 '
                       '(full-integer) models.')
@@ -115,11 +108,11 @@ def export_blocks(space, folder, mode, seed):
     for name, data in models.items():
         with open(os.path.join(folder, f'{name}.tflite'), 'wb') as f:
             f.write(data)
-    with open(os.path.join(folder, 'blocks.json'), 'w') as f:
-        json.dump({'space': space.name, 'image_size': space.image_size,
-                   'width_multiplier': space.width_multiplier,
-                   'num_classes': space.num_classes, 'mode': mode,
-                   'blocks': list(models)}, f, indent=1)
+    jsonio.write_json(os.path.join(folder, 'blocks.json'), {
+        'space': space.name, 'image_size': space.image_size,
+        'width_multiplier': space.width_multiplier,
+        'num_classes': space.num_classes, 'mode': mode,
+        'blocks': list(models)}, indent=1)
     log(f'wrote {len(models)} block models to {folder}/')
 
 
@@ -215,15 +208,14 @@ def main(argv):
         table, evaluation = measure(space, f)
     latency_lib.save_table(table, output)
     if f.json:
-        with open(f.json, 'w') as out:
-            json.dump({'table': output, 'info': table.info,
-                       'calibration': table.calibration,
-                       'evaluation': evaluation}, out, indent=1)
-            out.write('\n')
+        jsonio.write_json(f.json, {
+            'table': output, 'info': table.info,
+            'calibration': table.calibration, 'evaluation': evaluation},
+            indent=1)
     log(f'wrote {output}: {len(latency_lib.space_blocks(space))} blocks of '
         f'{table.describe()}, {table.mode}, {table.threads} thread(s)')
 
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main)
+    runner.run(main)

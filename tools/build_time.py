@@ -19,26 +19,20 @@ Run one process per variant (a traced 17-layer fbnet supernet holds ~5 GB).
 
 import json
 import os
-import sys
 import time
 
-if __package__ in (None, ''):  # Run as `python tools/build_time.py`.
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-        __file__))))
+from absl import flags
 
-from absl import flags  # noqa: E402
-
-from hournas_tf import errors  # noqa: E402
+from hournas_tf import command_flags
+from hournas_tf.common import runner
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
     """Defines the tool's flags (only when run as a script)."""
-    flags.DEFINE_string('space', 'fbnet', 'Search space.')
-    flags.DEFINE_integer('image_size', 32, 'Image size.', lower_bound=8)
-    flags.DEFINE_float('width_multiplier', 0.25, 'Width multiplier.')
-    flags.DEFINE_integer('num_classes', 10, 'Classes.', lower_bound=2)
+    command_flags.define_space_flags(command_flags.demo_space(
+        space='fbnet'))
     flags.DEFINE_integer('batch_size', 64, 'Batch of each split.',
                          lower_bound=1)
     flags.DEFINE_enum('stage', '2', ['1', '2'], '1: the vital layers; 2: the '
@@ -53,6 +47,19 @@ def define_flags():
     flags.DEFINE_bool('fused_batch_norm', True, 'Fused batch norm in '
                       'training (FusedBatchNormalization.enabled); false: '
                       "Keras' own.")
+    flags.DEFINE_bool('raw_branches', True, 'Branches of a mixed layer run '
+                      'as TensorFlow ops in training (MixedLayer.'
+                      "raw_branches); false: each through its Keras call.")
+    flags.DEFINE_bool('share_structure', True, 'Single path: branches of '
+                      'one structure run as one body on the chosen '
+                      "branch's weights (MixedLayer.share_structure).")
+    flags.DEFINE_bool('traced_bodies', True, 'Shared bodies are one '
+                      'tf.function per structure and input shape, called by '
+                      'every layer and both steps (MixedLayer.traced_bodies)'
+                      '; false: traced inline in every switch.')
+    flags.DEFINE_bool('tape_per_loss', True, 'Architecture step: one '
+                      'tape per loss (SuperNet.tape_per_loss); false: one '
+                      'persistent tape for both.')
     flags.DEFINE_integer('budget_draws', 8, 'Draws per step to find one '
                          "within tolerance (the search's --budget_draws).",
                          lower_bound=1)
@@ -151,12 +158,18 @@ def main(argv):
     import tensorflow as tf
 
     import hournas_tf
-    from hournas_tf.benchmarking.steps import git_commit
     from hournas_tf.blocks import layers as block_layers
+    from hournas_tf.common.provenance import git_commit
+    from hournas_tf.nas import supernet as supernet_lib
+    from hournas_tf.nas.mixed import MixedLayer
 
     tf.config.optimizer.set_experimental_options(
         {'disable_meta_optimizer': True})  # as run_search does
     block_layers.FusedBatchNormalization.enabled = FLAGS.fused_batch_norm
+    MixedLayer.raw_branches = FLAGS.raw_branches
+    MixedLayer.share_structure = FLAGS.share_structure
+    MixedLayer.traced_bodies = FLAGS.traced_bodies
+    supernet_lib.SuperNet.tape_per_loss = FLAGS.tape_per_loss
     net, rows = build(FLAGS.space, FLAGS.image_size, FLAGS.width_multiplier,
                       FLAGS.num_classes, FLAGS.stage, FLAGS.layers,
                       FLAGS.sampler, FLAGS.num_proposals,
@@ -168,6 +181,10 @@ def main(argv):
         sampler=net.config.sampler, image_size=FLAGS.image_size,
         width_multiplier=FLAGS.width_multiplier, batch_size=FLAGS.batch_size,
         fused_batch_norm=FLAGS.fused_batch_norm,
+        raw_branches=FLAGS.raw_branches,
+        share_structure=FLAGS.share_structure,
+        traced_bodies=FLAGS.traced_bodies,
+        tape_per_loss=FLAGS.tape_per_loss,
         budget_draws=FLAGS.budget_draws,
         max_rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
         load_1min=os.getloadavg()[0], tensorflow=tf.__version__,
@@ -178,7 +195,11 @@ def main(argv):
         steps_timed=FLAGS.steps)
     print(f"{FLAGS.space} stage {FLAGS.stage}, {rows} searched layers "
           f"({result['sampler']}), fused batch norm "
-          f"{FLAGS.fused_batch_norm}: trace {result['trace_cpu_s']:.1f} "
+          f"{FLAGS.fused_batch_norm}, raw branches {FLAGS.raw_branches}, "
+          f"shared structure {FLAGS.share_structure}, traced bodies "
+          f"{FLAGS.traced_bodies}, tape per loss {FLAGS.tape_per_loss}: "
+          f"trace "
+          f"{result['trace_cpu_s']:.1f} "
           f"+ first call {result['first_call_cpu_s']:.1f} = first step "
           f"{result['first_step_cpu_s']:.1f} CPU s "
           f"({result['first_step_wall_s']:.1f} s wall); step "
@@ -196,4 +217,4 @@ def main(argv):
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main)
+    runner.run(main)

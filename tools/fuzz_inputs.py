@@ -1,7 +1,8 @@
 """Fuzzes the parsers and the commands with many bad inputs and prints how
 many cases each target tried (docs/fuzzing.md).
 
-The same strategies and checks as tests/test_fuzz_*.py (tests/fuzzing.py),
+The same strategies and checks as tests/test_fuzz_*.py
+(hournas_tf/fuzzing.py),
 with many more examples and a seed of your choice instead of the tests'
 fixed, bounded set:
 
@@ -19,21 +20,14 @@ whole. The first failing case of a target is shrunk and printed; the tool
 then goes on with the next target and exits with 1. Needs hypothesis.
 """
 
-import json
-import os
-import sys
 import tempfile
 import time
 
-if __package__ in (None, ''):  # Run as `python tools/fuzz_inputs.py`.
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-        __file__))))
-_TESTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))), 'tests')
+from absl import flags
 
-from absl import flags  # noqa: E402
-
-from hournas_tf import errors  # noqa: E402
+from hournas_tf.common import errors
+from hournas_tf.common import jsonio
+from hournas_tf.common import runner
 
 FLAGS = flags.FLAGS
 FOLDERS = 'image_folder_listing'
@@ -122,11 +116,10 @@ def main(argv):
     f = {name: FLAGS[name].value for name in (
         'examples', 'command_examples', 'folder_examples', 'targets',
         'fuzz_seed', 'counts_json')}
-    sys.path.insert(0, _TESTS)
     try:
-        import fuzzing
+        from hournas_tf import fuzzing
     except ImportError as e:
-        raise errors.UserError(f'tests/fuzzing.py needs {e.name}: pip '
+        raise errors.UserError(f'hournas_tf/fuzzing.py needs {e.name}: pip '
                                'install hypothesis') from None
 
     rows, failed = [], []
@@ -154,12 +147,12 @@ def main(argv):
     print(f'total: {total} cases, {len(failed)} target(s) failed'
           + (f': {", ".join(failed)}' if failed else ''))
     if f['counts_json']:
-        with open(f['counts_json'], 'w') as out:
-            json.dump({'seed': f['fuzz_seed'], 'targets': rows,
-                       'total': total}, out, indent=1)
+        jsonio.write_json(f['counts_json'], {
+            'seed': f['fuzz_seed'], 'targets': rows, 'total': total},
+            indent=1)
     return 1 if failed else 0
 
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main)
+    runner.run(main)

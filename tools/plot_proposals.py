@@ -14,33 +14,22 @@ search's proposals_stage2.png (`nas.proposal_report.optimize`). Writes the PNG
 (`--output`) and the numbers next to it as JSON.
 """
 
-import json
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
+from absl import flags
 
-from absl import flags  # noqa: E402
-
-from hournas_tf import errors  # noqa: E402
-from hournas_tf import spaces  # noqa: E402
-from hournas_tf.errors import UserError  # noqa: E402
-from hournas_tf.nas import config as config_lib  # noqa: E402
+from hournas_tf import command_flags
+from hournas_tf import spaces
+from hournas_tf.common import jsonio
+from hournas_tf.common import runner
+from hournas_tf.common.errors import UserError
+from hournas_tf.nas import config as config_lib
 
 
 def define_flags():
     d = config_lib.preset('demo')
-    flags.DEFINE_enum('space', d.space, spaces.SPACE_NAMES, 'Search space.')
-    flags.DEFINE_integer('image_size', d.image_size, 'Input size.',
-                         lower_bound=8)
-    flags.DEFINE_integer('num_classes', 10, 'Classes.', lower_bound=2)
-    flags.DEFINE_float('width_multiplier', d.width_multiplier,
-                       'Width multiplier.', lower_bound=0.01)
-    flags.DEFINE_float('target_macs', None, 'Whole-network MACs target.')
-    flags.DEFINE_float('target_params', None, 'Whole-network params '
-                       'target.')
-    flags.DEFINE_float('tolerance', d.tolerance, 'Relative tolerance.')
+    command_flags.define_space_flags(command_flags.demo_space())
+    command_flags.define_target_flags()
     flags.DEFINE_integer('num_proposals', d.num_proposals,
                          'Number of space proposals m.',
                          lower_bound=1)
@@ -95,17 +84,16 @@ def main(argv):
     _, _, _, info = proposal_report.optimize(space, searched, vital_ops, config,
                                         f.output)
     path = f.output[:-len('.png')] + '.json'
-    with open(path, 'w') as fp:
-        json.dump({'space': space.name, 'image_size': space.image_size,
-                   'width_multiplier': space.width_multiplier,
-                   'targets': config.targets, 'tolerance': config.tolerance,
-                   'vital_ops': {i + 1: op for i, op in vital_ops.items()},
-                   'searched_layers': [i + 1 for i in searched], **info},
-                  fp, indent=2, default=float)
-        fp.write('\n')
+    jsonio.write_json(path, {
+        'space': space.name, 'image_size': space.image_size,
+        'width_multiplier': space.width_multiplier,
+        'targets': config.targets, 'tolerance': config.tolerance,
+        'vital_ops': {i + 1: op for i, op in vital_ops.items()},
+        'searched_layers': [i + 1 for i in searched], **info},
+        default=float)
     print(f'wrote {f.output} and {path}')
 
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main)
+    runner.run(main)

@@ -23,19 +23,16 @@ time, as a markdown table;
 """
 
 import dataclasses
-import json
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
+from absl import flags
 
-from absl import flags  # noqa: E402
-
-from hournas_tf import errors  # noqa: E402
-from hournas_tf import spaces  # noqa: E402
-from hournas_tf.errors import UserError  # noqa: E402
-from hournas_tf.nas import config as config_lib  # noqa: E402
+from hournas_tf import command_flags
+from hournas_tf import spaces
+from hournas_tf.common import jsonio
+from hournas_tf.common import runner
+from hournas_tf.common.errors import UserError
+from hournas_tf.nas import config as config_lib
 
 DRAWS = 10_000
 DRAWS_PER_PROPOSAL = 2_000
@@ -43,17 +40,9 @@ DRAWS_PER_PROPOSAL = 2_000
 
 def define_flags():
     d = config_lib.preset('demo')
-    flags.DEFINE_enum('space', d.space, spaces.SPACE_NAMES, 'Search space.')
-    flags.DEFINE_integer('image_size', d.image_size, 'Input size.',
-                         lower_bound=8)
-    flags.DEFINE_integer('num_classes', 10, 'Classes.', lower_bound=2)
-    flags.DEFINE_float('width_multiplier', d.width_multiplier,
-                       'Width multiplier.', lower_bound=0.01)
-    flags.DEFINE_float('target_macs', d.targets['macs'], 'Whole-network '
-                       'MACs target.')
-    flags.DEFINE_float('target_params', d.targets['params'],
-                       'Whole-network params target.')
-    flags.DEFINE_float('tolerance', d.tolerance, 'Relative tolerance.')
+    command_flags.define_space_flags(command_flags.demo_space())
+    command_flags.define_target_flags(macs=d.targets['macs'],
+                                      params=d.targets['params'])
     flags.DEFINE_list('vital_ops', None, 'Vital ops (one per vital layer, '
                       'or "max", the default).')
     flags.DEFINE_multi_string('variants', [
@@ -188,13 +177,12 @@ def main(argv):
                for name, overrides in variants.items()}
     print(markdown(results, f.tolerance))
     if f.output:
-        with open(f.output, 'w') as fp:
-            json.dump({'space': space.name, 'image_size': space.image_size,
-                       'targets': targets, 'tolerance': f.tolerance,
-                       'variants': results}, fp, indent=2)
-            fp.write('\n')
+        jsonio.write_json(f.output, {
+            'space': space.name, 'image_size': space.image_size,
+            'targets': targets, 'tolerance': f.tolerance,
+            'variants': results})
 
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main)
+    runner.run(main)

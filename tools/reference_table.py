@@ -3,23 +3,20 @@
     python tools/reference_table.py [--image_size=224]
 """
 
-import os
-import sys
 
-if __package__ in (None, ''):  # Run as `python tools/reference_table.py`.
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-        __file__))))
 
-from absl import flags  # noqa: E402
+from absl import flags
 
-from hournas_tf import errors  # noqa: E402
-from hournas_tf import spaces  # noqa: E402
-from hournas_tf.resources import counting  # noqa: E402
+from hournas_tf import command_flags
+from hournas_tf import spaces
+from hournas_tf.common import errors
+from hournas_tf.common import runner
+from hournas_tf.resources import counting
 
 
 def define_flags():
     """Defines the tool's flags (only when run as a script)."""
-    flags.DEFINE_integer('image_size', 224, 'Input size.', lower_bound=8)
+    command_flags.define_space_flags({'image_size': 224})
 
 
 def table(image_size):
@@ -43,4 +40,4 @@ def main(argv):
 
 if __name__ == '__main__':
     define_flags()
-    errors.run(main)
+    runner.run(main)

@@ -19,13 +19,10 @@ top probability), the rows changed, and the stage times.
 import json
 import os
 import statistics
-import sys
 
-if __package__ in (None, ''):  # Run as `python tools/search_summary.py`.
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-        __file__))))
-
-from hournas_tf import errors  # noqa: E402
+from hournas_tf.common import errors
+from hournas_tf.common import jsonio
+from hournas_tf.common import runner
 
 
 def read_history(run_dir):
@@ -84,8 +81,7 @@ def result_row(run_dir):
     path = os.path.join(run_dir, 'arch.json')
     if not os.path.isfile(path):
         return f'| {run_dir} | unfinished | | | | | | |'
-    with open(path) as f:
-        arch = json.load(f)
+    arch = jsonio.read_json(path, 'architecture file')
     search = arch['search']
     seconds = search.get('seconds', {})
     times = ', '.join(f'{k} {v:.0f} s' for k, v in seconds.items())
@@ -128,4 +124,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    errors.run(main)
+    runner.run(main)

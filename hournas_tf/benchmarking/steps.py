@@ -27,15 +27,14 @@ Only public construction APIs of the supernet are used (`build_supernet`,
 any implementation of the step.
 """
 
-import os
-import platform
-import subprocess
 import time
 
 import numpy as np
 
 from hournas_tf import spaces
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
+from hournas_tf.common.provenance import git_commit  # noqa: F401 (API)
+from hournas_tf.common.provenance import machine  # noqa: F401 (API)
 from hournas_tf.nas import stages
 from hournas_tf.resources import counting
 from hournas_tf.resources import tables
@@ -43,22 +42,6 @@ from hournas_tf.resources import tables
 CONTENDERS = ('stage2_single', 'stage2_all', 'stage2_fixed', 'standalone',
               'stage1')
 OBJECTIVES = ('macs', 'params')
-
-
-def git_commit(repo, mark_dirty=False):
-    """The short HEAD commit of `repo` (None outside git), with '+' when
-    `mark_dirty` and tracked files differ from it."""
-    def git(*args):
-        return subprocess.run(['git', *args], cwd=repo, capture_output=True,
-                              text=True, check=True).stdout.strip()
-
-    try:
-        head = git('rev-parse', '--short', 'HEAD')
-        dirty = mark_dirty and bool(git('status', '--porcelain',
-                                        '--untracked-files=no'))
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return head + ('+' if dirty else '')
 
 
 def now():
@@ -70,37 +53,6 @@ def since(start):
     """{'wall': s, 'cpu': s} elapsed since `start` (from `now()`)."""
     wall, cpu = now()
     return {'wall': wall - start[0], 'cpu': cpu - start[1]}
-
-
-def machine():
-    """Machine, versions and load (JSON-ready)."""
-    import keras
-    import tensorflow as tf
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    cpu = line.split(':', 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        memory_gb = os.sysconf('SC_PAGE_SIZE') * os.sysconf(
-            'SC_PHYS_PAGES') / 2**30
-    except (ValueError, OSError):
-        memory_gb = None
-    gpus = []
-    for gpu in tf.config.list_physical_devices('GPU'):
-        details = tf.config.experimental.get_device_details(gpu)
-        gpus.append(details.get('device_name', gpu.name))
-    return {'cpu': cpu, 'cpu_count': os.cpu_count(),
-            'memory_gb': None if memory_gb is None else round(memory_gb, 1),
-            'gpus': gpus, 'python': platform.python_version(),
-            'tensorflow': tf.__version__, 'keras': keras.__version__,
-            'numpy': np.__version__, 'platform': platform.platform(),
-            'loadavg': list(os.getloadavg())}
 
 
 # --- The networks ---------------------------------------------------------

@@ -12,6 +12,8 @@ import dataclasses
 
 import keras
 
+from hournas_tf.blocks.nesting import nested_layers
+
 
 @dataclasses.dataclass(frozen=True)
 class KerasCount:
@@ -21,7 +23,7 @@ class KerasCount:
 
 
 def _all_layers(model):
-    return model._flatten_layers(include_self=False, recursive=True)
+    return nested_layers(model)
 
 
 def _output_hw(layer):

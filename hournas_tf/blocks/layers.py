@@ -132,6 +132,8 @@ class ChannelShuffle(layers.Layer):
             return inputs
         shape = ops.shape(inputs)
         c = inputs.shape[-1]
+        if c is None:  # a body traced for kernels of any width
+            c = shape[3]
         x = ops.reshape(inputs, (-1, shape[1], shape[2], self.groups,
                                  c // self.groups))
         x = ops.transpose(x, (0, 1, 2, 4, 3))
@@ -217,16 +219,26 @@ class FusedBatchNormalization(layers.BatchNormalization):
 
     def fused_train(self, inputs):
         """The training pass (NHWC): normalized output, moving statistics
-        updated. `FusedBatchNormV3` is called directly: the
-        `tf.nn.fused_batch_norm` wrapper raises epsilon to 1.001e-5,
-        which would change the function of a space with epsilon 1e-5
-        (FBNet); the kernels take 1e-5 (cuDNN's minimum) and up."""
+        updated."""
+        y, mean, variance = self.fused_forward(inputs)
+        self.update_moving(mean, variance)
+        return y
+
+    def fused_forward(self, inputs, gamma=None, beta=None):
+        """(output, batch mean, biased batch variance) of the training pass
+        with this layer's gamma and beta (or the given ones, the same
+        shapes), moving statistics untouched. `FusedBatchNormV3` is called
+        directly: the `tf.nn.fused_batch_norm` wrapper raises epsilon to
+        1.001e-5, which would change the function of a space with epsilon
+        1e-5 (FBNet); the kernels take 1e-5 (cuDNN's minimum) and up."""
         x = tf.cast(inputs, tf.float32)
         channels = x.shape[-1]
-        gamma = (tf.cast(self.gamma, tf.float32) if self.scale
-                 else tf.ones([channels], tf.float32))
-        beta = (tf.cast(self.beta, tf.float32) if self.center
-                else tf.zeros([channels], tf.float32))
+        if gamma is None:
+            gamma = (tf.cast(self.gamma, tf.float32) if self.scale
+                     else tf.ones([channels], tf.float32))
+        if beta is None:
+            beta = (tf.cast(self.beta, tf.float32) if self.center
+                    else tf.zeros([channels], tf.float32))
         empty = tf.constant([], tf.float32)
         y, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
             x=x, scale=gamma, offset=beta, mean=empty, variance=empty,
@@ -234,8 +246,17 @@ class FusedBatchNormalization(layers.BatchNormalization):
             data_format='NHWC', is_training=True)
         # The kernel's variance is Bessel-corrected; Keras averages the
         # biased one into the moving variance.
+        if channels is None:
+            channels = tf.shape(x)[-1]
         n = tf.cast(tf.size(x) // channels, tf.float32)
         variance = variance * tf.maximum(n - 1.0, 1.0) / tf.maximum(n, 1.0)
+        return tf.cast(y, self.compute_dtype), mean, variance
+
+    def update_moving(self, mean, variance):
+        """Moves the moving statistics towards a batch's (biased)."""
+        if not mean.shape.is_fully_defined():  # weights gathered by shape
+            mean = tf.ensure_shape(mean, self.moving_mean.shape)
+            variance = tf.ensure_shape(variance, self.moving_variance.shape)
         momentum = self.momentum
         self.moving_mean.assign(
             tf.cast(self.moving_mean, tf.float32) * momentum
@@ -243,7 +264,6 @@ class FusedBatchNormalization(layers.BatchNormalization):
         self.moving_variance.assign(
             tf.cast(self.moving_variance, tf.float32) * momentum
             + variance * (1.0 - momentum))
-        return tf.cast(y, self.compute_dtype)
 
 
 def batch_norm(name, momentum, epsilon, synchronized=False):
@@ -376,7 +396,9 @@ class InvertedResidual(layers.Layer):
                                  name='pwl')
         self.pwl_bn = batch_norm('pwl_bn', **bn)
 
-    def _depthwise(self):
+    def depthwise_stages(self):
+        """(depthwise conv, its batch norm, its activation) of each
+        depthwise stage: one, or two for a cascade op."""
         yield self.dw, self.dw_bn, self.dw_act
         if self.dw2 is not None:
             yield self.dw2, self.dw2_bn, self.dw2_act
@@ -387,7 +409,7 @@ class InvertedResidual(layers.Layer):
             build_once(self.pw, shape)
             shape = self.pw.compute_output_shape(shape)
             build_once(self.pw_bn, shape)
-        for dw, dw_bn, _ in self._depthwise():
+        for dw, dw_bn, _ in self.depthwise_stages():
             build_once(dw, shape)
             shape = dw.compute_output_shape(shape)
             build_once(dw_bn, shape)
@@ -401,7 +423,7 @@ class InvertedResidual(layers.Layer):
         if self.pw is not None:
             x = self.pw_act(self.pw_bn(self.pw(x), training=training))
         x = self.shuffle(x)
-        for dw, dw_bn, act in self._depthwise():
+        for dw, dw_bn, act in self.depthwise_stages():
             x = act(dw_bn(dw(x), training=training))
         if self.se is not None:
             x = self.se(x)
@@ -411,6 +433,103 @@ class InvertedResidual(layers.Layer):
                 x = self._drop_path(x)
             x = x + inputs
         return x
+
+    def _batch_norms(self):
+        if self.pw is not None:
+            yield self.pw_bn
+        for _, dw_bn, _ in self.depthwise_stages():
+            yield dw_bn
+        yield self.pwl_bn
+
+    def raw_training(self, inputs):
+        """True where `raw_train_call(inputs)` computes
+        `self(inputs, training=True)`: TensorFlow, float32, every batch
+        norm fused (`FusedBatchNormalization`) with gamma and beta, no
+        stochastic depth."""
+        return (keras.backend.backend() == 'tensorflow'
+                and self.compute_dtype == 'float32'
+                and self.variable_dtype == 'float32'
+                and not (self.residual and self.add_shortcut
+                         and self.seed_generator is not None)
+                and all(isinstance(bn, FusedBatchNormalization)
+                        and bn.scale and bn.center
+                        and bn._fused_training(inputs, True, None)
+                        for bn in self._batch_norms()))
+
+    def raw_structure(self):
+        """None for a block with squeeze-excite; else a key: blocks with
+        equal keys run the same `raw_forward` ops (on weights of other
+        shapes), so a supernet can run any of them as one graph on the
+        chosen block's `raw_variables`."""
+        if self.se is not None:
+            return None
+        return ('irf', self.pw is not None, self.groups,
+                self.mid if self.groups > 1 else None, self.cascade,
+                self.strides, self.residual and self.add_shortcut,
+                self.activation, self.bn_momentum, self.bn_epsilon)
+
+    def raw_variables(self):
+        """The variables `raw_forward` reads from `tensors`, in its order
+        (squeeze-excite reads its own)."""
+        variables = []
+        if self.pw is not None:
+            variables += [self.pw.kernel, self.pw_bn.gamma, self.pw_bn.beta]
+        for dw, dw_bn, _ in self.depthwise_stages():
+            variables += [dw.kernel, dw_bn.gamma, dw_bn.beta]
+        return variables + [self.pwl.kernel, self.pwl_bn.gamma,
+                            self.pwl_bn.beta]
+
+    def raw_train_call(self, inputs):
+        """The training pass in TensorFlow ops on this layer's variables,
+        without a Keras `__call__` per sublayer (a supernet traces and
+        differentiates hundreds of such blocks in one step); the same ops
+        and values as `self(inputs, training=True)` where `raw_training`
+        holds. Builds the layer if needed."""
+        if not self.built:
+            self.build(tuple(inputs.shape))
+            self.built = True
+        y, stats = self.raw_forward(
+            inputs, [tf.convert_to_tensor(v) for v in self.raw_variables()])
+        self.update_moving(stats)
+        return y
+
+    def raw_forward(self, inputs, tensors):
+        """(output, batch statistics) of the training pass on `tensors`
+        (values of `raw_variables`, of this block or of one with the same
+        `raw_structure`); moving statistics untouched."""
+        tensors = list(tensors)
+        stats = []
+
+        def conv_bn(x, bn, conv):
+            kernel, gamma, beta = tensors[:3]
+            del tensors[:3]
+            x = conv(x, kernel)
+            y, mean, variance = bn.fused_forward(x, gamma, beta)
+            stats.append((mean, variance))
+            return y
+
+        def pointwise(x, kernel):
+            return _raw_conv(x, kernel, 1, self.groups)
+
+        x = inputs
+        if self.pw is not None:
+            x = _raw_act(self.pw_act, conv_bn(x, self.pw_bn, pointwise))
+        x = self.shuffle.call(x)
+        for dw, dw_bn, act in self.depthwise_stages():
+            def depthwise(v, kernel, dw=dw):
+                return _raw_depthwise(v, kernel, dw)
+            x = _raw_act(act, conv_bn(x, dw_bn, depthwise))
+        if self.se is not None:
+            x = self.se.call(x)
+        x = conv_bn(x, self.pwl_bn, pointwise)
+        if self.residual and self.add_shortcut:
+            x = x + inputs
+        return x, stats
+
+    def update_moving(self, stats):
+        """Moves every batch norm's statistics (`raw_forward`'s)."""
+        for bn, (mean, variance) in zip(self._batch_norms(), stats):
+            bn.update_moving(mean, variance)
 
     def _drop_path(self, x):
         """Drops the whole branch of an example with `drop_path_rate`."""
@@ -436,6 +555,37 @@ class InvertedResidual(layers.Layer):
                 'add_shortcut': self.add_shortcut,
                 'drop_path_rate': self.drop_path_rate,
                 'bn_synchronized': self.bn_synchronized}
+
+
+def _raw_conv(x, kernel, strides, groups):
+    """`GroupedConv2D`'s convolution ('same', NHWC) in TensorFlow ops."""
+    kernel = tf.convert_to_tensor(kernel)
+    if groups == 1:
+        return tf.nn.convolution(x, kernel, (strides, strides), 'SAME',
+                                 data_format='NHWC', dilations=(1, 1))
+    xs = tf.split(x, groups, axis=-1)
+    ks = tf.split(kernel, groups, axis=-1)
+    return tf.concat(
+        [tf.nn.convolution(a, k, (strides, strides), 'SAME',
+                           data_format='NHWC', dilations=(1, 1))
+         for a, k in zip(xs, ks)], axis=-1)
+
+
+def _raw_depthwise(x, kernel, layer):
+    """A `DepthwiseConv2D` layer's convolution ('same', NHWC, no bias) on
+    `kernel` in TensorFlow ops."""
+    return tf.nn.depthwise_conv2d(
+        x, tf.convert_to_tensor(kernel),
+        (1, layer.strides[0], layer.strides[1], 1), 'SAME',
+        data_format='NHWC', dilations=layer.dilation_rate)
+
+
+def _raw_act(layer, x):
+    """An `activation_layer`'s function without its Keras `__call__`."""
+    if isinstance(layer, layers.ReLU) and layer.max_value is None \
+            and not layer.negative_slope and not layer.threshold:
+        return tf.nn.relu(x)
+    return layer.call(x)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

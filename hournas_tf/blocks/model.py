@@ -7,7 +7,7 @@ import zipfile
 import keras
 
 from hournas_tf.blocks import layers as hl
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 from hournas_tf.normalization import MEAN_RGB
 from hournas_tf.normalization import PREPROCESSING_LAYER
 from hournas_tf.normalization import STDDEV_RGB

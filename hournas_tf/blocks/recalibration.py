@@ -16,9 +16,9 @@ def batch_norm_layers(model):
     """Every `BatchNormalization` layer of `model`, nested ones included."""
     import keras
 
-    # Keras 3 has no public list of nested layers; `_flatten_layers` is
-    # what `Layer.losses` and saving use.
-    return [layer for layer in model._flatten_layers(include_self=False)
+    from hournas_tf.blocks.nesting import nested_layers
+
+    return [layer for layer in nested_layers(model)
             if isinstance(layer, keras.layers.BatchNormalization)]
 
 

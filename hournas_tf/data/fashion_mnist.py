@@ -29,8 +29,8 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
+from hournas_tf.common.errors import UserError
 from hournas_tf.data import digits
-from hournas_tf.errors import UserError
 
 NAME = 'hournas_fashion_mnist'
 TFDS_NAME = 'fashion_mnist'

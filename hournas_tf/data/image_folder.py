@@ -24,7 +24,7 @@ import dataclasses
 import hashlib
 import os
 
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 
 HOLDOUT_FRACTION = 0.2
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif')

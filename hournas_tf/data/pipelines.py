@@ -59,9 +59,9 @@ import os
 
 import numpy as np
 
+from hournas_tf.common.errors import UserError
+from hournas_tf.common.errors import choices
 from hournas_tf.data import preprocessing
-from hournas_tf.errors import UserError
-from hournas_tf.errors import choices
 
 KINDS = ('digits', 'fashion_mnist', 'cifar10', 'imagenet2012',
          'image_folder')

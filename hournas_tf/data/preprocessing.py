@@ -28,8 +28,8 @@ borders. Only retraining uses it (`DataConfig.cutout`).
 
 import numpy as np
 
-from hournas_tf.errors import UserError
-from hournas_tf.errors import choices
+from hournas_tf.common.errors import UserError
+from hournas_tf.common.errors import choices
 from hournas_tf.normalization import MEAN_RGB
 from hournas_tf.normalization import STDDEV_RGB
 

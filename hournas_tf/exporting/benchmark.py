@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from hournas_tf.common import provenance
 from hournas_tf.exporting import tflite
 
 # Above this 1-minute load average per core, latencies are not to be trusted.
@@ -36,33 +37,13 @@ def busy(load=None):
         os.cpu_count() or 1)
 
 
-def cpu_model():
-    """The CPU's model name (platform.processor() where /proc has none)."""
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine():
     """{'cpu', 'cores', 'system', 'python', 'tensorflow', 'litert'}."""
-    from importlib import metadata
-
-    def version(package):
-        try:
-            return metadata.version(package)
-        except metadata.PackageNotFoundError:
-            return None
-
-    return {'cpu': cpu_model(), 'cores': os.cpu_count(),
+    return {'cpu': provenance.cpu_model(), 'cores': os.cpu_count(),
             'system': f'{platform.system()} {platform.machine()}',
             'python': platform.python_version(),
-            'tensorflow': version('tensorflow'),
-            'litert': version('ai-edge-litert')}
+            'tensorflow': provenance.version('tensorflow'),
+            'litert': provenance.version('ai-edge-litert')}
 
 
 def time_invokes(it, runs):

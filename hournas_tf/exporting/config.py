@@ -10,9 +10,9 @@ import math
 import os
 import zipfile
 
+from hournas_tf.common.errors import UserError
+from hournas_tf.common.errors import choices
 from hournas_tf.data.pipelines import parse_dataset_name
-from hournas_tf.errors import UserError
-from hournas_tf.errors import choices
 from hournas_tf.output_dir import check_new
 
 FORMATS = ('saved_model', 'tflite', 'tflite_fp16', 'tflite_int8',

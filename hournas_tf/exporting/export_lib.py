@@ -16,13 +16,14 @@
 """
 
 import dataclasses
-import json
 import os
 import time
 
 import numpy as np
 
-from hournas_tf.errors import UserError
+from hournas_tf.common import jsonio
+from hournas_tf.common.errors import UserError
+from hournas_tf.common.runner import log
 from hournas_tf.exporting import config as config_lib
 from hournas_tf.exporting import source
 from hournas_tf.exporting import twins
@@ -34,10 +35,6 @@ from hournas_tf.output_dir import new_output_dir
 ORDER = ('tflite', 'tflite_fp16', 'tflite_int8', 'saved_model', 'tflite_qat')
 TFLITE_MODES = {'tflite': 'float32', 'tflite_fp16': 'float16',
                 'tflite_int8': 'int8'}
-
-
-def log(message):
-    print(f'[hournas] {message}', flush=True)
 
 
 def load_model(config):
@@ -129,12 +126,6 @@ def _needs_data(config):
         {'tflite_int8', 'tflite_qat'} & set(config.formats))
 
 
-def _write_json(path, data):
-    with open(path, 'w') as f:
-        json.dump(data, f, indent=2)
-        f.write('\n')
-
-
 def run_export(config):
     """Exports and checks; returns the report dict (see the module
     docstring). Raises UserError for a user mistake, before any file is
@@ -147,8 +138,9 @@ def run_export(config):
         f'input {tuple(model.inputs[0].shape[1:])}) to {config.output_dir}')
     artifacts, seconds = {}, {}
     with new_output_dir(config.output_dir):
-        _write_json(os.path.join(config.output_dir, config_lib.CONFIG_FILE),
-                    dataclasses.asdict(config))
+        jsonio.write_json(
+            os.path.join(config.output_dir, config_lib.CONFIG_FILE),
+            dataclasses.asdict(config))
         for fmt in (f for f in ORDER if f in config.formats):
             path = os.path.join(config.output_dir, config_lib.FILES[fmt])
             seconds[fmt] = write_format(fmt, path, model, twin, data, config)
@@ -167,6 +159,6 @@ def run_export(config):
             report.update(report_lib.run_check(
                 model, artifacts, data.images, data.labels, config.threads))
             print(report_lib.format_table(report), flush=True)
-        _write_json(os.path.join(config.output_dir, config_lib.REPORT_FILE),
-                    report)
+        jsonio.write_json(
+            os.path.join(config.output_dir, config_lib.REPORT_FILE), report)
     return report

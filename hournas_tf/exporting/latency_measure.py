@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from hournas_tf.common import provenance
 from hournas_tf.exporting import benchmark
 from hournas_tf.exporting import tflite
 from hournas_tf.exporting import twins
@@ -170,6 +171,6 @@ def measure(space, mode='fp32', threads=1, rounds=10, runs=30, warmup=5,
         'convert_seconds': round(time.perf_counter() - start
                                  - info['seconds'], 1)})
     table = latency_lib.table_from_timings(
-        space, timings, threads, mode, device or benchmark.cpu_model(),
+        space, timings, threads, mode, device or provenance.cpu_model(),
         'litert', info)
     return table, [timings[f'arch{k}'] for k in range(len(archs))], info

@@ -18,7 +18,7 @@ import tempfile
 
 import numpy as np
 
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 
 SIGNATURE = 'serving_default'
 INPUT_NAME = 'image'

@@ -4,7 +4,7 @@ weights file, with one-line errors for files of the wrong kind."""
 import os
 import re
 
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 from hournas_tf.spaces.architecture import load_architecture
 
 

@@ -16,7 +16,7 @@ builtin kernels instead, and the fallback is recorded.
 
 import numpy as np
 
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 
 MODES = ('float32', 'float16', 'int8', 'qat_int8')
 # Ops that mean the file is not a plain builtin model: Flex (TF) and custom

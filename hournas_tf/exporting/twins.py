@@ -26,7 +26,7 @@ import keras
 
 from hournas_tf.blocks import layers as hl
 from hournas_tf.blocks import model as model_lib
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 from hournas_tf.exporting.config import require_qat
 
 FLAVORS = ('keras', 'tf_keras')
@@ -168,7 +168,7 @@ class _Builder:
             x = self.conv_bn(x, f'{n}_pw', block.pw, block.pw_bn,
                              block.activation)
         x = self.shuffle(x, f'{n}_shuffle', block.groups)
-        for dw, dw_bn, _ in block._depthwise():
+        for dw, dw_bn, _ in block.depthwise_stages():
             x = self.conv_bn(x, f'{n}_{dw.name}', dw, dw_bn,
                              block.activation)
         if block.se is not None:

@@ -14,7 +14,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 from hournas_tf.resources import tables
 
 

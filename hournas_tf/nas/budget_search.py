@@ -27,11 +27,11 @@ import time
 
 import numpy as np
 
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
+from hournas_tf.common.runner import log
 from hournas_tf.nas import budgets as budgets_lib
 from hournas_tf.nas import derive as derive_lib
 from hournas_tf.nas import stages
-from hournas_tf.nas.progress import log
 from hournas_tf.nas.search_lib import SearchRun
 from hournas_tf.nas.search_lib import _config_json
 from hournas_tf.nas.search_lib import _write_json

@@ -16,7 +16,7 @@ the step's budget with `resource_estimate='draw'`).
 import numpy as np
 import tensorflow as tf
 
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 from hournas_tf.nas import budget as budget_lib
 from hournas_tf.nas import proposals as proposals_lib
 from hournas_tf.nas import sampling

@@ -24,8 +24,8 @@ import re
 
 import numpy as np
 
-from hournas_tf.errors import UserError
-from hournas_tf.errors import choices
+from hournas_tf.common.errors import UserError
+from hournas_tf.common.errors import choices
 from hournas_tf.nas import derive as derive_lib
 from hournas_tf.nas import vital_policy
 from hournas_tf.resources import tables
@@ -135,7 +135,7 @@ def parse_budgets(text):
 
 
 def _parse_file(path):
-    from hournas_tf.errors import read_json
+    from hournas_tf.common.jsonio import read_json
 
     if not os.path.isfile(path):
         raise UserError(f'--budgets file {path!r} does not exist')
@@ -410,7 +410,7 @@ def write_table(output_dir, rows, extra=None):
 
 def read_table(run_dir):
     """budgets.json of a run, or None without one."""
-    from hournas_tf.errors import read_json
+    from hournas_tf.common.jsonio import read_json
 
     path = os.path.join(run_dir, BUDGETS_FILE)
     return read_json(path, 'budgets table') if os.path.isfile(path) \

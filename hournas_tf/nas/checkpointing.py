@@ -16,21 +16,20 @@ which also makes tf.data deterministic) the resumed run sees the same
 batches and draws as an uninterrupted one.
 
 `StageCallback` also stops a run on SIGTERM (after a checkpoint:
-`Preempted`) and on a non-finite loss (without one: the last checkpoint is
-the last good state).
+`common.preemption.Preempted`) and on a non-finite loss (without one: the
+last checkpoint is the last good state).
 """
 
-import json
 import math
 import os
-import signal
-import threading
 
 import keras
 import tensorflow as tf
 
-from hournas_tf.errors import UserError
-from hournas_tf.nas.progress import log
+from hournas_tf.common import jsonio
+from hournas_tf.common.errors import UserError
+from hournas_tf.common.preemption import Preempted
+from hournas_tf.common.runner import log
 
 CHECKPOINT_DIR = 'checkpoints'
 STAGE1_FILE = 'stage1.json'
@@ -38,29 +37,13 @@ STAGES = {'vital': 1, 'nonvital': 2}
 MAX_TO_KEEP = 3
 
 
-class Preempted(Exception):
-    """SIGTERM arrived; a checkpoint was written (the message says where)."""
-
-
-def write_json_atomic(path, data, default=None):
-    """Writes `data` as JSON to `path` through a temporary file and a
-    rename, so `path` is either complete or absent."""
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(data, f, indent=2, default=default)
-        f.write('\n')
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def read_stage1(output_dir):
-    """The stage-1 result written by `write_json_atomic`, or None."""
+    """The stage-1 result (written atomically by `jsonio.write_json`), or
+    None."""
     path = os.path.join(output_dir, STAGE1_FILE)
     if not os.path.isfile(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    return jsonio.read_json(path, 'stage-1 result')
 
 
 def seed_states(model):
@@ -142,45 +125,6 @@ def _read_whole(path):
             int(reader.get_tensor('step/.ATTRIBUTES/VARIABLE_VALUE')))
 
 
-class _Sigterm:
-    """Remembers a SIGTERM instead of dying at once."""
-
-    def __init__(self):
-        self.received = False
-        self.previous = None
-
-    def handler(self, signum, frame):
-        del signum, frame
-        self.received = True
-
-    def __enter__(self):
-        # Python sets signal handlers in the main thread only.
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGTERM, self.handler)
-        return self
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
-
-
-def catch_sigterm():
-    """A context manager: inside it SIGTERM sets `.received`."""
-    return _Sigterm()
-
-
-def preemptible(run, *args):
-    """`run(*args, sigterm=catcher)` with SIGTERM caught: `Preempted`
-    (raised after a checkpoint) is logged, saying how to resume, and
-    None returned."""
-    with catch_sigterm() as sigterm:
-        try:
-            return run(*args, sigterm=sigterm)
-        except Preempted as e:
-            log(str(e))
-            return None
-
-
 def resume_command(output_dir):
     return f'python -m hournas_tf.search --resume --output_dir={output_dir}'
 
@@ -253,15 +197,6 @@ def segments(done, epochs, steps):
     if epoch + 1 < epochs:
         out.append((epoch + 1, epochs, steps, (epoch + 1) * steps))
     return out
-
-
-def oom_message(error, batch_size):
-    """The one-line message for an out-of-memory error on a batch."""
-    smaller = max(1, batch_size // 2)
-    first = str(error).strip().splitlines()[0] if str(error).strip() else ''
-    return (f'out of memory on a batch of {batch_size} ({first[:120]}); '
-            f'use a smaller --batch_size (e.g. {smaller}) in a new '
-            f'--output_dir')
 
 
 def check_resumable(output_dir):

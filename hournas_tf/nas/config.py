@@ -10,9 +10,9 @@ import dataclasses
 import math
 import numbers
 
+from hournas_tf.common.errors import UserError
+from hournas_tf.common.errors import choices
 from hournas_tf.distribute import check_strategy
-from hournas_tf.errors import UserError
-from hournas_tf.errors import choices
 from hournas_tf.resources.counting import OBJECTIVES
 from hournas_tf.resources.latency import OBJECTIVE as LATENCY
 

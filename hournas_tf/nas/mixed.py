@@ -40,6 +40,16 @@ puts back the batch-norm statistics of the branches that were not chosen:
 the switch's result at the switch's cost times the number of candidates
 (docs/distribute.md).
 
+Tracing cost (issue 20, docs/speed.md): in training an
+`InvertedResidual` branch runs as TensorFlow ops (`raw_train_call`: no
+Keras `__call__` per sublayer), and in a single-path switch the branches
+of one `raw_structure` (e.g. k3_e3 and k5_e6) are one traced body run on
+the chosen branch's weights, read by a switch outside the branch switch.
+That body is a `tf.function` traced once per structure and input shape
+(the kernels' shapes left open), so every layer and both steps of a
+supernet call the same traced body and its gradient is built once.
+All give the same values as one Keras call per branch.
+
 In a single-path backward pass the branches that did not run get zero
 gradients (the gradient of `tf.switch_case`), so an optimizer with momentum
 or weight decay still moves them, as in the GDAS reference code.
@@ -58,6 +68,15 @@ PACKAGE = 'hournas_tf'
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class MixedLayer(keras.layers.Layer):
     """Candidate ops of one layer; runs the sampled one (or all, weighted)."""
+
+    # For measurements and tests (tools/build_time.py): False runs every
+    # branch through its Keras call (no `raw_train_call`), resp. traces one
+    # body per branch (no weights gathered by structure).
+    raw_branches = True
+    share_structure = True
+    # False: a shared body is traced inline in every switch (no
+    # `tf.function` per structure and input shape).
+    traced_bodies = True
 
     def __init__(self, branches, columns, single_path=True, residual=False,
                  **kwargs):
@@ -120,14 +139,14 @@ class MixedLayer(keras.layers.Layer):
             out = self._masked(inputs, w, scores, fns, training)
         elif self.single_path:
             chosen = tf.argmax(w, axis=-1, output_type=tf.int32)
-            out = tf.switch_case(chosen, fns)
+            out = self._switch(chosen, fns, inputs, training)
             out = out * tf.cast(tf.gather(w, chosen), out.dtype)
             if scores is not None and not self.residual:
                 s = self.branch_weights(tf.convert_to_tensor(scores))
                 s = tf.where(tf.equal(tf.range(len(fns)), chosen),
                              tf.constant(-float('inf'), s.dtype), s)
                 runner_up = tf.argmax(s, axis=-1, output_type=tf.int32)
-                second = tf.switch_case(runner_up, fns)
+                second = self._switch(runner_up, fns, inputs, training)
                 out = out + second * tf.cast(tf.gather(w, runner_up),
                                              second.dtype)
         else:
@@ -139,6 +158,48 @@ class MixedLayer(keras.layers.Layer):
         if self.residual:
             out = inputs + out
         return out
+
+    def _switch(self, index, fns, inputs, training):
+        """`tf.switch_case(index, fns)`, where branches with one
+        `raw_structure` (e.g. k3_e3 and k5_e6) are one traced body run on
+        the chosen branch's weights: fewer branch bodies to trace,
+        differentiate and instantiate, the same values."""
+        parts = self._parts(inputs, training)
+        if len(parts) == len(fns):
+            return tf.switch_case(index, fns)
+        part_of, member_of = [0] * len(fns), [0] * len(fns)
+        for p, members in enumerate(parts):
+            for m, k in enumerate(members):
+                part_of[k], member_of[k] = p, m
+        part = tf.gather(tf.constant(part_of, tf.int32), index)
+        member = tf.gather(tf.constant(member_of, tf.int32), index)
+        part_fns = []
+        for members in parts:
+            if len(members) == 1:
+                part_fns.append(fns[members[0]])
+                continue
+            # The weights are picked outside the switch (reads, cheap): a
+            # switch nested in a branch is slower to differentiate.
+            blocks = [self.branches[k] for k in members]
+            tensors = tf.switch_case(member, [
+                functools.partial(_read, b) for b in blocks])
+            part_fns.append(functools.partial(_shared, blocks, member,
+                                              tensors, inputs))
+        return tf.switch_case(part, part_fns)
+
+    def _parts(self, inputs, training):
+        """The branch indices grouped by `raw_structure` (a group of one
+        where a branch has none), in order of first appearance."""
+        parts = {}
+        for k, branch in enumerate(self.branches):
+            key = ('branch', k)
+            if self.share_structure and self.raw_branches and training and \
+                    not isinstance(branch, Skip) and \
+                    getattr(branch, 'raw_structure', None) and \
+                    branch.raw_training(inputs):
+                key = branch.raw_structure() or key
+            parts.setdefault(key, []).append(k)
+        return list(parts.values())
 
     def _needs_masked(self):
         """True where a branch has synchronized batch norm and the step
@@ -190,5 +251,58 @@ class MixedLayer(keras.layers.Layer):
         return cls(**config)
 
 
+def _shared(blocks, member, tensors, inputs):
+    """F(x) of blocks[member] (blocks of one `raw_structure`) on its
+    weights `tensors`: one `raw_forward`, its moving statistics moved."""
+    if MixedLayer.traced_bodies:
+        y, stats = _traced_body(blocks[0], inputs, tensors)
+    else:
+        y, stats = blocks[0].raw_forward(inputs, tensors)
+    tf.switch_case(member, [functools.partial(_update, b, stats)
+                            for b in blocks])
+    return y
+
+
+# (raw_structure, input shape and dtype, ranks and dtypes of the weights)
+# -> a tf.function computing `raw_forward` of any block of that structure.
+_BODIES = {}
+
+
+def _traced_body(block, inputs, tensors):
+    """`block.raw_forward(inputs, tensors)` as a call of a `tf.function`
+    traced once per structure and input shape (the weights' shapes left
+    open): every layer and both steps of a supernet call the same traced
+    body, and TensorFlow builds its gradient once."""
+    tensors = [tf.convert_to_tensor(t) for t in tensors]
+    key = (block.raw_structure(), tuple(inputs.shape), inputs.dtype,
+           tuple((t.shape.rank, t.dtype) for t in tensors))
+    fn = _BODIES.get(key)
+    if fn is None:
+        signature = [tf.TensorSpec(inputs.shape, inputs.dtype)] + [
+            tf.TensorSpec([None] * t.shape.rank, t.dtype) for t in tensors]
+
+        def body(x, *weights):
+            return block.raw_forward(x, weights)
+
+        fn = _BODIES[key] = tf.function(body, input_signature=signature,
+                                        autograph=False)
+    y, stats = fn(inputs, *tensors)
+    y.set_shape(block.compute_output_shape(inputs.shape))
+    return y, stats
+
+
+def _read(block):
+    return [tf.identity(v) for v in block.raw_variables()]
+
+
+def _update(block, stats):
+    block.update_moving(stats)
+    return tf.constant(0)
+
+
 def _run(branch, inputs, training):
+    if training and MixedLayer.raw_branches and \
+            getattr(branch, 'raw_training', None) and \
+            branch.raw_training(inputs):
+        return branch.raw_train_call(inputs)
     return branch(inputs, training=training)

@@ -8,8 +8,8 @@ import dataclasses
 
 import numpy as np
 
+from hournas_tf.common.runner import log
 from hournas_tf.nas.config import latency_table
-from hournas_tf.nas.progress import log
 from hournas_tf.resources import counting
 from hournas_tf.resources import tables
 

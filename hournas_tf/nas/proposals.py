@@ -78,7 +78,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from hournas_tf import errors
+from hournas_tf.common import errors
 from hournas_tf.nas import repair as repair_lib
 from hournas_tf.nas import sampling
 from hournas_tf.nas.config import ORTHOGONALITY

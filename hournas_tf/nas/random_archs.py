@@ -9,7 +9,7 @@ their op (e.g. the vital ops a search fixed).
 
 import numpy as np
 
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 from hournas_tf.nas import derive as derive_lib
 from hournas_tf.resources import tables
 

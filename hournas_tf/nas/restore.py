@@ -10,13 +10,13 @@ given its inherited weights (`derive.standalone_model`), not only the
 derived ones.
 """
 
-import json
 import os
 
 import numpy as np
 
 from hournas_tf import spaces
-from hournas_tf.errors import UserError
+from hournas_tf.common import jsonio
+from hournas_tf.common.errors import UserError
 
 SPEC_FILE = 'supernet.json'
 WEIGHTS_FILE = 'supernet.weights.h5'
@@ -45,9 +45,8 @@ def supernet_spec(supernet):
 
 def save_supernet(supernet, run_dir):
     """Writes `supernet.json` and `supernet.weights.h5` into `run_dir`."""
-    with open(os.path.join(run_dir, SPEC_FILE), 'w') as f:
-        json.dump(supernet_spec(supernet), f, indent=2)
-        f.write('\n')
+    jsonio.write_json(os.path.join(run_dir, SPEC_FILE),
+                      supernet_spec(supernet))
     supernet.save_weights(os.path.join(run_dir, WEIGHTS_FILE))
 
 
@@ -58,8 +57,7 @@ def load_spec(run_dir):
         raise UserError(f'{run_dir} has no {SPEC_FILE}: not a finished '
                         'search run (or one from before supernets were '
                         'saved)')
-    with open(path) as f:
-        spec = json.load(f)
+    spec = jsonio.read_json(path, 'supernet spec')
     if spec.get('version') != SPEC_VERSION:
         raise UserError(f'{path}: unsupported version '
                         f'{spec.get("version")!r}; expected {SPEC_VERSION}')

@@ -23,7 +23,7 @@ same draw, so fold the replica id in (`tf.random.fold_in`) for distinct ones.
 import numpy as np
 import tensorflow as tf
 
-from hournas_tf import errors
+from hournas_tf.common import errors
 from hournas_tf.nas.config import SAMPLERS  # noqa: F401
 
 # Added to the logits of masked-out choices. Finite, so that no inf - inf or

@@ -42,21 +42,22 @@ distribution.
 """
 
 import dataclasses
-import json
 import os
 import time
 
 import numpy as np
 
 from hournas_tf import spaces
-from hournas_tf.errors import UserError
+from hournas_tf.common import jsonio
+from hournas_tf.common import preemption
+from hournas_tf.common.errors import UserError
+from hournas_tf.common.runner import log
 from hournas_tf.nas import derive as derive_lib
 from hournas_tf.nas import proposal_report
 from hournas_tf.nas import restore
 from hournas_tf.nas import stages
 from hournas_tf.nas.config import check_config
 from hournas_tf.nas.config import latency_table
-from hournas_tf.nas.progress import log
 from hournas_tf.nas.proposal_report import NUM_SAMPLES
 from hournas_tf.nas.vital_policy import fit_vital_ops
 from hournas_tf.nas.vital_policy import resolve_vital_ops
@@ -71,9 +72,7 @@ def _h(value):
 
 
 def _write_json(path, data):
-    with open(path, 'w') as f:
-        json.dump(data, f, indent=2, default=_jsonable)
-        f.write('\n')
+    jsonio.write_json(path, data, default=_jsonable)
 
 
 def _jsonable(value):
@@ -209,7 +208,7 @@ def _config_json(config):
 def resume_config(output_dir, **overrides):
     """The `SearchConfig` of the run in `output_dir` (its
     search_config.json) with `overrides`, set to resume."""
-    from hournas_tf.errors import read_json
+    from hournas_tf.common.jsonio import read_json
     from hournas_tf.nas.config import SearchConfig
 
     if not os.path.isdir(output_dir):
@@ -392,7 +391,7 @@ class SearchRun:
 
     def run(self, sigterm=None):
         """The whole search; returns the summary written into arch.json.
-        `sigterm`: a `checkpointing.catch_sigterm()` catcher."""
+        `sigterm`: a `preemption.catch_sigterm()` catcher."""
         self.sigterm = sigterm
         self.setup()
         stage1 = None
@@ -522,7 +521,7 @@ class SearchRun:
         result = ProposalsResult(vital.ops, vital.changed, presult.logits,
                                  pconfig.tau_end, report, dict(seconds),
                                  table)
-        checkpointing.write_json_atomic(
+        jsonio.write_json(
             self.path(checkpointing.STAGE1_FILE), result.to_json(),
             default=_jsonable)
         return result
@@ -754,12 +753,12 @@ def run_search(config, strategy=None):
         checkpointing.check_resumable(config.output_dir)
         output = OutputDir(config.output_dir)
         output.keep()
-        return checkpointing.preemptible(
+        return preemption.preemptible(
             run_class(config)(config, strategy, output).run)
     with new_output_dir(config.output_dir) as output:
         _write_json(os.path.join(config.output_dir, 'search_config.json'),
                     _config_json(config))
-        return checkpointing.preemptible(
+        return preemption.preemptible(
             run_class(config)(config, strategy, output).run)
 
 
@@ -822,7 +821,7 @@ def train_stage(stage, supernet, search_data, epochs, steps, config,
                          callbacks=cbs, verbose=config.verbose,
                          shuffle=False)
     except tf.errors.ResourceExhaustedError as e:
-        raise UserError(checkpointing.oom_message(
+        raise UserError(preemption.oom_message(
             e, search_data.global_batch_size)) from None
     return time.perf_counter() - start
 

@@ -14,7 +14,7 @@ imported then), so the command's checks stay fast.
 
 import contextlib
 
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 from hournas_tf.resources import tables
 
 

@@ -77,7 +77,8 @@ import numpy as np
 import tensorflow as tf
 
 from hournas_tf.blocks import layers as hl
-from hournas_tf.errors import UserError
+from hournas_tf.blocks.nesting import nested_layers
+from hournas_tf.common.errors import UserError
 from hournas_tf.nas import arch_params as params_lib
 from hournas_tf.nas import budget as budget_lib
 from hournas_tf.nas import config as rules
@@ -179,6 +180,10 @@ class _RowMean(keras.metrics.Metric):
 class SuperNet(keras.Model):
     """The searchable supernet; see the module docstring and
     `build_supernet`."""
+
+    # For measurements and tests (tools/build_time.py): False takes both
+    # gradients of the architecture step from one persistent tape.
+    tape_per_loss = True
 
     def __init__(self, space, searched, fixed_ops=None, config=None,
                  budget=None, proposals=None, **kwargs):
@@ -296,7 +301,7 @@ class SuperNet(keras.Model):
         # Stateless sublayers (activations, channel shuffle, pooling) have
         # no weights to create; mark them built so Keras never needs a
         # symbolic call (the fit data is not a plain (x, y)).
-        for layer in self._flatten_layers(include_self=False):
+        for layer in nested_layers(self):
             if not layer.built:
                 layer.built = True
         if self.config.zero_init_residual:
@@ -376,23 +381,32 @@ class SuperNet(keras.Model):
         `seed` (the first with `seed` itself), keeping the first one within
         tolerance of the budget, or the first draw when none is (or without
         a budget). The first draw is also returned, unconditioned: the
-        resource loss and the `draw_within_tolerance` metric use it."""
+        resource loss and the `draw_within_tolerance` metric use it.
+
+        The other K - 1 candidates are drawn in one vectorized batch
+        without gradient (`tf.vectorized_map`, so K costs one small op per
+        draw kind whatever its size), and the chosen one is drawn again
+        from its seed with its gradient: the same architecture, since a
+        draw is a function of its seed."""
         first, first_scores = self.sample_weights(seed, return_scores=True)
         if self.budget is None:
             return first, first_scores, first, None
         first_ok = self._within(first)
-        if self.config.budget_draws == 1:
+        draws = self.config.budget_draws
+        if draws == 1:
             return first, first_scores, first, first_ok
-        weights, scores, oks = [first], [first_scores], [first_ok]
-        for k in range(1, self.config.budget_draws):
-            w, sc = self.sample_weights(tf.random.fold_in(seed, 1000 + k),
-                                        return_scores=True)
-            weights.append(w)
-            scores.append(sc)
-            oks.append(self._within(w))
-        chosen = tf.argmax(tf.stack(oks), output_type=tf.int32)  # first 1
-        return (tf.gather(tf.stack(weights), chosen),
-                tf.gather(tf.stack(scores), chosen), first, first_ok)
+        offsets = tf.range(1001, 1000 + draws, dtype=tf.int32)
+        candidates = tf.vectorized_map(
+            lambda k: tf.stop_gradient(
+                self.sample_weights(tf.random.fold_in(seed, k))), offsets)
+        oks = tf.concat([first_ok[None], self._within(candidates)], axis=0)
+        chosen = tf.argmax(oks, output_type=tf.int32)  # the first 1
+        chosen_seed = tf.where(
+            chosen > 0,
+            tf.cast(tf.random.fold_in(seed, 1000 + chosen), tf.int64),
+            tf.cast(seed, tf.int64))
+        weights, scores = self.sample_weights(chosen_seed, return_scores=True)
+        return weights, scores, first, first_ok
 
     def argmax_weights(self):
         """One-hot op weights of the derived (most probable) architecture."""
@@ -494,22 +508,33 @@ class SuperNet(keras.Model):
         the same two norms of pi's gradient, whether the first draw is
         within tolerance)."""
         arch_vars = self.arch_variables
-        with tf.GradientTape(persistent=True) as tape:
-            arch, scores, first, first_ok = self.draw_in_budget(
-                self._seed(1))
+        seed = self._seed(1)
+        has_resource = self.budget is not None and self.budget.free is None
+        persistent = has_resource and not SuperNet.tape_per_loss
+        with tf.GradientTape(persistent=persistent) as tape:
+            arch, scores, first, first_ok = self.draw_in_budget(seed)
             logits = self(x, training=True, arch_weights=arch,
                           scores=scores)
             y = self._labels(y, logits)
             ce = self._cross_entropy(y, logits)
             scaled_ce = ce * scale
             resource = scaled_resource = None
-            if self.budget is not None and self.budget.free is None:
+            if persistent:
                 resource = self._resource_loss(first)
                 scaled_resource = self.config.alpha * resource * scale
-        # Two gradients from one tape, each reduced to per-layer norms
-        # (which layers learn from accuracy, which from the budget); the
-        # resource part is cheap (no network).
+        # Two gradients, each reduced to per-layer norms (which layers
+        # learn from accuracy, which from the budget). With `tape_per_loss`
+        # the resource loss (cheap: no network) is computed again on a
+        # tape of its own from the same first draw (same seed, same ops):
+        # a persistent tape makes every `tf.switch_case` of the network
+        # trace a forward and backward function of its own (TensorFlow's
+        # higher-order tape wrapper), a large part of the first step.
         grads = self._dense(tape.gradient(scaled_ce, arch_vars), arch_vars)
+        if has_resource and not persistent:
+            with tf.GradientTape() as tape:
+                first = self.sample_weights(seed)
+                resource = self._resource_loss(first)
+                scaled_resource = self.config.alpha * resource * scale
         norms = self.arch_params.row_norms(grads)
         pi_norms = [self.arch_params.pi_norm(grads)]
         resource_norms = tf.zeros_like(norms)

@@ -6,7 +6,7 @@ changes vital ops until every target stays reachable by the non-vital
 layers (pure Python).
 """
 
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 from hournas_tf.nas.stages import nonvital_layers
 from hournas_tf.resources import counting
 from hournas_tf.resources import tables

@@ -23,8 +23,8 @@ import html
 import json
 import os
 
-from hournas_tf.errors import UserError
-from hournas_tf.errors import read_json
+from hournas_tf.common.errors import UserError
+from hournas_tf.common.jsonio import read_json
 from hournas_tf.reporting import diagram
 from hournas_tf.resources import counting
 from hournas_tf.spaces.architecture import Architecture

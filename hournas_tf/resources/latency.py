@@ -27,14 +27,14 @@ is null or `{"a", "b", "r2", "architectures"}` and `info` is free-form
 
 import csv
 import dataclasses
-import json
 import os
 
 import numpy as np
 
-from hournas_tf.errors import UserError
-from hournas_tf.errors import choices
-from hournas_tf.errors import read_json
+from hournas_tf.common import jsonio
+from hournas_tf.common.errors import UserError
+from hournas_tf.common.errors import choices
+from hournas_tf.common.jsonio import read_json
 
 FORMAT = 'hournas_tf.latency_table'
 VERSION = 1
@@ -267,9 +267,7 @@ def load_table(path, space=None):
 
 
 def save_table(table, path):
-    with open(path, 'w') as f:
-        json.dump(table.to_json(), f, indent=1)
-        f.write('\n')
+    jsonio.write_json(path, table.to_json(), indent=1)
 
 
 def fit_calibration(sums, measured):

@@ -12,8 +12,8 @@ import dataclasses
 
 import numpy as np
 
-from hournas_tf.errors import UserError
-from hournas_tf.errors import choices
+from hournas_tf.common.errors import UserError
+from hournas_tf.common.errors import choices
 from hournas_tf.resources.counting import OBJECTIVES
 from hournas_tf.resources.counting import classifier_cost
 from hournas_tf.resources.counting import head_cost

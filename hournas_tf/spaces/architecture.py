@@ -9,11 +9,11 @@ Two interchangeable forms:
 """
 
 import dataclasses
-import json
 
-from hournas_tf.errors import UserError
-from hournas_tf.errors import choices
-from hournas_tf.errors import read_json
+from hournas_tf.common import jsonio
+from hournas_tf.common.errors import UserError
+from hournas_tf.common.errors import choices
+from hournas_tf.common.jsonio import read_json
 from hournas_tf.spaces import macros
 
 FORMAT = 'hournas_tf.architecture'
@@ -121,9 +121,7 @@ class Architecture:
         """Writes the JSON file; `extra` adds sections (e.g. search results)."""
         data = self.to_json()
         data.update(extra or {})
-        with open(path, 'w') as f:
-            json.dump(data, f, indent=2)
-            f.write('\n')
+        jsonio.write_json(path, data)
 
 
 def load_architecture(path):

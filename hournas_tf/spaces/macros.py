@@ -8,8 +8,8 @@ channel groups do not divide the layer's widths.
 import dataclasses
 import math
 
-from hournas_tf.errors import UserError
-from hournas_tf.errors import choices
+from hournas_tf.common.errors import UserError
+from hournas_tf.common.errors import choices
 from hournas_tf.spaces import vital
 from hournas_tf.spaces.ops import fits
 from hournas_tf.spaces.space import CIFAR_MAX_SIZE

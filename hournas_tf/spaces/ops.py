@@ -15,7 +15,7 @@ Op names (the same grammar for every space):
 import dataclasses
 import re
 
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 
 _OP_RE = re.compile(
     r'^k(?P<k>[1-9])(?P<sep>_sep)?_e(?P<e>[1-9])'

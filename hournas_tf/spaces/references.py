@@ -4,8 +4,8 @@ Each entry is (space, ops, head_channels); sources in
 ../shared/reference/search_spaces.md and docs/spaces.md.
 """
 
-from hournas_tf.errors import UserError
-from hournas_tf.errors import choices
+from hournas_tf.common.errors import UserError
+from hournas_tf.common.errors import choices
 from hournas_tf.spaces.architecture import Architecture
 
 

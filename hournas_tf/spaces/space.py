@@ -14,8 +14,8 @@ E = 1). See docs/spaces.md.
 import dataclasses
 import math
 
-from hournas_tf.errors import UserError
-from hournas_tf.errors import choices
+from hournas_tf.common.errors import UserError
+from hournas_tf.common.errors import choices
 from hournas_tf.spaces.ops import fits
 from hournas_tf.spaces.ops import parse_op
 

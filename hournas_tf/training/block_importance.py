@@ -19,7 +19,7 @@ import statistics
 
 import numpy as np
 
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 from hournas_tf.spaces import vital as vital_lib
 
 PROBABILITIES = (0.3, 0.6, 1.0)

@@ -5,7 +5,7 @@ steps and at each epoch end (`backup/`, with the previous backup as a
 fallback; kept after `fit` so that a run that stops between training and
 metrics.json resumes without training again, and deleted by `run_training`
 once metrics.json is written), Preemption (with a SIGTERM catcher: a
-backup, then `nas.checkpointing.Preempted`),
+backup, then `common.preemption.Preempted`),
 SwapEMAWeights (with EMA, so that checkpoints hold the averaged weights),
 ModelCheckpoint best and last (`checkpoints/best.keras`, `last.keras`),
 a CSVLogger (`history.csv`, appended to when a run resumes), TensorBoard
@@ -22,7 +22,7 @@ import time
 
 import keras
 
-from hournas_tf.nas.checkpointing import Preempted
+from hournas_tf.common.preemption import Preempted
 
 BACKUP_DIR = 'backup'
 CHECKPOINT_DIR = 'checkpoints'

@@ -8,8 +8,8 @@ the paper's recipes are flagfiles in configs/.
 import dataclasses
 import math
 
+from hournas_tf.common.errors import UserError
 from hournas_tf.distribute import check_strategy
-from hournas_tf.errors import UserError
 
 # Fields that do not change what is trained: a run resumed with other
 # values of these is the same run (the folder is the run).

@@ -7,7 +7,7 @@ import dataclasses
 import os
 
 from hournas_tf import data
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 from hournas_tf.spaces import architecture as arch_lib
 from hournas_tf.spaces import references
 

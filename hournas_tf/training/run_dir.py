@@ -15,8 +15,9 @@ import json
 import os
 
 from hournas_tf import output_dir
-from hournas_tf.errors import UserError
-from hournas_tf.errors import keep_log
+from hournas_tf.common import jsonio
+from hournas_tf.common.errors import UserError
+from hournas_tf.common.runner import keep_log
 from hournas_tf.training import config as config_lib
 
 CONFIG_FILE = 'train_config.json'
@@ -81,18 +82,11 @@ def output_folder(config, state):
     """
     if state == NEW:
         with output_dir.new_output_dir(config.output_dir) as output:
-            write_json(os.path.join(config.output_dir, CONFIG_FILE),
-                       config_lib.to_json(config))
+            jsonio.write_json(os.path.join(config.output_dir, CONFIG_FILE),
+                              config_lib.to_json(config))
             yield output
     else:
         output = output_dir.OutputDir(config.output_dir)
         output.keep()
         keep_log(config.output_dir)
         yield output
-
-
-def write_json(path, data):
-    """Writes `data` as indented JSON."""
-    with open(path, 'w') as f:
-        json.dump(data, f, indent=2)
-        f.write('\n')

@@ -38,17 +38,17 @@ import sys
 import time
 
 from hournas_tf import data
-from hournas_tf.errors import UserError
+from hournas_tf.common import jsonio
+from hournas_tf.common import preemption
+from hournas_tf.common.errors import UserError
+from hournas_tf.common.preemption import oom_message
+from hournas_tf.common.runner import log
 from hournas_tf.resources import counting
 from hournas_tf.spaces.architecture import Architecture
 from hournas_tf.training import config as config_lib
 from hournas_tf.training import run_dir
 
 MODEL_FILE = 'model.keras'
-
-
-def log(message):
-    print(f'[hournas] {message}', flush=True)
 
 
 def _architecture(config):
@@ -296,9 +296,7 @@ def _prepare_model(config, arch, strategy, train, evaluation, info, steps):
 def run_training(config, strategy=None, callbacks=()):
     """`train` below; SIGTERM: a backup, then a line saying how to resume
     (returns None)."""
-    from hournas_tf.nas import checkpointing
-
-    return checkpointing.preemptible(train, config, strategy, callbacks)
+    return preemption.preemptible(train, config, strategy, callbacks)
 
 
 def train(config, strategy=None, callbacks=(), sigterm=None):
@@ -348,8 +346,6 @@ def train(config, strategy=None, callbacks=(), sigterm=None):
                                 callbacks=run_callbacks + list(callbacks),
                                 verbose=config.verbose, shuffle=False)
         except tf.errors.ResourceExhaustedError as e:
-            from hournas_tf.nas.checkpointing import oom_message
-
             raise UserError(oom_message(e, config.batch_size)) from None
     fit_seconds = time.perf_counter() - fit_start
     recalibrated = 0
@@ -372,7 +368,7 @@ def train(config, strategy=None, callbacks=(), sigterm=None):
                    wall_seconds=time.perf_counter() - start)
     if inherited:
         metrics['inherited'] = inherited
-    run_dir.write_json(os.path.join(config.output_dir,
+    jsonio.write_json(os.path.join(config.output_dir,
                                     run_dir.METRICS_FILE), metrics)
     shutil.rmtree(os.path.join(config.output_dir, callbacks_lib.BACKUP_DIR),
                   ignore_errors=True)

@@ -14,7 +14,7 @@ import os
 import re
 import tempfile
 
-from hournas_tf.errors import UserError
+from hournas_tf.common.errors import UserError
 
 WEIGHTS_FILE = 'arch.weights.h5'
 WEIGHTS_SUFFIX = '.weights.h5'

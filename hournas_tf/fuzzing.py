@@ -1,9 +1,10 @@
-"""Shared harness of the fuzz tests (tests/test_fuzz_*.py) and of
-tools/fuzz_inputs.py: malformed inputs as hypothesis strategies, the
-commands run in-process, and the checks every bad input must pass.
+"""The fuzz harness of tools/fuzz_inputs.py and of the tests
+(tests/test_fuzz_*.py; needs hypothesis, the test extra): malformed inputs
+as hypothesis strategies, the commands run in-process, and the checks
+every bad input must pass.
 
 A command runs in-process exactly as `python -m hournas_tf.<command>` runs
-it: its `define_flags()`, then `errors.run(main)` with `sys.argv`; stdout
+it: its `define_flags()`, then `runner.run(main)` with `sys.argv`; stdout
 and stderr (both `sys.stderr` and file descriptor 2, so C++ log lines too)
 are captured. The slow part of each command (training, the proposals,
 the export after the model is loaded) is replaced by a function that
@@ -26,9 +27,9 @@ from unittest import mock
 
 from hypothesis import strategies as st
 
-from hournas_tf import errors
+from hournas_tf.common import runner
+from hournas_tf.common.errors import UserError
 from hournas_tf.distribute import STRATEGIES
-from hournas_tf.errors import UserError
 
 # Demo-sized instances: checked in milliseconds.
 SPACE = dict(name='efficientnet', image_size=32, num_classes=10,
@@ -580,7 +581,7 @@ def run_command(command, argv, cwd):
                 stack.enter_context(patch)
             out = stack.enter_context(_captured())
             try:
-                errors.run(module.main, show_logs=_SHOW_LOGS.get(command))
+                runner.run(module.main, show_logs=_SHOW_LOGS.get(command))
                 code = 0
             except SystemExit as e:
                 code = 0 if e.code is None else e.code

@@ -1,14 +1,12 @@
-"""User-facing errors and the command-line wrapper that reports them.
+"""The command runner: one-line errors, and stderr held back.
 
-Library code raises `UserError` for anything a user can get wrong (a bad name,
-a malformed file, an infeasible target). The commands turn it into a single
-line on stderr and exit code 2, never a traceback, with nothing before it:
-`run` hides the log lines of TensorFlow, absl and tensorflow-datasets (they
-are written to stderr, partly by C++ before any setting applies) unless the
-user asks for them, and shows them after all when the command crashes.
-Once a command has its output folder (`keep_log`), the held lines go to
-`<output_dir>/stderr.log` instead of a temporary file, so a killed or
-hung run keeps its log.
+`run` turns a `UserError` into a single line on stderr and exit code 2,
+never a traceback, with nothing before it: it hides the log lines of
+TensorFlow, absl and tensorflow-datasets (they are written to stderr, partly
+by C++ before any setting applies) unless the user asks for them, and shows
+them after all when the command crashes. Once a command has its output
+folder (`keep_log`), the held lines go to `<output_dir>/stderr.log` instead
+of a temporary file, so a killed or hung run keeps its log.
 """
 
 import contextlib
@@ -16,29 +14,12 @@ import os
 import sys
 import tempfile
 
-
-class UserError(ValueError):
-    """A mistake in user input; its message is one line naming the bad value."""
+from hournas_tf.common.errors import UserError
 
 
-def choices(values):
-    """Formats valid choices for an error message: `a, b, c`."""
-    return ', '.join(str(v) for v in values)
-
-
-def read_json(path, what):
-    """The JSON content of the user's file `path` (`what` names it in the
-    errors: missing, or malformed because it is not JSON)."""
-    import json
-
-    if not os.path.isfile(path):
-        raise UserError(f'{what} {path!r} does not exist')
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(
-            f'malformed {what} {path!r}: it is not JSON ({e})') from None
+def log(message, tag='hournas'):
+    """Prints a progress line `[tag] message` to stdout, flushed."""
+    print(f'[{tag}] {message}', flush=True)
 
 
 def fail(message):

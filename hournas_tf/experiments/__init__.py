@@ -1,0 +1,1 @@
+"""Experiments over the search and retraining: the ablation table."""
