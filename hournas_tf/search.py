@@ -46,6 +46,12 @@ def define_flags():
                        f"{human(d.targets['params'])} params; give one "
                        'alone to search for it alone.'})
     command_flags.define_latency_table_flag('makes latency_ms an objective')
+    flags.DEFINE_string('budgets', None, 'Several budgets from one '
+                        'search (instead of --target_*): target sets '
+                        'separated by ",", targets by "/", an optional '
+                        'name= and m:N (its proposals), e.g. '
+                        'small=macs:150e6/params:3e6,macs:300e6/params:'
+                        '4.8e6; or a *.json file (docs/multi_budget.md).')
     flags.DEFINE_integer('budget_draws', d.budget_draws,
                          'Architectures drawn per supernet step to find '
                          'one within --tolerance of every target; the step '
@@ -282,6 +288,15 @@ def config_from_flags(f):
               for field in dataclasses.fields(config_lib.SearchConfig)
               if field.name != 'targets'}
     values['vital_ops'] = tuple(f.vital_ops) if f.vital_ops else None
+    if f.budgets is not None:
+        from hournas_tf.nas import budgets as budgets_lib
+
+        if targets:
+            raise UserError(f'--budgets cannot be given with '
+                            f'--target_{next(iter(targets))}: put every '
+                            'target into --budgets')
+        values['budgets'] = budgets_lib.parse_budgets(f.budgets)
+        targets = dict(values['budgets'][0].targets)
     values['output_dir'] = f.output_dir or os.path.join(
         'runs', f'{f.space}-{datetime.datetime.now():%Y%m%d-%H%M%S}')
     if targets:

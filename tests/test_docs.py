@@ -26,6 +26,7 @@ PAGES = {
     'tools.benchmarks_md': 'benchmarks.md',
     'tools.block_importance': 'tools.md',
     'tools.build_latency_table': 'deploy.md',
+    'tools.budget_summary': 'multi_budget.md',
     'tools.build_time': 'speed.md',
     'tools.fuzz_inputs': 'fuzzing.md',
     'tools.plot_proposals': 'tools.md',

@@ -93,8 +93,17 @@ class SpaceDataConfig:
     num_classes: int = None
     width_multiplier: float = 1.0
     targets: dict = dataclasses.field(default_factory=dict)
+    # Several budgets (`budgets.BudgetSpec`s; `targets` is then the first
+    # one's, which stage 1's within-tolerance metric reads).
+    budgets: tuple = None
     latency_table: str = None  # a latency table file: `latency_ms` targets
     tolerance: float = 0.03
+
+    def __post_init__(self):
+        if self.budgets:  # from search_config.json: dicts
+            from hournas_tf.nas.budgets import as_specs
+
+            object.__setattr__(self, 'budgets', as_specs(self.budgets))
 
     def check(self):
         """Raises UserError for a target or tolerance out of range."""

@@ -161,6 +161,10 @@ def preflight(config):
         check_num_classes(config, data_lib.KNOWN_DATASETS[kind][0])
     space = search_space(config)
     latency = latency_table(config, space)
+    if config.budgets:
+        from hournas_tf.nas import budget_search
+
+        return budget_search.preflight(config, space, latency)
     whole_space_check(space, config.targets, latency)
     if config.vital_first:
         fit_vital_ops(space, resolve_vital_ops(
@@ -178,8 +182,15 @@ def untrained_plan(config):
     if not config.vital_first:
         return space, {}, list(range(len(space.layers)))
     vital_ops = resolve_vital_ops(space, config.vital_ops or 'max')
-    vital_ops, changed = fit_vital_ops(space, vital_ops, config.targets,
-                                       latency=latency_table(config, space))
+    latency = latency_table(config, space)
+    if config.budgets:  # every budget reachable with the same vital ops
+        from hournas_tf.nas import budgets as budgets_lib
+
+        vital_ops, changed = budgets_lib.fit_vital_ops(
+            space, vital_ops, config.budgets, latency=latency)
+    else:
+        vital_ops, changed = fit_vital_ops(space, vital_ops, config.targets,
+                                           latency=latency)
     log('vital ops (no training): ' + ', '.join(
         f'L{i + 1} {op}' for i, op in vital_ops.items())
         + (f' (changed to stay feasible: {changed})' if changed else ''))
@@ -483,14 +494,19 @@ class SearchRun:
         target reachable (`VitalOps`)."""
         if not stage1.vital_ops:
             return VitalOps({}, [])
-        ops, changed = fit_vital_ops(
-            self.env.space, stage1.vital_ops, self.config.targets,
-            stage1.probabilities, self.env.latency)
+        ops, changed = self._fit_vital_ops(stage1)
         log('vital ops: ' + ', '.join(f'L{i + 1} {op}'
                                       for i, op in ops.items())
             + (f' (changed to keep the targets reachable: '
                f'{[i + 1 for i in changed]})' if changed else ''))
         return VitalOps(ops, changed)
+
+    def _fit_vital_ops(self, stage1):
+        """(ops, changed layers): `vital_policy.fit_vital_ops` for the
+        targets (`BudgetSearchRun`: for every budget)."""
+        return fit_vital_ops(self.env.space, stage1.vital_ops,
+                             self.config.targets, stage1.probabilities,
+                             self.env.latency)
 
     def proposals(self, vital, seconds):
         """The space proposals over the layers `vital` (`VitalOps`) leaves
@@ -542,16 +558,23 @@ class SearchRun:
             env.space, config, env.steps, proposals.vital_ops, table,
             np.asarray(proposals.logits, np.float32), proposals.tau_end,
             self.strategy)
-        done = self._start_stage2(net, stage1)
-        self.output.keep()
-        start_columns = _proposals_argmax(proposals.logits, table.mask)
-        seconds = self._train('nonvital', net, config.nonvital_epochs,
-                              list(table.layer_indices), table, done=done,
-                              start_columns=start_columns)
+        seconds, start_columns = self._run_stage2(net, stage1,
+                                                  proposals.logits, table)
         pi = net.proposal_probabilities()
         end = self._stage2_end(net, table, pi, proposals.report)
         return Stage2Result(net, pi, int(np.argmax(pi)), start_columns, end,
                             seconds)
+
+    def _run_stage2(self, net, stage1, logits, table):
+        """Starts `net` (`_start_stage2`) and trains it over `table`'s
+        rows; (seconds, the proposals' most probable ops at the start)."""
+        done = self._start_stage2(net, stage1)
+        self.output.keep()
+        start_columns = _proposals_argmax(logits, table.mask)
+        seconds = self._train('nonvital', net, self.config.nonvital_epochs,
+                              list(table.layer_indices), table, done=done,
+                              start_columns=start_columns)
+        return seconds, start_columns
 
     def _stage2_end(self, net, table, pi, report):
         """Plots stage 2's result; the report of 10,000 samples from the
@@ -706,6 +729,16 @@ class SearchRun:
         return summary
 
 
+def run_class(config):
+    """`SearchRun`, or its several-budget mode
+    (`budget_search.BudgetSearchRun`) for a config with budgets."""
+    if config.budgets:
+        from hournas_tf.nas.budget_search import BudgetSearchRun
+
+        return BudgetSearchRun
+    return SearchRun
+
+
 def run_search(config, strategy=None):
     """The whole search (`SearchRun.run`); returns the summary written
     into arch.json, or None after SIGTERM (a checkpoint, then a line
@@ -721,12 +754,12 @@ def run_search(config, strategy=None):
         output = OutputDir(config.output_dir)
         output.keep()
         return preemption.preemptible(
-            SearchRun(config, strategy, output).run)
+            run_class(config)(config, strategy, output).run)
     with new_output_dir(config.output_dir) as output:
         _write_json(os.path.join(config.output_dir, 'search_config.json'),
                     _config_json(config))
         return preemption.preemptible(
-            SearchRun(config, strategy, output).run)
+            run_class(config)(config, strategy, output).run)
 
 
 def run_dry(config):
@@ -734,7 +767,7 @@ def run_dry(config):
     `SearchRun.dry_run`); a failure leaves no output folder behind."""
     preflight(config)
     with new_output_dir(config.output_dir):
-        return SearchRun(config).dry_run()
+        return run_class(config)(config).dry_run()
 
 
 def _probability_dict(space, rows, probs):

@@ -226,13 +226,7 @@ class SuperNet(keras.Model):
         self.classifier = keras.layers.Dense(space.num_classes,
                                              name='classifier')
 
-        if proposals is None:
-            self.arch_params = params_lib.LogitsParams(
-                self.mask, config.sample_temperature, name='arch_logits')
-        else:
-            self.arch_params = params_lib.ProposalParams(
-                self.mask, proposals, config.sample_temperature,
-                config.pi_tau, name='arch_proposals')
+        self.arch_params = self._make_arch_params(proposals)
         self.tau = self.add_weight(
             shape=(), name='tau', trainable=False,
             initializer=keras.initializers.Constant(config.tau_init),
@@ -264,6 +258,21 @@ class SuperNet(keras.Model):
                 trackers.append(keras.metrics.Mean(name='resource_loss'))
                 trackers += [_Latest(obj) for obj in budget.table.objectives]
         self._trackers = trackers
+
+    def _make_arch_params(self, proposals):
+        """Plain logits, or the proposals and pi (subclasses: others)."""
+        if proposals is None:
+            return params_lib.LogitsParams(
+                self.mask, self.config.sample_temperature,
+                name='arch_logits')
+        return params_lib.ProposalParams(
+            self.mask, proposals, self.config.sample_temperature,
+            self.config.pi_tau, name='arch_proposals')
+
+    def _within(self, weights):
+        """1.0 where the draw `weights` is within tolerance of the budget
+        (subclasses: of the step's own budget)."""
+        return budget_lib.within_tolerance(self.budget, weights)
 
     def _mixed_layer(self, i):
         layer = self.space.layers[i]
@@ -382,7 +391,7 @@ class SuperNet(keras.Model):
         first, first_scores = self.sample_weights(seed, return_scores=True)
         if self.budget is None:
             return first, first_scores, first, None
-        first_ok = budget_lib.within_tolerance(self.budget, first)
+        first_ok = self._within(first)
         draws = self.config.budget_draws
         if draws == 1:
             return first, first_scores, first, first_ok
@@ -390,8 +399,7 @@ class SuperNet(keras.Model):
         candidates = tf.vectorized_map(
             lambda k: tf.stop_gradient(
                 self.sample_weights(tf.random.fold_in(seed, k))), offsets)
-        oks = tf.concat([first_ok[None], budget_lib.within_tolerance(
-            self.budget, candidates)], axis=0)
+        oks = tf.concat([first_ok[None], self._within(candidates)], axis=0)
         chosen = tf.argmax(oks, output_type=tf.int32)  # the first 1
         chosen_seed = tf.where(
             chosen > 0,
@@ -573,9 +581,9 @@ class SuperNet(keras.Model):
         (drawn_a, arch_logits, y_a, arch_loss, resource, norms,
          resource_norms, pi_norms, first_a) = self.arch_step(x_a, y_a,
                                                              scale)
-        # 3. Temperature and step counter.
+        # 3. Temperature (the step counter after the metrics, which may
+        # read the step's budget).
         self.tau.assign(self.tau * self.config.tau_decay)
-        self.step.assign_add(tf.constant(1, tf.int64))
 
         # Metrics.
         self._metric('loss').update_state(loss,
@@ -593,8 +601,7 @@ class SuperNet(keras.Model):
         if self.budget is not None:
             within = self._metric('within_tolerance')
             for drawn in (drawn_w, drawn_a):
-                within.update_state(
-                    budget_lib.within_tolerance(self.budget, drawn))
+                within.update_state(self._within(drawn))
             for ok in (first_w, first_a):
                 self._metric('draw_within_tolerance').update_state(ok)
             if resource is not None:  # even if alpha is 0
@@ -603,6 +610,7 @@ class SuperNet(keras.Model):
                     self.budget.table, self.probabilities())
                 for obj, value in expected.items():
                     self._metric(obj).update_state(value)
+        self.step.assign_add(tf.constant(1, tf.int64))
         return self._results()
 
     def _results(self):
@@ -683,7 +691,8 @@ class SuperNet(keras.Model):
 
 
 def build_supernet(space, searched, fixed_ops=None, config=None,
-                   budget=None, proposals=None):
+                   budget=None, proposals=None, supernet_class=None,
+                   **kwargs):
     """Builds (and creates the variables of) a `SuperNet`.
 
     Args:
@@ -697,6 +706,8 @@ def build_supernet(space, searched, fixed_ops=None, config=None,
             alpha * resource loss to the architecture step (unless the
             budget has `free` layers) and the resource metrics.
         proposals: (m, rows, cols) proposal logits (proposal mode).
+        supernet_class: a `SuperNet` subclass to build (default SuperNet),
+            given `kwargs` too (`budget_supernet.py`).
 
     Call `compile()` (inside the same distribution scope) before `fit`.
     """
@@ -752,7 +763,8 @@ def build_supernet(space, searched, fixed_ops=None, config=None,
             raise UserError(
                 f'resource table rows {list(table.layer_indices)} do not '
                 f'match the searched layers {list(searched)}')
-    net = SuperNet(space, searched, fixed_ops, config, budget=budget,
-                   proposals=proposals)
+    net = (supernet_class or SuperNet)(
+        space, searched, fixed_ops, config, budget=budget,
+        proposals=proposals, **kwargs)
     net.build((None, space.image_size, space.image_size, 3))
     return net

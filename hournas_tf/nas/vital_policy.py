@@ -44,18 +44,23 @@ def fit_vital_ops(space, vital_ops, targets, probabilities=None,
     network, the vital op change that most reduces the violation (ties: the
     most probable op) is applied until every target is feasible. Returns the
     (possibly changed) ops and the changed layer indices. `latency`: the
-    latency table of a `latency_ms` target.
+    latency table of a `latency_ms` target. `targets` may also be a list
+    of target dicts (several budgets, `budgets.py`): every one must stay
+    reachable with the same vital ops.
     """
     nonvital = nonvital_layers(space)
     ops = dict(vital_ops)
+    target_sets = [targets] if isinstance(targets, dict) else list(targets)
+    objectives = tuple(dict.fromkeys(o for t in target_sets for o in t))
 
     def violation(candidate_ops):
         table = tables.resource_table(space, nonvital, candidate_ops,
-                                        tuple(targets), latency)
+                                      objectives, latency)
         total = 0.0
-        for obj, target in targets.items():
-            lo, hi = tables.feasible_range(table, obj)
-            total += max(0.0, lo - target, target - hi) / target
+        for one in target_sets:
+            for obj, target in one.items():
+                lo, hi = tables.feasible_range(table, obj)
+                total += max(0.0, lo - target, target - hi) / target
         return total
 
     changed = []

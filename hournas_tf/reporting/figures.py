@@ -116,3 +116,25 @@ def grad_norms(history):
                         ha='center', va='center')
         axes[0][0].set_axis_off()
     return _png(fig)
+
+
+def budget_curve(rows):
+    """Inherited-weight accuracy against each targeted cost of the budgets
+    of one search (budgets.json rows), one panel per objective."""
+    objectives = list(rows[0]['targets'])
+    fig = Figure(figsize=(4.2 * len(objectives), 3.4))
+    axes = np.atleast_1d(fig.subplots(1, len(objectives)))
+    for ax, obj in zip(axes, objectives):
+        pairs = sorted((r['achieved'][obj], r.get('inherited_accuracy'),
+                        r['budget']) for r in rows)
+        xs = [p[0] for p in pairs if p[1] is not None]
+        ys = [p[1] for p in pairs if p[1] is not None]
+        ax.plot(xs, ys, 'o-')
+        for x, y, name in pairs:
+            if y is not None:
+                ax.annotate(name, (x, y), textcoords='offset points',
+                            xytext=(4, 4), fontsize=8)
+        ax.set_xlabel(f'{obj} (achieved)')
+        ax.set_ylabel('inherited-weight accuracy')
+        ax.grid(alpha=0.3)
+    return _png(fig)

@@ -38,6 +38,7 @@ SECTIONS = (
     ('proposals', 'Proposal distribution'),
     ('training', 'Supernet training'),
     ('family', 'Model family'),
+    ('budgets', 'Budgets'),
     ('retrain', 'Retraining'),
     ('export', 'Export'),
 )
@@ -242,8 +243,8 @@ def _proposals(run):
              'search')):
         img = _file_img(os.path.join(run['dir'], name), alt)
         out.append(f'<p>{_esc(alt)}:</p>' + (img or _note(f'{name} missing')))
-    info = run['search'].get('proposal_optimization', {})
-    samples = info.get('samples', {})
+    info = run['search'].get('proposal_optimization')
+    samples = info.get('samples', {}) if isinstance(info, dict) else {}
     if samples:
         out.append(_table(('tau', 'share within tolerance'), [
             (tau, f'{r["share_within_tolerance"]:.1%}')
@@ -291,6 +292,34 @@ def _family(run):
                   'each with its inherited weights); the chosen one is '
                   f'proposal {run["search"].get("proposal")}.')
             + _table(head, rows))
+
+
+def _budgets(run):
+    from hournas_tf.reporting import figures
+
+    table = run.get('budgets')
+    if not table:
+        return _note('One budget (a search with --budgets has a network '
+                     'per budget here).')
+    rows = table['budgets']
+    objectives = list(rows[0]['targets'])
+    body = []
+    for r in rows:
+        before = r['before_repair']['relative_error']
+        body.append((r['budget'], *(
+            f'{counting.human(r["achieved"][o])} '
+            f'({_pct(r["relative_error"][o])}; before repair '
+            f'{_pct(before[o])})' for o in objectives),
+            _fmt(r.get('inherited_accuracy')),
+            'yes' if r['within_tolerance'] else 'no', r['arch_file']))
+    head = ('budget', *(f'{o} (error)' for o in objectives),
+            'inherited-weight accuracy', 'within tolerance', 'file')
+    return (_note('One architecture per budget from one shared stage-2 '
+                  'supernet (budgets.json; each with its inherited weights, '
+                  'batch norm recalibrated, on the search\'s architecture '
+                  'split).') + _table(head, body)
+            + _img(figures.budget_curve(rows),
+                   'inherited-weight accuracy against cost per budget'))
 
 
 def _retrain(run):
@@ -352,7 +381,7 @@ RENDER = {
     'summary': _summary, 'architecture': _architecture,
     'targets': _targets, 'op-probabilities': _op_probabilities,
     'proposals': _proposals, 'training': _training, 'family': _family,
-    'retrain': _retrain, 'export': _export,
+    'budgets': _budgets, 'retrain': _retrain, 'export': _export,
 }
 
 
@@ -410,6 +439,7 @@ def load_run(run_dir, train_dir=None, export_report=None):
         if train_dir else None,
         'export_path': export_path,
         'export': _optional_json(export_path),
+        'budgets': _optional_json(os.path.join(run_dir, 'budgets.json')),
     }
 
 
