@@ -105,8 +105,8 @@ def test_dry_run_fbnet_lands_every_proposal_within_3_percent(tmp_path):
     assert start['sample_temperature'] == 1.0
     assert start['share_within_tolerance'] >= 0.5
     assert start['mean_top_probability'] <= 0.9
-    # 8 draws per step (the default) keep one within tolerance.
-    assert start['budget_draws'] == 8
+    # 64 draws per step (the default) keep one within tolerance.
+    assert start['budget_draws'] == 64
     assert start['share_trained_within_tolerance'] >= max(
         0.999, start['share_within_tolerance'])
     assert report['vital_layers'] == [2, 6, 10, 14, 18, 22]

@@ -60,7 +60,7 @@ def define_flags():
     flags.DEFINE_bool('tape_per_loss', True, 'Architecture step: one '
                       'tape per loss (SuperNet.tape_per_loss); false: one '
                       'persistent tape for both.')
-    flags.DEFINE_integer('budget_draws', 8, 'Draws per step to find one '
+    flags.DEFINE_integer('budget_draws', 64, 'Draws per step to find one '
                          "within tolerance (the search's --budget_draws).",
                          lower_bound=1)
     flags.DEFINE_integer('steps', 5, 'Steps timed after the first.',

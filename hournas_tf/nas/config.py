@@ -162,7 +162,7 @@ class AlgorithmConfig:
     tau_decay: float = 0.9999
     weight_lr: float = 0.1
     arch_lr: float = 0.01
-    budget_draws: int = 8    # draws per step to find one within tolerance
+    budget_draws: int = 64   # draws per step to find one within tolerance
     repair: bool = True      # greedy repair of a derived architecture
     zero_init_residual: bool = True  # inserted blocks start as identity
     seed: int = 0
