@@ -271,9 +271,20 @@ def test_train_killed_mid_epoch_resumes(tmp_path):
     proc, _ = _start(out, *args, module='hournas_tf.train')
     _kill_when(proc, lambda: (_metadata(out) or {}).get('batch', 0) > 0)
     assert not (out / 'metrics.json').exists()
+    backup = _metadata(out)
     res = run_module('hournas_tf.train', f'--output_dir={out}', *args,
                      timeout=3600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert 'resuming the interrupted run' in res.stdout
     metrics = json.loads((out / 'metrics.json').read_text())
     assert metrics['epochs'] == 2 and metrics['test_accuracy'] > 0.1
+    # Resumed, not restarted: the optimizer's step count goes on from the
+    # backup's (the interrupted epoch runs again from its first batch), so
+    # it ends `batch` (+1) steps past two full epochs; a restart from
+    # scratch would end at exactly 2 x steps per epoch.
+    from hournas_tf import load_model
+
+    steps = int(res.stdout.split(' steps x 2 epochs')[0].split()[-1])
+    done = int(load_model(str(out / 'model.keras')).optimizer.iterations)
+    assert done - 2 * steps in (backup['batch'], backup['batch'] + 1), (
+        done, steps, backup)
