@@ -233,6 +233,12 @@ def _stored_and_given(f, name, config):
         given = {obj: float(f[flag].value) for flag, obj in TARGET_FLAGS
                  if f[flag].present and f[flag].value is not None}
         return dict(config.targets), given
+    if name == 'budgets':
+        from hournas_tf.nas import budgets as budgets_lib
+
+        return ([dataclasses.asdict(b) for b in config.budgets or ()],
+                [dataclasses.asdict(b) for b in
+                 budgets_lib.parse_budgets(f[name].value)])
     if not hasattr(config, name):
         return None
     stored, given = getattr(config, name), f[name].value

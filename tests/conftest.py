@@ -74,20 +74,37 @@ TINY_SEARCH = ['--vital_epochs=1', '--nonvital_epochs=1',
                '--deterministic']
 
 
-def _tiny_search(path):
-    res = run_module('hournas_tf.search', *TINY_SEARCH,
-                     f'--output_dir={path / "run"}', timeout=3600)
-    assert res.returncode == 0, res.stderr[-4000:]
-    (path / 'stdout.txt').write_text(res.stdout)
+# Two budgets of the demo space (with the vital layers at their largest ops
+# the rest reaches 4.3M-17.0M MACs, 0.13M-0.34M params).
+TWO_BUDGETS = 'small=macs:8e6/params:0.2e6,large=macs:13e6/params:0.28e6'
+
+
+def _shared_search(tmp_path_factory, name, *flags):
+    """(folder, stdout) of `python -m hournas_tf.search TINY_SEARCH
+    flags`, run once per test run (`shared_once`)."""
+    def make(path):
+        res = run_module('hournas_tf.search', *TINY_SEARCH, *flags,
+                         f'--output_dir={path / "run"}', timeout=3600)
+        assert res.returncode == 0, res.stderr[-4000:]
+        (path / 'stdout.txt').write_text(res.stdout)
+
+    path = shared_once(tmp_path_factory, name, make, timeout=3600)
+    return path / 'run', (path / 'stdout.txt').read_text()
 
 
 @pytest.fixture(scope='session')
 def tiny_search(tmp_path_factory):
     """(folder, stdout) of `python -m hournas_tf.search TINY_SEARCH`, run
     once per test run. Read it only: a test that writes copies it."""
-    path = shared_once(tmp_path_factory, 'tiny_search', _tiny_search,
-                       timeout=3600)
-    return path / 'run', (path / 'stdout.txt').read_text()
+    return _shared_search(tmp_path_factory, 'tiny_search')
+
+
+@pytest.fixture(scope='session')
+def tiny_budget_search(tmp_path_factory):
+    """`tiny_search` with `--budgets=TWO_BUDGETS` (tests/test_budgets.py,
+    tests/test_resilience.py). Read it only."""
+    return _shared_search(tmp_path_factory, 'tiny_budget_search',
+                          f'--budgets={TWO_BUDGETS}')
 
 
 def pytest_addoption(parser):

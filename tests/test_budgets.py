@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import TWO_BUDGETS as TWO
 
 from hournas_tf import spaces
 from hournas_tf.common.errors import UserError
@@ -13,10 +14,7 @@ from hournas_tf.nas import budgets as budgets_lib
 from hournas_tf.nas import vital_policy
 from hournas_tf.resources import tables
 
-# The demo space (efficientnet, 32x32, width 0.25): with the vital layers
-# at their largest ops the rest reaches 4.3M-17.0M MACs, 0.13M-0.34M
-# params.
-TWO = 'small=macs:8e6/params:0.2e6,large=macs:13e6/params:0.28e6'
+# TWO: two budgets of the demo space (efficientnet, 32x32, width 0.25).
 
 
 @pytest.fixture(scope='module')
@@ -347,15 +345,11 @@ def test_dry_run_with_budgets_writes_each_budgets_proposals(tmp_path):
 
 
 @pytest.mark.large
-def test_search_with_two_budgets_writes_one_network_each(tmp_path):
-    from conftest import TINY_SEARCH
+def test_search_with_two_budgets_writes_one_network_each(tiny_budget_search,
+                                                         tmp_path):
     from conftest import run_module
 
-    out = tmp_path / 'run'
-    res = run_module('hournas_tf.search', *TINY_SEARCH,
-                     f'--budgets={TWO}', f'--output_dir={out}',
-                     timeout=3600)
-    assert res.returncode == 0, res.stderr[-4000:]
+    out, _ = tiny_budget_search  # conftest.TINY_SEARCH, --budgets=TWO
     table = budgets_lib.read_table(str(out))
     rows = table['budgets']
     assert [r['budget'] for r in rows] == ['small', 'large']
@@ -503,3 +497,82 @@ def test_run_stage2_starts_and_trains_over_the_tables_rows(plan):
     assert args == ('nonvital', 'net', 3, list(table.layer_indices), table)
     assert kwargs['done'] == 5
     np.testing.assert_array_equal(kwargs['start_columns'], start)
+
+
+# --- Resume -------------------------------------------------------------------
+
+def test_budget_proposals_round_trip_through_stage1_json(tmp_path, space,
+                                                         plan):
+    """What `proposals` writes to stage1.json (every budget's proposals,
+    their owner, the vital ops, the report) a resumed run reads back."""
+    from hournas_tf.nas import checkpointing
+    from hournas_tf.nas import search_lib
+    from hournas_tf.nas.budget_search import BudgetProposalsResult
+    from hournas_tf.nas.budget_search import BudgetSearchRun
+    from hournas_tf.nas.config import SearchConfig
+
+    table, searched, ops, specs = plan
+    rng = np.random.default_rng(3)
+    owner = np.array([0, 0, 0, 1, 1], np.int32)
+    logits = rng.normal(size=(5,) + table.mask.shape).astype(np.float32)
+    report = {'budgets': [{'budget': 'small', 'share_within_tolerance':
+                           np.float64(rng.random())}], 'seconds': 1.5}
+    changed = [space.vital_layers[1]]
+    saved = BudgetProposalsResult(ops, changed, logits, 0.7, report,
+                                  {'vital': 2.5}, table, owner)
+    config = SearchConfig(space='efficientnet', image_size=32,
+                          width_multiplier=0.25, targets=specs[0].targets,
+                          budgets=specs, output_dir=str(tmp_path))
+    run = BudgetSearchRun(config)
+    run._optimize_proposals = lambda vital, seconds: saved
+    assert run.proposals(search_lib.VitalOps(ops, changed),
+                         {'vital': 2.5}) is saved
+    data = checkpointing.read_stage1(str(tmp_path))
+    assert data['owner'] == owner.tolist()
+    point = search_lib.ResumePoint(search_lib.CheckpointState('c', 2, 1),
+                                   data)
+    back = point.proposals(space, config, kind=BudgetSearchRun.PROPOSALS)
+    assert isinstance(back, BudgetProposalsResult)
+    assert back.logits.dtype == np.float32 and back.owner.dtype == np.int32
+    np.testing.assert_array_equal(back.logits, logits)  # bit for bit
+    np.testing.assert_array_equal(back.owner, owner)
+    assert back.vital_ops == ops and back.changed_vital == changed
+    assert (back.tau_end, back.seconds) == (0.7, {'vital': 2.5})
+    assert back.report == json.loads(json.dumps(report, default=float))
+    assert back.table.layer_indices == table.layer_indices
+    for obj in table.objectives:
+        np.testing.assert_array_equal(back.table.values[obj],
+                                      table.values[obj])
+    # A single search's stage1.json has no owner: it reads as before.
+    single = search_lib.ProposalsResult.from_json(data)
+    assert not hasattr(single, 'owner') and single.vital_ops == ops
+
+
+def test_budget_supernet_round_robin_goes_on_after_a_restore(tmp_path):
+    """A stage-2 checkpoint holds the step counter (the round robin's
+    position) and every budget's pi."""
+    from hournas_tf.nas import budget_supernet
+    from hournas_tf.nas import checkpointing
+    from hournas_tf.nas import supernet
+
+    space, searched, fixed, table, budgets = _small_stage2()
+    owner = np.array([0, 1, 1])
+    net = budget_supernet.build_budget_supernet(
+        space, searched, fixed, supernet.SupernetConfig(total_steps=4),
+        budgets, _one_hot_proposals(table, owner), owner)
+    net.compile()
+    net.step.assign(3)
+    net.arch_params.pi_logits.assign([0.5, -1.0, 2.0])
+    pi = net.proposal_probabilities()
+    saving = checkpointing.SearchCheckpoint(str(tmp_path))
+    saving.attach('nonvital', net)
+    saving.save()
+    path, stage, step = saving.latest()
+    assert (stage, step) == (2, 3)
+    net.step.assign(0)  # as a new run's supernet
+    net.arch_params.pi_logits.assign([0.0, 0.0, 0.0])
+    assert int(net.active_budget()) == 0
+    assert checkpointing.SearchCheckpoint(str(tmp_path)).restore(
+        path, 'nonvital', net) == 3
+    assert int(net.active_budget()) == 1  # step 3 of 2 budgets
+    np.testing.assert_allclose(net.proposal_probabilities(), pi)

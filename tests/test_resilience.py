@@ -118,6 +118,65 @@ def test_sigkill_in_stage_2_then_resume_equals_an_unbroken_run(tiny_search,
     assert _arch(out) == _arch(reference)
 
 
+def _weights(path):
+    """{name: array} of every dataset of a Keras `.weights.h5` file."""
+    import h5py
+
+    found = {}
+    with h5py.File(path, 'r') as f:
+        f.visititems(lambda name, item: found.__setitem__(name, item[()])
+                     if isinstance(item, h5py.Dataset) else None)
+    return found
+
+
+def _assert_same_weights(a, b):
+    wa, wb = _weights(a), _weights(b)
+    assert sorted(wa) == sorted(wb) and wa
+    for name in wa:
+        assert (wa[name] == wb[name]).all(), name
+
+
+@pytest.mark.large
+def test_budgets_search_killed_in_stage_2_resumes_to_an_unbroken_run(
+        tiny_budget_search, tmp_path):
+    """conftest's shared two-budget search, and the same killed with
+    SIGKILL after a stage-2 step and resumed: the same budgets, arch.json
+    and weights (stage 2: 3 steps, budgets 0, 1, 0)."""
+    import re
+
+    from conftest import TINY_SEARCH
+    from conftest import TWO_BUDGETS
+
+    out = tmp_path / 'killed'
+    proc, log = _start(out, *TINY_SEARCH, f'--budgets={TWO_BUDGETS}',
+                       '--checkpoint_every=1')
+    _wait(proc, lambda: 'stage nonvital' in open(log).read())
+    first = _newest(out)  # stage 2 at step 0
+    _kill_when(proc, lambda: _newest(out) > first)  # after a stage-2 step
+    assert not (out / 'budgets.json').exists()
+    stage1 = json.loads((out / 'stage1.json').read_text())
+    assert stage1['owner'] == [0] * 4 + [1] * 4  # --num_proposals=4 each
+    # The command that started it, with --resume added, is accepted.
+    res = run_module('hournas_tf.search', *TINY_SEARCH,
+                     f'--budgets={TWO_BUDGETS}', '--checkpoint_every=1',
+                     '--resume', f'--output_dir={out}', timeout=3600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert 'stage 1 finished' in res.stdout
+    # Resumed within stage 2: the round robin goes on at budget step mod 2.
+    [step] = re.findall(r'\(stage 2, step (\d+)\)', res.stdout)
+    assert int(step) in (1, 2), res.stdout
+    reference, _ = tiny_budget_search
+    budgets = json.loads((out / 'budgets.json').read_text())
+    assert _without_seconds(budgets) == _without_seconds(
+        json.loads((reference / 'budgets.json').read_text()))
+    assert _arch(out) == _arch(reference)
+    for row in budgets['budgets']:
+        name = row['arch_file'][:-len('.json')] + '.weights.h5'
+        _assert_same_weights(out / name, reference / name)
+    _assert_same_weights(out / 'supernet.weights.h5',
+                         reference / 'supernet.weights.h5')
+
+
 @pytest.mark.large
 def test_sigterm_writes_a_checkpoint_and_exits_0(tmp_path):
     """Stage 1 of this run writes no checkpoint before step 1000
@@ -209,6 +268,47 @@ def test_resume_accepts_the_command_it_resumes(tmp_path):
         assert res.returncode == 2, res.stderr[-2000:]
         [line] = res.stderr.strip().splitlines()
         assert line.startswith('error: ') and message in line, line
+
+
+def test_resume_of_a_budgets_search_accepts_its_command(tmp_path):
+    """The resume rules of a budgets search: its command with --resume
+    added passes (--budgets compared as parsed), other budgets do not."""
+    import dataclasses
+
+    from conftest import TWO_BUDGETS
+
+    from hournas_tf.nas import budgets as budgets_lib
+    from hournas_tf.nas import config as config_lib
+    from hournas_tf.nas import search_lib
+
+    out = tmp_path / 'run'
+    command = [f'--budgets={TWO_BUDGETS}', f'--output_dir={out}',
+               '--vital_ops=max', '--seed=3']
+    # search_config.json as that command writes it (the demo preset's
+    # values but these).
+    specs = budgets_lib.parse_budgets(TWO_BUDGETS)
+    out.mkdir()
+    (out / 'search_config.json').write_text(json.dumps(
+        search_lib._config_json(config_lib.preset(
+            'demo', budgets=specs, targets=dict(specs[0].targets),
+            output_dir=str(out), vital_ops=('max',), seed=3))))
+    res = run_python('-c', RESUME_FLAGS, *command, '--resume',
+                     '--arch_lr=0.002')
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split() == ['3', 'False', 'True', '0.002']
+    config = search_lib.resume_config(str(out))
+    assert [b.name for b in config.budgets] == ['small', 'large']
+    search_lib.preflight(config)  # a budgets search may resume
+    other = TWO_BUDGETS.replace('macs:13e6', 'macs:14e6')
+    res = run_module('hournas_tf.search', *command, f'--budgets={other}',
+                     '--resume')
+    assert res.returncode == 2, res.stderr[-2000:]
+    [line] = res.stderr.strip().splitlines()
+    stored = [dataclasses.asdict(b) for b in config.budgets]
+    assert line.startswith(f'error: --budgets cannot change on --resume: '
+                           f'{out}/search_config.json has {stored!r}, the '
+                           'command '), line
+    assert "'macs': 14000000.0" in line, line
 
 
 # The train command: StepBackup (BackupAndRestore) and Preemption.

@@ -17,8 +17,10 @@ every budget reachable (`budgets.fit_vital_ops`):
    split) and `budgets.json`, the table of all. The run's `arch.json` is
    the first budget's, with the table in its `search.budgets`.
 
-`dry_run` is step 1 and its report only. A resumed search with budgets is
-refused for now.
+`dry_run` is step 1 and its report only. `--resume` works as in a
+single search: stage1.json holds every budget's proposals with their
+`owner`, and the stage-2 checkpoint the supernet with its step counter,
+so the round robin goes on with the budget it stopped at.
 """
 
 import dataclasses
@@ -27,11 +29,11 @@ import time
 
 import numpy as np
 
-from hournas_tf.common.errors import UserError
 from hournas_tf.common.runner import log
 from hournas_tf.nas import budgets as budgets_lib
 from hournas_tf.nas import derive as derive_lib
 from hournas_tf.nas import stages
+from hournas_tf.nas.search_lib import ProposalsResult
 from hournas_tf.nas.search_lib import SearchRun
 from hournas_tf.nas.search_lib import _config_json
 from hournas_tf.nas.search_lib import _write_json
@@ -50,9 +52,6 @@ def preflight(config, space, latency=None):
     the space, and reachable together with one choice of vital ops."""
     from hournas_tf.nas.vital_policy import resolve_vital_ops
 
-    if config.resume:
-        raise UserError('--resume of a search with --budgets is not '
-                        'supported yet; start it again')
     specs = config.budgets
     budgets_lib.check_budgets(specs, config.tolerance, config.latency_table)
     budgets_lib.check_space(space, specs, latency)
@@ -118,28 +117,34 @@ def inherited_accuracy(model, search_data):
 
 
 @dataclasses.dataclass(frozen=True)
-class BudgetProposalsResult:
-    """The proposals of every budget over the searched layers."""
+class BudgetProposalsResult(ProposalsResult):
+    """The proposals of every budget over the searched layers: `logits`
+    (M, rows, cols) all budgets' proposals, `owner` (M,) the budget of
+    each, `report` per budget its proposals and draws in budget; in
+    stage1.json with the owner."""
 
-    vital_ops: dict       # {layer: op}, fixed
-    changed_vital: list   # vital layers changed for feasibility
-    proposals: object     # budgets.BudgetProposals
-    tau_end: float        # stage 2's sampling temperature
-    report: dict          # per budget: proposals and draws in budget
-    seconds: dict         # stage 1's timings
-    table: object         # tables.ResourceTable of the searched layers
+    owner: object = None  # (M,) int32
+
+    def to_json(self):
+        return {**super().to_json(), 'owner': self.owner}
+
+    @classmethod
+    def _more_from_json(cls, data):
+        return {'owner': np.asarray(data['owner'], np.int32)}
 
 
 class BudgetSearchRun(SearchRun):
     """`SearchRun` with several budgets: stage 1 once, then proposals,
     one stage-2 supernet and one architecture per budget."""
 
+    PROPOSALS = BudgetProposalsResult
+
     def _fit_vital_ops(self, stage1):
         return budgets_lib.fit_vital_ops(
             self.env.space, stage1.vital_ops, self.config.budgets,
             stage1.probabilities, self.env.latency)
 
-    def proposals(self, vital, seconds):
+    def _optimize_proposals(self, vital, seconds):
         from hournas_tf.nas import proposal_report
 
         searched = stages.searched_layers(self.env.space, vital.ops)
@@ -147,9 +152,9 @@ class BudgetSearchRun(SearchRun):
         table, result, report = optimize(
             self.env.space, searched, vital.ops, self.config, pconfig,
             self.env.latency)
-        return BudgetProposalsResult(vital.ops, vital.changed, result,
-                                     pconfig.tau_end, report, dict(seconds),
-                                     table)
+        return BudgetProposalsResult(vital.ops, vital.changed,
+                                     result.logits, pconfig.tau_end, report,
+                                     dict(seconds), table, result.owner)
 
     def stage2(self, proposals, stage1=None):
         import keras
@@ -159,7 +164,7 @@ class BudgetSearchRun(SearchRun):
         from hournas_tf.nas.search_lib import Stage2Result
 
         config, env = self.config, self.env
-        table, result = proposals.table, proposals.proposals
+        table, owner = proposals.table, proposals.owner
         keras.utils.set_random_seed(config.seed + 1)
         sconfig = stages.supernet_config(
             config, 2, env.steps * config.nonvital_epochs, proposals.tau_end)
@@ -168,15 +173,15 @@ class BudgetSearchRun(SearchRun):
         with self.strategy.scope():
             net = budget_supernet.build_budget_supernet(
                 env.space, table.layer_indices, proposals.vital_ops,
-                sconfig, budgets, result.logits, result.owner)
+                sconfig, budgets, proposals.logits, owner)
             net.compile()
         seconds, start_columns = self._run_stage2(net, stage1,
-                                                  result.logits, table)
+                                                  proposals.logits, table)
         pi = net.proposal_probabilities()
         end = budgets_lib.proposal_report(
             table, config.budgets, budgets_lib.BudgetProposals(
                 np.log(np.maximum(net.proposal_op_probabilities(), 1e-12)),
-                result.owner, ()), config.tolerance, 1.0, config.seed,
+                owner, ()), config.tolerance, 1.0, config.seed,
             pi=pi)
         for r in end:
             log(f'  budget {r["budget"]}: stage 2 ends with '
@@ -197,7 +202,7 @@ class BudgetSearchRun(SearchRun):
         derived = budgets_lib.derive(
             self.env.space, proposals.table, searched, proposals.vital_ops,
             config.budgets, net.proposal_op_probabilities(),
-            net.arch_params.pi_logits.numpy(), proposals.proposals.owner,
+            net.arch_params.pi_logits.numpy(), proposals.owner,
             config.tolerance, config.repair, config.derive, config.seed)
         return derived, moved
 

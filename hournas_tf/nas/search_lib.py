@@ -279,19 +279,17 @@ class ResumePoint:
             return 0
         return checkpoint.restore(self.checkpoint.path, stage, supernet)
 
-    def proposals(self, space, config, latency=None):
-        """The `ProposalsResult` of stage1.json, or None."""
+    def proposals(self, space, config, latency=None, kind=None):
+        """The proposals of stage1.json (`kind.from_json`, default
+        `ProposalsResult`) over their searched layers, or None."""
         if self.stage1 is None:
             return None
-        vital_ops = {int(i): op for i, op in self.stage1['vital_ops'].items()}
+        result = (kind or ProposalsResult).from_json(self.stage1)
+        vital_ops = result.vital_ops
         table = tables.resource_table(
             space, stages.searched_layers(space, vital_ops), vital_ops,
             tuple(config.targets), latency)
-        return ProposalsResult(
-            vital_ops, self.stage1['changed_vital'],
-            self.stage1['proposals'], self.stage1['tau_end'],
-            self.stage1['proposal_optimization'], self.stage1['seconds'],
-            table)
+        return dataclasses.replace(result, table=table)
 
 
 # --- The steps' results -----------------------------------------------------
@@ -349,6 +347,20 @@ class ProposalsResult:
                 'proposal_optimization': self.report,
                 'seconds': self.seconds}
 
+    @classmethod
+    def from_json(cls, data, table=None):
+        """The result `to_json` wrote (`data`, as JSON gives it back)."""
+        return cls({int(i): op for i, op in data['vital_ops'].items()},
+                   list(data['changed_vital']),
+                   np.asarray(data['proposals'], np.float32),
+                   data['tau_end'], data['proposal_optimization'],
+                   data['seconds'], table, **cls._more_from_json(data))
+
+    @classmethod
+    def _more_from_json(cls, data):
+        """The fields a subclass adds, from `data`."""
+        return {}
+
 
 @dataclasses.dataclass(frozen=True)
 class Stage2Result:
@@ -377,6 +389,9 @@ class SearchRun:
     one method per step; `run()` runs them in order, continuing a resumed
     run where it stopped."""
 
+    # What `proposals` returns and stage1.json holds (read back on resume).
+    PROPOSALS = ProposalsResult
+
     def __init__(self, config, strategy=None, output=None):
         self.config = config
         self.strategy = strategy
@@ -396,7 +411,8 @@ class SearchRun:
         self.setup()
         stage1 = None
         proposals = self.env.resume.proposals(self.env.space, self.config,
-                                              self.env.latency)
+                                              self.env.latency,
+                                              self.PROPOSALS)
         if proposals is None:
             stage1 = self.stage1()
             proposals = self.proposals(self.fix_vital_ops(stage1),
@@ -514,17 +530,21 @@ class SearchRun:
         to stage1.json, whole or absent: a resumed run starts there."""
         from hournas_tf.nas import checkpointing
 
-        searched = stages.searched_layers(self.env.space, vital.ops)
-        table, presult, pconfig, report = proposal_report.optimize(
-            self.env.space, searched, vital.ops, self.config,
-            self.path('proposals_stage2.png'))
-        result = ProposalsResult(vital.ops, vital.changed, presult.logits,
-                                 pconfig.tau_end, report, dict(seconds),
-                                 table)
+        result = self._optimize_proposals(vital, seconds)
         jsonio.write_json(
             self.path(checkpointing.STAGE1_FILE), result.to_json(),
             default=_jsonable)
         return result
+
+    def _optimize_proposals(self, vital, seconds):
+        """The optimized proposals (`PROPOSALS`; `BudgetSearchRun`: every
+        budget's)."""
+        searched = stages.searched_layers(self.env.space, vital.ops)
+        table, presult, pconfig, report = proposal_report.optimize(
+            self.env.space, searched, vital.ops, self.config,
+            self.path('proposals_stage2.png'))
+        return ProposalsResult(vital.ops, vital.changed, presult.logits,
+                               pconfig.tau_end, report, dict(seconds), table)
 
     def _start_stage2(self, net, stage1):
         """Restores a stage-2 checkpoint into `net`, or starts it from
