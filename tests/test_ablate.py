@@ -8,10 +8,12 @@ import re
 import pytest
 from conftest import REPO
 from conftest import run_python
+from scipy import stats as scipy_stats
 
 from hournas_tf.common import jsonio
 from hournas_tf.experiments import ablation as ablate
 from hournas_tf.experiments import ablation_report
+from hournas_tf.experiments import paired as paired_lib
 from hournas_tf.fuzzing import check_refused
 from hournas_tf.nas import config as config_lib
 
@@ -66,7 +68,8 @@ def test_claim_and_release_lock_cells(tmp_path):
 
 
 def test_summary_table_and_conclusion(tmp_path):
-    c = config(tmp_path, seeds=(0, 1, 2), variants=('hournas', 'random'))
+    table_config = config(tmp_path, seeds=(0, 1, 2),
+                          variants=('hournas', 'random'))
     results = {'hournas': [result('hournas', s, a) for s, a in
                            enumerate((0.95, 0.96, 0.97))],
                'random': [result('random', s, a, 0.5) for s, a in
@@ -77,34 +80,79 @@ def test_summary_table_and_conclusion(tmp_path):
     assert rows['random']['n'] == 3
     assert rows['hournas']['before_repair_within_tolerance'] == 2
     assert rows['hournas']['params_error_max'] == pytest.approx(0.02)
-    diff = ablation_report.comparison(rows)
-    assert diff['difference'] == pytest.approx(0.05)
-    assert diff['pooled_sd'] == pytest.approx(0.01)
-    assert diff['welch_t'] == pytest.approx(0.05 / (2 * 0.01 ** 2 / 3)
-                                            ** 0.5)
-    assert ablation_report.comparison(rows, 'hournas',
-                                      'random_best_of_k') is None
-    lines = ablation_report.table(c, rows).splitlines()
+    # Every paired difference is 1/16 (exact in binary): no spread, so
+    # no t-test.
+    same = {v: [result(v, s, a + (v == 'hournas') / 16) for s, a in
+                enumerate((0.5, 0.75, 0.625))] for v in results}
+    stats = ablation_report.statistics(same)
+    assert set(stats) == {'random'}
+    c = stats['random']
+    assert c['mean_difference'] == 0.0625
+    assert c['n'] == 3 and c['df'] == 2 and c['t_p'] is None
+    assert c['holm_t_p'] is None
+    lines = ablation_report.table(
+        table_config, ablation_report.summarize(same, TARGETS),
+        stats).splitlines()
     assert lines[0].startswith('| variant | paper | search / selection s |'
                                ' macs (target 10M) | params (target 250K) |')
+    assert lines[0].endswith('| HourNAS minus row [95% CI] | paired t p '
+                             '(Holm) | Wilcoxon p (Holm) |')
     assert len(lines) == 4
-    assert '| 96.00% ± 1.00% | 95.00% - 97.00% | 3 |' in lines[2]
+    assert lines[2].endswith('| 3 | - | - | - |')
     assert lines[3].startswith('| random (uniform, within tolerance) |')
-    [sentence] = ablation_report.conclusion(rows)
-    assert sentence.startswith('HourNAS beat random (uniform, within '
-                               'tolerance) by +5.00% test accuracy (5.0 '
-                               'pooled standard deviations')
-    assert sentence.endswith('a difference beyond the seed spread.')
-    rows['random']['accuracy_mean'] = 0.965
-    [sentence] = ablation_report.conclusion(rows)
-    assert 'did not beat' in sentence and 'not a clear difference' in \
-        sentence
-    one = ablation_report.summarize({v: rs[:1] for v, rs in results.items()},
-                           TARGETS)
-    assert ablation_report.conclusion(one) == [
+    assert lines[3].endswith('| +6.25% [+6.25%, +6.25%] (n = 3) | - (-) | '
+                             '0.25 (0.25) |')
+    assert '| 96.00% ± 1.00% | 95.00% - 97.00% | 3 |' in \
+        ablation_report.table(table_config, rows).splitlines()[2]
+    [sentence] = ablation_report.conclusion(stats)
+    assert sentence == (
+        'HourNAS beat random (uniform, within tolerance) by +6.25% test '
+        'accuracy, paired over 3 seeds: no paired t-test (every paired '
+        'difference is the same: the t-test is undefined).')
+    # Differences with spread: the sentence gives the test and verdict.
+    results['random'] = [result('random', s, a) for s, a in
+                         enumerate((0.90, 0.92, 0.91))]
+    stats = ablation_report.statistics(results)
+    c = stats['random']
+    assert c['holm_t_p'] == pytest.approx(c['t_p'])  # a family of one
+    [sentence] = ablation_report.conclusion(stats)
+    assert sentence.startswith(
         'HourNAS beat random (uniform, within tolerance) by +5.00% test '
-        'accuracy: no seed spread to judge it by (one seed per row, or '
-        'identical results).']
+        f'accuracy, paired over 3 seeds (95% CI {c["ci_low"]:+.2%} to '
+        f'{c["ci_high"]:+.2%}; t(2) = {c["t"]:.2f}, p = ')
+    assert sentence.endswith('a significant difference (Holm-corrected p '
+                             '< 0.05).') == (c['t_p'] < 0.05)
+    assert 'cannot fall below 0.25' in sentence
+    results['random'] = [result('random', s, a) for s, a in
+                         enumerate((0.99, 0.93, 0.98))]
+    [sentence] = ablation_report.conclusion(
+        ablation_report.statistics(results))
+    assert 'did not beat' in sentence and sentence.endswith(
+        'not a significant difference (Holm-corrected p >= 0.05).')
+    one = ablation_report.statistics({v: rs[:1] for v, rs in
+                                      results.items()})
+    assert ablation_report.conclusion(one) == [
+        'HourNAS did not beat random (uniform, within tolerance) by -4.00% '
+        'test accuracy, paired over 1 seeds: no paired t-test (one paired '
+        'seed: no spread to test against).']
+
+
+def test_statistics_pair_by_seed_and_correct_across_rows():
+    results = {'hournas': [result('hournas', s, a) for s, a in
+                           enumerate((0.95, 0.96, 0.97, 0.94))],
+               'random': [result('random', s, a) for s, a in
+                          enumerate((0.90, 0.93, 0.91, 0.92))],
+               'm1': [result('m1', s, a) for s, a in
+                      ((1, 0.95), (2, 0.95), (3, 0.94), (7, 0.5))]}
+    stats = ablation_report.statistics(results)
+    assert stats['m1']['seeds'] == [1, 2, 3]  # seed 7 has no partner
+    raw = {v: stats[v]['t_p'] for v in stats}
+    assert stats['random']['holm_t_p'] == pytest.approx(
+        paired_lib.holm(raw)['random'])
+    assert stats['random']['holm_t_p'] == pytest.approx(
+        min(1, 2 * min(raw.values())) if raw['random'] <= raw['m1'] else
+        min(1, max(2 * raw['m1'], raw['random'])))
+    assert ablation_report.statistics({'random': results['random']}) == {}
 
 
 @pytest.mark.parametrize('args, message', [
@@ -272,21 +320,55 @@ def test_progress_counts_cells_and_estimates_the_time_left(tmp_path):
 
 def test_committed_table_is_the_tools_output_of_its_cells(tmp_path):
     """docs/ablation.md's table and verdicts are what the tool computes
-    from the cell results kept in docs/ablation_results.json, with every
-    variant and at least 3 seeds per row."""
+    from the cell results kept in docs/ablation_results.json (`--reanalyze`
+    rewrites them), with at least 3 seeds per row."""
     data = json.loads(open(os.path.join(REPO, 'docs',
                                         'ablation_results.json')).read())
     assert data['command'] == 'python tools/ablate.py'
     targets = data['search_config']['targets']
-    rows = ablation_report.summarize(data['results'], targets)
-    assert rows == data['rows']
-    assert set(rows) == set(ablate.VARIANTS)
-    assert all(r['n'] >= 3 for r in rows.values())
-    c = ablate.AblationConfig(
-        output_dir=str(tmp_path), seeds=tuple(data['seeds']),
-        search=config_lib.SearchConfig(targets=targets))
+    analysis = ablation_report.analyze(data['results'], targets)
+    assert analysis['rows'] == data['rows']
+    assert analysis['statistics'] == json.loads(json.dumps(
+        data['statistics']))
+    assert analysis['conclusion'] == data['conclusion']
+    assert 'comparison' not in data  # the Welch rule is gone
+    assert set(analysis['rows']) == set(ablate.VARIANTS) - {
+        'no_stage2', 'paper'}
+    assert all(r['n'] >= 3 for r in analysis['rows'].values())
     doc = open(os.path.join(REPO, 'docs', 'ablation.md')).read()
-    assert ablation_report.table(c, rows) in doc
-    assert ablation_report.conclusion(rows) == data['conclusion']
+    table = ablation_report.table(ablation_report.table_config(data),
+                                  analysis['rows'], analysis['statistics'])
+    assert table in doc
+    assert len(analysis['conclusion']) == 2
     for line in data['conclusion']:
         assert line.split(' (')[0] in ' '.join(doc.split())
+
+
+def test_reanalyze_rewrites_a_results_file(tmp_path):
+    """The Welch-era file: its comparison goes, the paired statistics
+    come, the cells' results stay."""
+    data = {'command': 'python tools/ablate.py', 'started':
+            '2026-01-01T10:00:00', 'written': '2026-01-01T11:00:00',
+            'machine': {'cpus': 2, 'load_average': [1.0], 'python': '3',
+                        'tensorflow': '2', 'keras': '3', 'commit': 'abc'},
+            'search_config': {'targets': TARGETS}, 'seeds': [0, 1, 2],
+            'job_wall_seconds': 600.0, 'job_cpu_seconds': 500.0,
+            'rows': {}, 'comparison': {'random': {'welch_t': 1.0}},
+            'conclusion': ['old'],
+            'results': {'hournas': [result('hournas', s, a) for s, a in
+                                    enumerate((0.95, 0.96, 0.98))],
+                        'random': [result('random', s, a) for s, a in
+                                   enumerate((0.90, 0.93, 0.91))]}}
+    path = tmp_path / 'results.json'
+    jsonio.write_json(str(path), data)
+    new, md = ablation_report.reanalyze(str(path))
+    stored = json.loads(path.read_text())
+    assert stored == json.loads(json.dumps(new))
+    assert 'comparison' not in stored and stored['results'] == \
+        json.loads(json.dumps(data['results']))
+    assert stored['statistics']['random']['t_p'] == pytest.approx(
+        scipy_stats.ttest_rel([0.95, 0.96, 0.98], [0.90, 0.93, 0.91]).pvalue)
+    assert stored['conclusion'][0].startswith('HourNAS beat random')
+    assert md.startswith('| variant |') and '| random (uniform' in md
+    assert 'Statistics recomputed from the cells\' results on ' in md
+    assert stored['reanalyzed']['commit']

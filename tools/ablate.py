@@ -9,7 +9,8 @@
 each cell in a child process) and its table
 `hournas_tf.experiments.ablation_report`. Rerunning the same command skips
 the finished cells (resumable); `--workers=N` runs N cells at a time.
-`results.json` holds every number, `ablation.md` the table.
+`results.json` holds every number, `ablation.md` the table;
+`--reanalyze=results.json` recomputes its statistics.
 """
 
 import datetime
@@ -57,6 +58,10 @@ def define_flags():
                          'single-threaded, so 2 suit 2 cores).', lower_bound=1)
     flags.DEFINE_bool('table_only', False, 'Write the table from the '
                       'finished cells and run nothing.')
+    flags.DEFINE_string('reanalyze', None, 'A results.json: recompute its '
+                        'rows, statistics and conclusion from its cells\' '
+                        'results, rewrite it and print its ablation.md '
+                        '(runs nothing; other flags are ignored).')
     # Internal: the pool runs each cell as a child with --cell;
     # --worker_only runs the cells and writes no table.
     flags.DEFINE_string('cell', None, 'internal: run one cell, '
@@ -97,6 +102,12 @@ def main(argv):
     if len(argv) > 1:
         raise UserError(f'unexpected arguments {argv[1:]}; use --flags')
     f = flags.FLAGS
+    if f.reanalyze:
+        if not os.path.isfile(f.reanalyze):
+            raise UserError(f'--reanalyze={f.reanalyze}: no such file; '
+                            'give a results.json of tools/ablate.py')
+        print(ablation_report.reanalyze(f.reanalyze)[1], end='')
+        return
     config = config_from_flags(f)
     if f.cell:
         variant, _, seed = f.cell.rpartition(':')

@@ -56,6 +56,8 @@ SEARCH_VARIANTS = {
 RANDOM = 'random'
 BEST_OF_K = 'random_best_of_k'
 VARIANTS = (*SEARCH_VARIANTS, RANDOM, BEST_OF_K)
+# The rows the conclusion names: the search against each.
+BASELINES = (RANDOM, BEST_OF_K)
 RESULT_FILE = 'result.json'
 
 
