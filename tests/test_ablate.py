@@ -4,12 +4,14 @@ ablation table and its random baseline."""
 import json
 import os
 import re
+import shutil
 
 import pytest
 from conftest import REPO
 from conftest import run_python
 from scipy import stats as scipy_stats
 
+from hournas_tf.common import errors as ablate_errors
 from hournas_tf.common import jsonio
 from hournas_tf.experiments import ablation as ablate
 from hournas_tf.experiments import ablation_report
@@ -38,9 +40,9 @@ def result(variant, seed, accuracy, seconds=10.0):
 
 def test_cells_put_the_search_and_its_baselines_first(tmp_path):
     cells = ablate.cells(config(tmp_path, seeds=(0, 1)))
-    assert cells[:6] == [('hournas', 0), ('hournas', 1), ('random', 0),
-                         ('random', 1), ('random_best_of_k', 0),
-                         ('random_best_of_k', 1)]
+    assert cells[:8] == [('hournas', 0), ('hournas', 1), ('random', 0),
+                         ('random', 1), ('no_stage2', 0), ('no_stage2', 1),
+                         ('random_best_of_k', 0), ('random_best_of_k', 1)]
     assert len(cells) == 2 * len(ablate.VARIANTS)
 
 
@@ -52,6 +54,49 @@ def test_search_config_applies_the_variant(tmp_path):
                                           'seed2', 'search')
     assert ablate.search_config(c, 'm4', 0).num_proposals == 4
     assert ablate.search_config(c, 'softmax', 0).sampler == 'softmax'
+
+
+def test_the_paper_row_reads_configs_paper_flags(tmp_path):
+    c = ablate.AblationConfig(
+        output_dir=str(tmp_path), search=config_lib.SearchConfig(
+            targets=TARGETS, proposal_iters=50, max_steps_per_epoch=3))
+    paper = ablate.search_config(c, 'paper', 1)
+    # Every setting of the flagfile, read line by line here.
+    lines = [line.strip() for line in open(os.path.join(
+        REPO, 'configs', 'paper.flags')) if line.startswith('--')]
+    assert len(lines) >= 15
+    for line in lines:
+        name, _, value = line[2:].partition('=')
+        if name.startswith('no') and not value:
+            assert getattr(paper, name[2:]) is False, line
+        elif name in ablate.BUDGET_FIELDS:
+            assert getattr(paper, name) == getattr(c.search, name), line
+        else:
+            got = getattr(paper, name)
+            assert str(got) == value or got == type(got)(value), line
+    assert paper.arch_lr == 0.01 and paper.budget_draws == 1
+    assert paper.derive == 'argmax' and not paper.proposal_repair
+    assert paper.proposal_iters == 50 and paper.max_steps_per_epoch == 3
+    assert paper.seed == 1 and paper.targets == TARGETS
+
+
+def test_flagfile_overrides_types_and_errors(tmp_path):
+    path = tmp_path / 'x.flags'
+    path.write_text('# comment\n--alpha=2.5\n--num_proposals=3\n'
+                    '--noproposal_repair\n--vital_first\n--derive=argmax\n'
+                    '--vital_ops=max,max\n\n--graph_optimizations=false\n')
+    assert ablate.flagfile_overrides(str(path)) == {
+        'alpha': 2.5, 'num_proposals': 3, 'proposal_repair': False,
+        'vital_first': True, 'derive': 'argmax', 'vital_ops': ('max', 'max'),
+        'graph_optimizations': False}
+    for text, message in (('--target_macs=1e6', 'is no search setting'),
+                          ('--num_proposals=two', "'two' is no int"),
+                          ('--vital_first=maybe', "'maybe' is no bool")):
+        path.write_text(text + '\n')
+        with pytest.raises(ablate_errors.UserError, match=message):
+            ablate.flagfile_overrides(str(path))
+    with pytest.raises(ablate_errors.UserError, match='cannot read'):
+        ablate.flagfile_overrides(str(tmp_path / 'missing.flags'))
 
 
 def test_claim_and_release_lock_cells(tmp_path):
@@ -159,6 +204,7 @@ def test_statistics_pair_by_seed_and_correct_across_rows():
     (['--variants=m3'], "unknown variant 'm3'; valid: hournas, m1"),
     (['--variants=random_best_of_k'],
      'random_best_of_k needs the hournas variant'),
+    (['--variants=random,no_stage2'], 'no_stage2 needs the hournas variant'),
     (['--target_macs=1e3'], 'is outside the feasible range'),
     (['--seeds=0'], 'flag --seeds=0: 0 is not'),
 ])
@@ -333,7 +379,7 @@ def test_committed_table_is_the_tools_output_of_its_cells(tmp_path):
     assert analysis['conclusion'] == data['conclusion']
     assert 'comparison' not in data  # the Welch rule is gone
     assert set(analysis['rows']) == set(ablate.VARIANTS) - {
-        'no_stage2', 'paper'}
+        'no_stage2', 'paper'}  # rows added after the table was run
     assert all(r['n'] >= 3 for r in analysis['rows'].values())
     doc = open(os.path.join(REPO, 'docs', 'ablation.md')).read()
     table = ablation_report.table(ablation_report.table_config(data),
@@ -372,3 +418,61 @@ def test_reanalyze_rewrites_a_results_file(tmp_path):
     assert md.startswith('| variant |') and '| random (uniform' in md
     assert 'Statistics recomputed from the cells\' results on ' in md
     assert stored['reanalyzed']['commit']
+
+
+def test_no_stage2_derives_a_seeded_proposal_of_the_default_search(
+        tmp_path):
+    """The control reads the default search's stage1.json: with argmax
+    derivation and no repair, its architecture is the chosen proposal's
+    row-wise argmax, with the vital ops of stage 1."""
+    import numpy as np
+
+    from hournas_tf.nas import search_lib
+    from hournas_tf.nas import stages
+
+    search = config_lib.preset('demo', derive='argmax', repair=False)
+    c = ablate.AblationConfig(output_dir=str(tmp_path), search=search)
+    space = search_lib.search_space(search)
+    searched = stages.nonvital_layers(space)
+    mask = np.array(space.candidate_mask(), bool)
+    vital = {i: space.op_names[int(np.argmax(mask[i]))]
+             for i in range(len(space.layers)) if i not in searched}
+    logits = np.random.default_rng(0).normal(size=(4, len(searched),
+                                                    mask.shape[1]))
+    run_dir = os.path.join(ablate.cell_dir(c, 'hournas', 3), 'search')
+    os.makedirs(run_dir)
+    open(os.path.join(run_dir, 'supernet.json'), 'w').close()
+    jsonio.write_json(os.path.join(run_dir, 'stage1.json'), {
+        'vital_ops': {str(i): op for i, op in vital.items()},
+        'proposals': logits.tolist(), 'tau_end': 1.0,
+        'seconds': {'vital': 12.5},
+        'proposal_optimization': {'proposals': [
+            {'repaired_layers': [5] if j == 2 else []} for j in range(4)]}})
+    arch, report = ablate.no_stage2_architecture(c, 3)
+    assert ablate.no_stage2_architecture(c, 3)[1] == report  # seeded
+    j = report['proposal']
+    assert 0 <= j < 4 and report['num_proposals'] == 4
+    assert report['stage1_seconds'] == 12.5
+    for i, op in vital.items():
+        assert arch.ops[i] == op
+    cols = np.where(mask[searched], logits[j], -np.inf).argmax(-1)
+    assert [arch.ops[i] for i in searched] == [space.op_names[k]
+                                               for k in cols]
+    assert report['repaired_layers'] == []
+    assert report['proposal_repaired_layers'] == ([5] if j == 2 else [])
+    if j == 2:
+        assert not report['before_repair_within_tolerance']
+    # Other seeds choose other proposals.
+    chosen = set()
+    for seed in range(8):
+        path = os.path.join(ablate.cell_dir(c, 'hournas', seed), 'search')
+        if seed != 3:
+            shutil.copytree(run_dir, path)
+        chosen.add(ablate.no_stage2_architecture(c, seed)[1]['proposal'])
+    assert len(chosen) > 1
+
+
+def test_the_stage1_file_is_the_searchs():
+    from hournas_tf.nas import checkpointing
+
+    assert ablate.STAGE1_FILE == checkpointing.STAGE1_FILE

@@ -75,11 +75,10 @@ def config_from_flags(f):
         if v not in ablation.VARIANTS:
             raise UserError(f'unknown variant {v!r}; valid: '
                             f'{errors.choices(ablation.VARIANTS)}')
-    if ablation.BEST_OF_K in f.variants and \
-            ablation.DEFAULT not in f.variants:
-        raise UserError(f'{ablation.BEST_OF_K} needs the {ablation.DEFAULT} '
-                        'variant (its supernet scores the random '
-                        'architectures)')
+    for v in ablation.NEEDS_DEFAULT:
+        if v in f.variants and ablation.DEFAULT not in f.variants:
+            raise UserError(f'{v} needs the {ablation.DEFAULT} variant (it '
+                            'reads the default search of its seed)')
     targets = {obj: float(v) for obj, v in (('macs', f.target_macs),
                                             ('params', f.target_params))
                if v}

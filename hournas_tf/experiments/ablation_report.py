@@ -15,18 +15,14 @@ from hournas_tf.common import provenance
 from hournas_tf.experiments import paired
 from hournas_tf.experiments.ablation import BASELINES
 from hournas_tf.experiments.ablation import DEFAULT
-from hournas_tf.experiments.ablation import RANDOM
+from hournas_tf.experiments.ablation import OTHER_VARIANTS
+from hournas_tf.experiments.ablation import REPO
 from hournas_tf.experiments.ablation import RESULT_FILE
 from hournas_tf.experiments.ablation import SEARCH_VARIANTS
 from hournas_tf.experiments.ablation import VARIANTS
 from hournas_tf.experiments.ablation import cell_dir
 from hournas_tf.experiments.ablation import is_done
 from hournas_tf.resources.counting import human
-
-# The repository (a git checkout when installed editable): its commit
-# goes into the table.
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
 
 
 def collect(config):
@@ -73,11 +69,11 @@ def summarize(results, targets):
 
 
 def _label(variant):
+    """(label, paper table) of a row."""
     if variant in SEARCH_VARIANTS:
         return SEARCH_VARIANTS[variant][2], SEARCH_VARIANTS[variant][1]
-    if variant == RANDOM:
-        return 'random (uniform, within tolerance)', 'baseline'
-    return 'random best-of-k by supernet estimate', 'baseline'
+    paper, label = OTHER_VARIANTS[variant]
+    return label, paper
 
 
 def by_seed(results, variant):
