@@ -476,3 +476,57 @@ def test_the_stage1_file_is_the_searchs():
     from hournas_tf.nas import checkpointing
 
     assert ablate.STAGE1_FILE == checkpointing.STAGE1_FILE
+
+
+def test_every_row_is_retrained_alike_for_a_seed(tmp_path):
+    """Paired rows: one seed, one recipe, one data split; only the
+    architecture differs. The held-out split reaches the searches too."""
+    import dataclasses
+
+    from hournas_tf.nas import search_lib
+    from hournas_tf.spaces import references
+
+    c = ablate.AblationConfig(
+        output_dir=str(tmp_path), train_examples=500, train_epochs=3,
+        search=config_lib.preset('demo', validation_fraction=0.1))
+    a, b = (references.get_reference(n) for n in
+            references.REFERENCE_NAMES[:2])
+    ta, tb = (dataclasses.asdict(ablate.train_config(c, x, 3, 'out'))
+              for x in (a, b))
+    assert {k for k in ta if ta[k] != tb[k]} <= {'arch', 'arch_name',
+                                                 'image_size'}
+    assert ta['arch'] != tb['arch']
+    assert ta['seed'] == 3 and ta['validation_fraction'] == 0.1
+    assert ta['train_examples'] == 500 and ta['epochs'] == 3
+    for variant in ('hournas', 'm1', 'paper'):
+        s = ablate.search_config(c, variant, 3)
+        assert s.seed == 3 and s.validation_fraction == 0.1
+        assert search_lib.data_config(s).validation_fraction == 0.1
+
+
+PARSE = """
+import json, sys
+from absl import flags
+from tools import ablate
+from hournas_tf.experiments import ablation
+ablate.define_flags()
+flags.FLAGS(['ablate', '--flagfile=configs/' + sys.argv[1]])
+config = ablate.config_from_flags(flags.FLAGS)
+ablation.preflight(config)
+print(json.dumps({'variants': config.variants, 'seeds': config.seeds,
+                  'dataset': config.search.dataset,
+                  'train_examples': config.train_examples,
+                  'validation': config.search.validation_fraction,
+                  'cells': len(ablation.cells(config))}))
+"""
+
+
+def test_the_fashion_mnist_flagfile_parses_and_passes_the_preflight():
+    res = run_python('-c', PARSE, 'ablate_fashion_mnist.flags', timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert got['seeds'] == list(range(10)) and got['cells'] == 50
+    assert set(got['variants']) == {'hournas', 'random', 'no_stage2', 'm1',
+                                    'paper'}
+    assert got['dataset'] == 'fashion_mnist' and got['validation'] == 0
+    assert got['train_examples'] > 0

@@ -37,6 +37,10 @@ def define_flags():
         {k: getattr(d, k) for k in ('space', 'image_size',
                                     'width_multiplier')})
     command_flags.define_data_flags(d.dataset)
+    command_flags.define_validation_flag(
+        0.0, 'no search reads it, and every row is retrained without it '
+        'and evaluated on it instead of the test split (choose settings '
+        'with it; the test split serves the final table only).')
     command_flags.define_target_flags(d.targets['macs'], d.targets['params'])
     flags.DEFINE_integer('search_epochs', 2, 'Epochs of each search stage '
                          '(the demo search runs 5 + 4).', lower_bound=1)
@@ -47,6 +51,10 @@ def define_flags():
                          lower_bound=1)
     flags.DEFINE_integer('train_epochs', 4, 'Retraining epochs of every '
                          'row.', lower_bound=1)
+    flags.DEFINE_integer('train_examples', 0, 'Retrain every row on only '
+                         'the first this many training images (after '
+                         '--validation_fraction; the same for every seed); '
+                         '0: all.', lower_bound=0)
     flags.DEFINE_integer('seeds', 3, 'Seeds per variant (0..n-1).',
                          lower_bound=1)
     flags.DEFINE_list('variants', list(ablation.VARIANTS), 'Rows to run.')
@@ -88,10 +96,11 @@ def config_from_flags(f):
         targets=targets, proposal_iters=f.proposal_iters,
         vital_epochs=f.search_epochs, nonvital_epochs=f.search_epochs,
         max_steps_per_epoch=f.max_steps_per_epoch, tolerance=f.tolerance,
-        verbose=0)
+        validation_fraction=f.validation_fraction, verbose=0)
     config = ablation.AblationConfig(
         output_dir=f.output_dir, search=search,
-        train_epochs=f.train_epochs, seeds=tuple(range(f.seeds)),
+        train_epochs=f.train_epochs, train_examples=f.train_examples,
+        seeds=tuple(range(f.seeds)),
         variants=tuple(v for v in ablation.VARIANTS if v in f.variants),
         random_k=f.random_k, workers=f.workers)
     return config

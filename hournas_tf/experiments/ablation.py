@@ -102,6 +102,7 @@ class AblationConfig:
     output_dir: str
     search: config_lib.SearchConfig  # the default variant's settings
     train_epochs: int = 4
+    train_examples: int = 0  # 0: all of the training split
     seeds: tuple = (0, 1, 2)
     variants: tuple = VARIANTS
     random_k: int = 20
@@ -191,13 +192,18 @@ def search_config(config, variant, seed):
 
 
 def train_config(config, arch, seed, output_dir):
-    """The `TrainConfig` every row is retrained with."""
+    """The `TrainConfig` every row is retrained with: the same for every
+    row but the architecture (the seed: data order and initialization;
+    with `validation_fraction` the held-out part is evaluated instead of
+    the test split)."""
     from hournas_tf.training import config as train_config_lib
 
     return train_config_lib.TrainConfig(
         arch=arch.to_string(), arch_name=arch.name or arch.space,
         dataset=config.search.dataset, data_dir=config.search.data_dir,
-        image_size=arch.image_size, epochs=config.train_epochs,
+        image_size=arch.image_size,
+        validation_fraction=config.search.validation_fraction,
+        train_examples=config.train_examples, epochs=config.train_epochs,
         warmup_epochs=min(1.0, config.train_epochs / 2),
         batch_size=config.search.batch_size, seed=seed,
         output_dir=output_dir, verbose=0)
@@ -259,13 +265,12 @@ def estimate(config, run_dir, archs, seed):
     from hournas_tf import data as data_lib
     from hournas_tf.nas import derive
     from hournas_tf.nas import restore
+    from hournas_tf.nas import search_lib
     from hournas_tf.training import recalibration
 
     supernet = restore.load_supernet(run_dir)
-    data = data_lib.load_search_data(data_lib.DataConfig(
-        dataset=config.search.dataset, data_dir=config.search.data_dir,
-        image_size=archs[0].image_size,
-        batch_size=config.search.batch_size, seed=seed))
+    data = data_lib.load_search_data(search_lib.data_config(
+        search_config(config, DEFAULT, seed), archs[0].image_size))
     scores = []
     for arch in archs:
         model = derive.standalone_model(supernet, arch)

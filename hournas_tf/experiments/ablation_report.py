@@ -187,6 +187,9 @@ def analyze(results, targets):
 def markdown(config, data):
     """ablation.md: the table, the conclusion and the footer of `data`."""
     md = [table(config, data['rows'], data['statistics']), '']
+    if data.get('evaluated_on', 'test') != 'test':
+        md += [f'Accuracies on the {data["evaluated_on"]}, not the test '
+               'split: for choosing settings, not a final result.', '']
     md += [f'- {line}' for line in data['conclusion']]
     elapsed = (datetime.datetime.fromisoformat(data['written'])
                - datetime.datetime.fromisoformat(data['started']))
@@ -218,6 +221,13 @@ def write_outputs(config, command, started):
         'machine': machine(),
         'search_config': dataclasses.asdict(config.search),
         'train_epochs': config.train_epochs,
+        'train_examples': config.train_examples,
+        # The accuracies' split: the test split, or the held-out part of
+        # the training split (--validation_fraction).
+        'evaluated_on': ('test' if not config.search.validation_fraction
+                                         else 'held-out validation split ('
+                         f'{config.search.validation_fraction} of the '
+                         'training split)'),
         'seeds': list(config.seeds),
         'random_k': config.random_k,
         'job_wall_seconds': sum(r['job_wall_seconds'] for r in jobs),
