@@ -178,7 +178,7 @@ def test_summary_table_and_conclusion(tmp_path):
                                       results.items()})
     assert ablation_report.conclusion(one) == [
         'HourNAS did not beat random (uniform, within tolerance) by -4.00% '
-        'test accuracy, paired over 1 seeds: no paired t-test (one paired '
+        'test accuracy, paired over 1 seed: no paired t-test (one paired '
         'seed: no spread to test against).']
 
 
@@ -530,3 +530,78 @@ def test_the_fashion_mnist_flagfile_parses_and_passes_the_preflight():
                                     'paper'}
     assert got['dataset'] == 'fashion_mnist' and got['validation'] == 0
     assert got['train_examples'] > 0
+
+
+@pytest.mark.large
+def test_quick_mode_runs_the_new_rows_and_their_statistics(tmp_path):
+    """--seeds=2 on a small subset: the default search, the random
+    baseline, the no-stage-2 control (from the default search's
+    stage1.json) and the paper row, retrained on 200 images and evaluated
+    on the held-out split; results.json has each row's paired statistics
+    against the default."""
+    out = tmp_path / 'ablation'
+    res = run_python('tools/ablate.py', f'--output_dir={out}',
+                     '--variants=hournas,random,no_stage2,paper',
+                     '--seeds=2', '--search_epochs=1',
+                     '--max_steps_per_epoch=2', '--proposal_iters=50',
+                     '--train_epochs=1', '--train_examples=200',
+                     '--validation_fraction=0.2', timeout=3600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    data = json.loads((out / 'results.json').read_text())
+    assert set(data['rows']) == {'hournas', 'random', 'no_stage2', 'paper'}
+    assert all(r['n'] == 2 for r in data['rows'].values())
+    cells = {v: {r['seed']: r for r in rs}
+             for v, rs in data['results'].items()}
+    # The paired statistics, per row against the default.
+    assert set(data['statistics']) == {'random', 'no_stage2', 'paper'}
+    for variant, c in data['statistics'].items():
+        assert c['n'] == 2 and c['df'] == 1 and c['seeds'] == [0, 1]
+        diffs = [cells['hournas'][s]['test_accuracy']
+                 - cells[variant][s]['test_accuracy'] for s in (0, 1)]
+        assert c['mean_difference'] == pytest.approx(sum(diffs) / 2)
+        if c['t_p'] is None:
+            assert c['t_note'] and c['holm_t_p'] is None
+        else:
+            assert c['ci_low'] <= c['mean_difference'] <= c['ci_high']
+            assert 0 <= c['t_p'] <= c['holm_t_p'] <= 1
+        if c['wilcoxon_p'] is None:
+            assert 'zero' in c['wilcoxon_note']
+        else:  # 2 seeds: the exact p is at least 0.5, and says so
+            assert 0.5 <= c['wilcoxon_p'] <= c['holm_wilcoxon_p'] <= 1
+            assert 'cannot fall below' in c['wilcoxon_note']
+    assert len(data['conclusion']) == 2  # random and no_stage2
+    # No stage 2: a proposal of the default search's own stage1.json.
+    for seed in (0, 1):
+        control = cells['no_stage2'][seed]
+        stage1 = json.loads((out / 'hournas' / f'seed{seed}' / 'search' /
+                             'stage1.json').read_text())
+        assert 0 <= control['proposal'] < len(stage1['proposals']) == 8
+        ops = control['architecture'].split(':')[1].split(',')
+        assert all(ops[int(i)] == op for i, op in
+                   stage1['vital_ops'].items())
+        assert control['search_seconds'] >= stage1['seconds']['vital']
+    # The paper row searched with configs/paper.flags's settings.
+    paper = json.loads((out / 'paper' / 'seed1' / 'search' /
+                        'search_config.json').read_text())
+    assert (paper['arch_lr'], paper['budget_draws'], paper['derive'],
+            paper['proposal_iters'], paper['seed']) == (0.01, 1, 'argmax',
+                                                       50, 1)
+    # Paired retraining: per seed one recipe, one subset, the held-out
+    # split; only the architecture differs.
+    for seed in (0, 1):
+        configs = [json.loads((out / v / f'seed{seed}' / 'train' /
+                               'train_config.json').read_text())
+                   for v in data['rows']]
+        for c in configs:
+            assert c['seed'] == seed and c['train_examples'] == 200
+            assert c['validation_fraction'] == 0.2
+            assert {k: v for k, v in c.items() if k not in (
+                'arch', 'arch_name', 'output_dir')} == {
+                k: v for k, v in configs[0].items() if k not in (
+                    'arch', 'arch_name', 'output_dir')}
+        metrics = json.loads((out / 'random' / f'seed{seed}' / 'train' /
+                              'metrics.json').read_text())
+        assert metrics['num_train'] == 200
+        assert metrics['eval_split'].startswith('train[')
+    assert data['evaluated_on'].startswith('held-out validation split')
+    assert 'not the test split' in (out / 'ablation.md').read_text()

@@ -156,7 +156,8 @@ def conclusion(stats):
         label = _label(baseline)[0]
         verdict = 'beat' if c['mean_difference'] > 0 else 'did not beat'
         head = (f'HourNAS {verdict} {label} by {c["mean_difference"]:+.2%} '
-                f'test accuracy, paired over {c["n"]} seeds')
+                f'test accuracy, paired over {c["n"]} seed'
+                + ('s' if c['n'] != 1 else ''))
         if c['t_p'] is None:
             out.append(f'{head}: no paired t-test ({c["t_note"]}).')
             continue
