@@ -1,15 +1,18 @@
 """Ablations of the search and the random-search baseline, as one table.
 
     python tools/ablate.py         # digits, the full table, 2 workers
-    python tools/ablate.py --variants=hournas,random --seeds=5
+    python tools/ablate.py --variants=hournas,random,no_stage2 --seeds=5
     python tools/ablate.py --seeds=5 --search_epochs=5 --train_epochs=10
+    python tools/ablate.py --flagfile=configs/ablate_fashion_mnist.flags
+    python tools/ablate.py --reanalyze=docs/ablation_results.json
 
 (or `python -m tools.ablate ...`). The experiment is
 `hournas_tf.experiments.ablation` (variants, cells, the pool that runs
 each cell in a child process) and its table
 `hournas_tf.experiments.ablation_report`. Rerunning the same command skips
 the finished cells (resumable); `--workers=N` runs N cells at a time.
-`results.json` holds every number, `ablation.md` the table;
+`results.json` holds every number, `ablation.md` the table (each row
+paired by seed with the default: `experiments.paired`);
 `--reanalyze=results.json` recomputes its statistics.
 """
 
