@@ -421,7 +421,7 @@ def test_reanalyze_rewrites_a_results_file(tmp_path):
 
 
 def test_no_stage2_derives_a_seeded_proposal_of_the_default_search(
-        tmp_path):
+        tmp_path, monkeypatch):
     """The control reads the default search's stage1.json: with argmax
     derivation and no repair, its architecture is the chosen proposal's
     row-wise argmax, with the vital ops of stage 1."""
@@ -462,6 +462,23 @@ def test_no_stage2_derives_a_seeded_proposal_of_the_default_search(
     assert report['proposal_repaired_layers'] == ([5] if j == 2 else [])
     if j == 2:
         assert not report['before_repair_within_tolerance']
+    # The cell: the control's report, its cost, the retraining's accuracy.
+    trained = []
+
+    def fake_train(config_, arch_, seed_, path):
+        trained.append((arch_.to_string(), seed_, path))
+        return {'test_accuracy': 0.5, 'wall_seconds': 1.0}
+
+    monkeypatch.setattr(ablate, '_train', fake_train)
+    cell = ablate.run_cell(c, 'no_stage2', 3)
+    assert cell['proposal'] == j and cell['test_accuracy'] == 0.5
+    assert cell['architecture'] == trained[0][0] == arch.to_string()
+    assert trained[0][1] == 3
+    assert cell['search_seconds'] >= 12.5
+    assert set(cell['achieved']) == set(TARGETS)
+    assert cell['before_repair_within_tolerance'] == \
+        report['before_repair_within_tolerance']
+    assert ablate.is_done(c, 'no_stage2', 3)
     # Other seeds choose other proposals.
     chosen = set()
     for seed in range(8):
