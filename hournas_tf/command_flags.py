@@ -112,6 +112,15 @@ def define_data_flags(dataset, use=None):
                         '(digits: its cache).')
 
 
+def define_validation_flag(default, reads):
+    """--validation_fraction (default `default`); `reads` says what then
+    reads the held-out part."""
+    flags.DEFINE_float('validation_fraction', default,
+                       'Hold out this fraction of the training split (its '
+                       'last examples in stored order, fixed); ' + reads,
+                       lower_bound=0.0, upper_bound=0.99)
+
+
 def define_strategy_flags(default):
     """The distribution flags of search and train (`--strategy`
     defaults to `default`)."""

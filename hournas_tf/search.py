@@ -39,6 +39,10 @@ def define_flags():
                                     'width_multiplier', 'num_classes')},
         notes={'num_classes': "(default: the dataset's)"})
     command_flags.define_data_flags(d.dataset)
+    command_flags.define_validation_flag(
+        d.validation_fraction, 'the search never reads it (its 80/20 split '
+        'is of the rest), so a retraining with the same fraction can be '
+        'evaluated on images the search did not see.')
     # Targets.
     command_flags.define_target_flags(latency=True, notes={
         'target_macs': f"Without either target: the demo's "

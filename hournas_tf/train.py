@@ -31,12 +31,9 @@ def define_flags():
     # Architecture and data.
     command_flags.define_arch_flags()
     command_flags.define_data_flags(d.dataset)
-    flags.DEFINE_float('validation_fraction', d.validation_fraction,
-                       'Hold out this fraction of the training split (its '
-                       'last examples in stored order, fixed) and evaluate '
-                       'on it instead of the eval split; 0: train on all '
-                       'of train, evaluate on the eval split (test).',
-                       lower_bound=0.0, upper_bound=0.99)
+    command_flags.define_validation_flag(
+        d.validation_fraction, 'evaluate on it instead of the eval split; '
+        '0: train on all of train, evaluate on the eval split (test).')
     command_flags.define_space_flags({'image_size': None}, notes={
         'image_size': '(default: 32 for digits, fashion_mnist and cifar10, '
                       "224 for imagenet2012, the architecture's for image "

@@ -4,14 +4,18 @@ ablation table and its random baseline."""
 import json
 import os
 import re
+import shutil
 
 import pytest
 from conftest import REPO
 from conftest import run_python
+from scipy import stats as scipy_stats
 
+from hournas_tf.common import errors as ablate_errors
 from hournas_tf.common import jsonio
 from hournas_tf.experiments import ablation as ablate
 from hournas_tf.experiments import ablation_report
+from hournas_tf.experiments import paired as paired_lib
 from hournas_tf.fuzzing import check_refused
 from hournas_tf.nas import config as config_lib
 
@@ -36,9 +40,9 @@ def result(variant, seed, accuracy, seconds=10.0):
 
 def test_cells_put_the_search_and_its_baselines_first(tmp_path):
     cells = ablate.cells(config(tmp_path, seeds=(0, 1)))
-    assert cells[:6] == [('hournas', 0), ('hournas', 1), ('random', 0),
-                         ('random', 1), ('random_best_of_k', 0),
-                         ('random_best_of_k', 1)]
+    assert cells[:8] == [('hournas', 0), ('hournas', 1), ('random', 0),
+                         ('random', 1), ('no_stage2', 0), ('no_stage2', 1),
+                         ('random_best_of_k', 0), ('random_best_of_k', 1)]
     assert len(cells) == 2 * len(ablate.VARIANTS)
 
 
@@ -50,6 +54,49 @@ def test_search_config_applies_the_variant(tmp_path):
                                           'seed2', 'search')
     assert ablate.search_config(c, 'm4', 0).num_proposals == 4
     assert ablate.search_config(c, 'softmax', 0).sampler == 'softmax'
+
+
+def test_the_paper_row_reads_configs_paper_flags(tmp_path):
+    c = ablate.AblationConfig(
+        output_dir=str(tmp_path), search=config_lib.SearchConfig(
+            targets=TARGETS, proposal_iters=50, max_steps_per_epoch=3))
+    paper = ablate.search_config(c, 'paper', 1)
+    # Every setting of the flagfile, read line by line here.
+    lines = [line.strip() for line in open(os.path.join(
+        REPO, 'configs', 'paper.flags')) if line.startswith('--')]
+    assert len(lines) >= 15
+    for line in lines:
+        name, _, value = line[2:].partition('=')
+        if name.startswith('no') and not value:
+            assert getattr(paper, name[2:]) is False, line
+        elif name in ablate.BUDGET_FIELDS:
+            assert getattr(paper, name) == getattr(c.search, name), line
+        else:
+            got = getattr(paper, name)
+            assert str(got) == value or got == type(got)(value), line
+    assert paper.arch_lr == 0.01 and paper.budget_draws == 1
+    assert paper.derive == 'argmax' and not paper.proposal_repair
+    assert paper.proposal_iters == 50 and paper.max_steps_per_epoch == 3
+    assert paper.seed == 1 and paper.targets == TARGETS
+
+
+def test_flagfile_overrides_types_and_errors(tmp_path):
+    path = tmp_path / 'x.flags'
+    path.write_text('# comment\n--alpha=2.5\n--num_proposals=3\n'
+                    '--noproposal_repair\n--vital_first\n--derive=argmax\n'
+                    '--vital_ops=max,max\n\n--graph_optimizations=false\n')
+    assert ablate.flagfile_overrides(str(path)) == {
+        'alpha': 2.5, 'num_proposals': 3, 'proposal_repair': False,
+        'vital_first': True, 'derive': 'argmax', 'vital_ops': ('max', 'max'),
+        'graph_optimizations': False}
+    for text, message in (('--target_macs=1e6', 'is no search setting'),
+                          ('--num_proposals=two', "'two' is no int"),
+                          ('--vital_first=maybe', "'maybe' is no bool")):
+        path.write_text(text + '\n')
+        with pytest.raises(ablate_errors.UserError, match=message):
+            ablate.flagfile_overrides(str(path))
+    with pytest.raises(ablate_errors.UserError, match='cannot read'):
+        ablate.flagfile_overrides(str(tmp_path / 'missing.flags'))
 
 
 def test_claim_and_release_lock_cells(tmp_path):
@@ -66,7 +113,8 @@ def test_claim_and_release_lock_cells(tmp_path):
 
 
 def test_summary_table_and_conclusion(tmp_path):
-    c = config(tmp_path, seeds=(0, 1, 2), variants=('hournas', 'random'))
+    table_config = config(tmp_path, seeds=(0, 1, 2),
+                          variants=('hournas', 'random'))
     results = {'hournas': [result('hournas', s, a) for s, a in
                            enumerate((0.95, 0.96, 0.97))],
                'random': [result('random', s, a, 0.5) for s, a in
@@ -77,40 +125,86 @@ def test_summary_table_and_conclusion(tmp_path):
     assert rows['random']['n'] == 3
     assert rows['hournas']['before_repair_within_tolerance'] == 2
     assert rows['hournas']['params_error_max'] == pytest.approx(0.02)
-    diff = ablation_report.comparison(rows)
-    assert diff['difference'] == pytest.approx(0.05)
-    assert diff['pooled_sd'] == pytest.approx(0.01)
-    assert diff['welch_t'] == pytest.approx(0.05 / (2 * 0.01 ** 2 / 3)
-                                            ** 0.5)
-    assert ablation_report.comparison(rows, 'hournas',
-                                      'random_best_of_k') is None
-    lines = ablation_report.table(c, rows).splitlines()
+    # Every paired difference is 1/16 (exact in binary): no spread, so
+    # no t-test.
+    same = {v: [result(v, s, a + (v == 'hournas') / 16) for s, a in
+                enumerate((0.5, 0.75, 0.625))] for v in results}
+    stats = ablation_report.statistics(same)
+    assert set(stats) == {'random'}
+    c = stats['random']
+    assert c['mean_difference'] == 0.0625
+    assert c['n'] == 3 and c['df'] == 2 and c['t_p'] is None
+    assert c['holm_t_p'] is None
+    lines = ablation_report.table(
+        table_config, ablation_report.summarize(same, TARGETS),
+        stats).splitlines()
     assert lines[0].startswith('| variant | paper | search / selection s |'
                                ' macs (target 10M) | params (target 250K) |')
+    assert lines[0].endswith('| HourNAS minus row [95% CI] | paired t p '
+                             '(Holm) | Wilcoxon p (Holm) |')
     assert len(lines) == 4
-    assert '| 96.00% ± 1.00% | 95.00% - 97.00% | 3 |' in lines[2]
+    assert lines[2].endswith('| 3 | - | - | - |')
     assert lines[3].startswith('| random (uniform, within tolerance) |')
-    [sentence] = ablation_report.conclusion(rows)
-    assert sentence.startswith('HourNAS beat random (uniform, within '
-                               'tolerance) by +5.00% test accuracy (5.0 '
-                               'pooled standard deviations')
-    assert sentence.endswith('a difference beyond the seed spread.')
-    rows['random']['accuracy_mean'] = 0.965
-    [sentence] = ablation_report.conclusion(rows)
-    assert 'did not beat' in sentence and 'not a clear difference' in \
-        sentence
-    one = ablation_report.summarize({v: rs[:1] for v, rs in results.items()},
-                           TARGETS)
-    assert ablation_report.conclusion(one) == [
+    assert lines[3].endswith('| +6.25% [+6.25%, +6.25%] (n = 3) | - (-) | '
+                             '0.25 (0.25) |')
+    assert '| 96.00% ± 1.00% | 95.00% - 97.00% | 3 |' in \
+        ablation_report.table(table_config, rows).splitlines()[2]
+    [sentence] = ablation_report.conclusion(stats)
+    assert sentence == (
+        'HourNAS beat random (uniform, within tolerance) by +6.25% test '
+        'accuracy, paired over 3 seeds: no paired t-test (every paired '
+        'difference is the same: the t-test is undefined).')
+    # Differences with spread: the sentence gives the test and verdict.
+    results['random'] = [result('random', s, a) for s, a in
+                         enumerate((0.90, 0.92, 0.91))]
+    stats = ablation_report.statistics(results)
+    c = stats['random']
+    assert c['holm_t_p'] == pytest.approx(c['t_p'])  # a family of one
+    [sentence] = ablation_report.conclusion(stats)
+    assert sentence.startswith(
         'HourNAS beat random (uniform, within tolerance) by +5.00% test '
-        'accuracy: no seed spread to judge it by (one seed per row, or '
-        'identical results).']
+        f'accuracy, paired over 3 seeds (95% CI {c["ci_low"]:+.2%} to '
+        f'{c["ci_high"]:+.2%}; t(2) = {c["t"]:.2f}, p = ')
+    assert sentence.endswith('a significant difference (Holm-corrected p '
+                             '< 0.05).') == (c['t_p'] < 0.05)
+    assert 'cannot fall below 0.25' in sentence
+    results['random'] = [result('random', s, a) for s, a in
+                         enumerate((0.99, 0.93, 0.98))]
+    [sentence] = ablation_report.conclusion(
+        ablation_report.statistics(results))
+    assert 'did not beat' in sentence and sentence.endswith(
+        'not a significant difference (Holm-corrected p >= 0.05).')
+    one = ablation_report.statistics({v: rs[:1] for v, rs in
+                                      results.items()})
+    assert ablation_report.conclusion(one) == [
+        'HourNAS did not beat random (uniform, within tolerance) by -4.00% '
+        'test accuracy, paired over 1 seed: no paired t-test (one paired '
+        'seed: no spread to test against).']
+
+
+def test_statistics_pair_by_seed_and_correct_across_rows():
+    results = {'hournas': [result('hournas', s, a) for s, a in
+                           enumerate((0.95, 0.96, 0.97, 0.94))],
+               'random': [result('random', s, a) for s, a in
+                          enumerate((0.90, 0.93, 0.91, 0.92))],
+               'm1': [result('m1', s, a) for s, a in
+                      ((1, 0.95), (2, 0.95), (3, 0.94), (7, 0.5))]}
+    stats = ablation_report.statistics(results)
+    assert stats['m1']['seeds'] == [1, 2, 3]  # seed 7 has no partner
+    raw = {v: stats[v]['t_p'] for v in stats}
+    assert stats['random']['holm_t_p'] == pytest.approx(
+        paired_lib.holm(raw)['random'])
+    assert stats['random']['holm_t_p'] == pytest.approx(
+        min(1, 2 * min(raw.values())) if raw['random'] <= raw['m1'] else
+        min(1, max(2 * raw['m1'], raw['random'])))
+    assert ablation_report.statistics({'random': results['random']}) == {}
 
 
 @pytest.mark.parametrize('args, message', [
     (['--variants=m3'], "unknown variant 'm3'; valid: hournas, m1"),
     (['--variants=random_best_of_k'],
      'random_best_of_k needs the hournas variant'),
+    (['--variants=random,no_stage2'], 'no_stage2 needs the hournas variant'),
     (['--target_macs=1e3'], 'is outside the feasible range'),
     (['--seeds=0'], 'flag --seeds=0: 0 is not'),
 ])
@@ -272,21 +366,259 @@ def test_progress_counts_cells_and_estimates_the_time_left(tmp_path):
 
 def test_committed_table_is_the_tools_output_of_its_cells(tmp_path):
     """docs/ablation.md's table and verdicts are what the tool computes
-    from the cell results kept in docs/ablation_results.json, with every
-    variant and at least 3 seeds per row."""
+    from the cell results kept in docs/ablation_results.json (`--reanalyze`
+    rewrites them), with at least 3 seeds per row."""
     data = json.loads(open(os.path.join(REPO, 'docs',
                                         'ablation_results.json')).read())
     assert data['command'] == 'python tools/ablate.py'
     targets = data['search_config']['targets']
-    rows = ablation_report.summarize(data['results'], targets)
-    assert rows == data['rows']
-    assert set(rows) == set(ablate.VARIANTS)
-    assert all(r['n'] >= 3 for r in rows.values())
-    c = ablate.AblationConfig(
-        output_dir=str(tmp_path), seeds=tuple(data['seeds']),
-        search=config_lib.SearchConfig(targets=targets))
+    analysis = ablation_report.analyze(data['results'], targets)
+    assert analysis['rows'] == data['rows']
+    assert analysis['statistics'] == json.loads(json.dumps(
+        data['statistics']))
+    assert analysis['conclusion'] == data['conclusion']
+    assert 'comparison' not in data  # the Welch rule is gone
+    assert set(analysis['rows']) == set(ablate.VARIANTS) - {
+        'no_stage2', 'paper'}  # rows added after the table was run
+    assert all(r['n'] >= 3 for r in analysis['rows'].values())
     doc = open(os.path.join(REPO, 'docs', 'ablation.md')).read()
-    assert ablation_report.table(c, rows) in doc
-    assert ablation_report.conclusion(rows) == data['conclusion']
+    table = ablation_report.table(ablation_report.table_config(data),
+                                  analysis['rows'], analysis['statistics'])
+    assert table in doc
+    assert len(analysis['conclusion']) == 2
     for line in data['conclusion']:
         assert line.split(' (')[0] in ' '.join(doc.split())
+
+
+def test_reanalyze_rewrites_a_results_file(tmp_path):
+    """The Welch-era file: its comparison goes, the paired statistics
+    come, the cells' results stay."""
+    data = {'command': 'python tools/ablate.py', 'started':
+            '2026-01-01T10:00:00', 'written': '2026-01-01T11:00:00',
+            'machine': {'cpus': 2, 'load_average': [1.0], 'python': '3',
+                        'tensorflow': '2', 'keras': '3', 'commit': 'abc'},
+            'search_config': {'targets': TARGETS}, 'seeds': [0, 1, 2],
+            'job_wall_seconds': 600.0, 'job_cpu_seconds': 500.0,
+            'rows': {}, 'comparison': {'random': {'welch_t': 1.0}},
+            'conclusion': ['old'],
+            'results': {'hournas': [result('hournas', s, a) for s, a in
+                                    enumerate((0.95, 0.96, 0.98))],
+                        'random': [result('random', s, a) for s, a in
+                                   enumerate((0.90, 0.93, 0.91))]}}
+    path = tmp_path / 'results.json'
+    jsonio.write_json(str(path), data)
+    new, md = ablation_report.reanalyze(str(path))
+    stored = json.loads(path.read_text())
+    assert stored == json.loads(json.dumps(new))
+    assert 'comparison' not in stored and stored['results'] == \
+        json.loads(json.dumps(data['results']))
+    assert stored['statistics']['random']['t_p'] == pytest.approx(
+        scipy_stats.ttest_rel([0.95, 0.96, 0.98], [0.90, 0.93, 0.91]).pvalue)
+    assert stored['conclusion'][0].startswith('HourNAS beat random')
+    assert md.startswith('| variant |') and '| random (uniform' in md
+    assert 'Statistics recomputed from the cells\' results on ' in md
+    assert stored['reanalyzed']['commit']
+
+
+def test_no_stage2_derives_a_seeded_proposal_of_the_default_search(
+        tmp_path, monkeypatch):
+    """The control reads the default search's stage1.json: with argmax
+    derivation and no repair, its architecture is the chosen proposal's
+    row-wise argmax, with the vital ops of stage 1."""
+    import numpy as np
+
+    from hournas_tf.nas import search_lib
+    from hournas_tf.nas import stages
+
+    search = config_lib.preset('demo', derive='argmax', repair=False)
+    c = ablate.AblationConfig(output_dir=str(tmp_path), search=search)
+    space = search_lib.search_space(search)
+    searched = stages.nonvital_layers(space)
+    mask = np.array(space.candidate_mask(), bool)
+    vital = {i: space.op_names[int(np.argmax(mask[i]))]
+             for i in range(len(space.layers)) if i not in searched}
+    logits = np.random.default_rng(0).normal(size=(4, len(searched),
+                                                    mask.shape[1]))
+    run_dir = os.path.join(ablate.cell_dir(c, 'hournas', 3), 'search')
+    os.makedirs(run_dir)
+    open(os.path.join(run_dir, 'supernet.json'), 'w').close()
+    jsonio.write_json(os.path.join(run_dir, 'stage1.json'), {
+        'vital_ops': {str(i): op for i, op in vital.items()},
+        'proposals': logits.tolist(), 'tau_end': 1.0,
+        'seconds': {'vital': 12.5},
+        'proposal_optimization': {'proposals': [
+            {'repaired_layers': [5] if j == 2 else []} for j in range(4)]}})
+    arch, report = ablate.no_stage2_architecture(c, 3)
+    assert ablate.no_stage2_architecture(c, 3)[1] == report  # seeded
+    j = report['proposal']
+    assert 0 <= j < 4 and report['num_proposals'] == 4
+    assert report['stage1_seconds'] == 12.5
+    for i, op in vital.items():
+        assert arch.ops[i] == op
+    cols = np.where(mask[searched], logits[j], -np.inf).argmax(-1)
+    assert [arch.ops[i] for i in searched] == [space.op_names[k]
+                                               for k in cols]
+    assert report['repaired_layers'] == []
+    assert report['proposal_repaired_layers'] == ([5] if j == 2 else [])
+    if j == 2:
+        assert not report['before_repair_within_tolerance']
+    # The cell: the control's report, its cost, the retraining's accuracy.
+    trained = []
+
+    def fake_train(config_, arch_, seed_, path):
+        trained.append((arch_.to_string(), seed_, path))
+        return {'test_accuracy': 0.5, 'wall_seconds': 1.0}
+
+    monkeypatch.setattr(ablate, '_train', fake_train)
+    cell = ablate.run_cell(c, 'no_stage2', 3)
+    assert cell['proposal'] == j and cell['test_accuracy'] == 0.5
+    assert cell['architecture'] == trained[0][0] == arch.to_string()
+    assert trained[0][1] == 3
+    assert cell['search_seconds'] >= 12.5
+    assert set(cell['achieved']) == set(TARGETS)
+    assert cell['before_repair_within_tolerance'] == \
+        report['before_repair_within_tolerance']
+    assert ablate.is_done(c, 'no_stage2', 3)
+    # Other seeds choose other proposals.
+    chosen = set()
+    for seed in range(8):
+        path = os.path.join(ablate.cell_dir(c, 'hournas', seed), 'search')
+        if seed != 3:
+            shutil.copytree(run_dir, path)
+        chosen.add(ablate.no_stage2_architecture(c, seed)[1]['proposal'])
+    assert len(chosen) > 1
+
+
+def test_the_stage1_file_is_the_searchs():
+    from hournas_tf.nas import checkpointing
+
+    assert ablate.STAGE1_FILE == checkpointing.STAGE1_FILE
+
+
+def test_every_row_is_retrained_alike_for_a_seed(tmp_path):
+    """Paired rows: one seed, one recipe, one data split; only the
+    architecture differs. The held-out split reaches the searches too."""
+    import dataclasses
+
+    from hournas_tf.nas import search_lib
+    from hournas_tf.spaces import references
+
+    c = ablate.AblationConfig(
+        output_dir=str(tmp_path), train_examples=500, train_epochs=3,
+        search=config_lib.preset('demo', validation_fraction=0.1))
+    a, b = (references.get_reference(n) for n in
+            references.REFERENCE_NAMES[:2])
+    ta, tb = (dataclasses.asdict(ablate.train_config(c, x, 3, 'out'))
+              for x in (a, b))
+    assert {k for k in ta if ta[k] != tb[k]} <= {'arch', 'arch_name',
+                                                 'image_size'}
+    assert ta['arch'] != tb['arch']
+    assert ta['seed'] == 3 and ta['validation_fraction'] == 0.1
+    assert ta['train_examples'] == 500 and ta['epochs'] == 3
+    for variant in ('hournas', 'm1', 'paper'):
+        s = ablate.search_config(c, variant, 3)
+        assert s.seed == 3 and s.validation_fraction == 0.1
+        assert search_lib.data_config(s).validation_fraction == 0.1
+
+
+PARSE = """
+import json, sys
+from absl import flags
+from tools import ablate
+from hournas_tf.experiments import ablation
+ablate.define_flags()
+flags.FLAGS(['ablate', '--flagfile=configs/' + sys.argv[1]])
+config = ablate.config_from_flags(flags.FLAGS)
+ablation.preflight(config)
+print(json.dumps({'variants': config.variants, 'seeds': config.seeds,
+                  'dataset': config.search.dataset,
+                  'train_examples': config.train_examples,
+                  'validation': config.search.validation_fraction,
+                  'cells': len(ablation.cells(config))}))
+"""
+
+
+def test_the_fashion_mnist_flagfile_parses_and_passes_the_preflight():
+    res = run_python('-c', PARSE, 'ablate_fashion_mnist.flags', timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert got['seeds'] == list(range(10)) and got['cells'] == 50
+    assert set(got['variants']) == {'hournas', 'random', 'no_stage2', 'm1',
+                                    'paper'}
+    assert got['dataset'] == 'fashion_mnist' and got['validation'] == 0
+    assert got['train_examples'] > 0
+
+
+@pytest.mark.large
+def test_quick_mode_runs_the_new_rows_and_their_statistics(tmp_path):
+    """--seeds=2 on a small subset: the default search, the random
+    baseline, the no-stage-2 control (from the default search's
+    stage1.json) and the paper row, retrained on 200 images and evaluated
+    on the held-out split; results.json has each row's paired statistics
+    against the default."""
+    out = tmp_path / 'ablation'
+    res = run_python('tools/ablate.py', f'--output_dir={out}',
+                     '--variants=hournas,random,no_stage2,paper',
+                     '--seeds=2', '--search_epochs=1',
+                     '--max_steps_per_epoch=2', '--proposal_iters=50',
+                     '--train_epochs=1', '--train_examples=200',
+                     '--validation_fraction=0.2', timeout=3600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    data = json.loads((out / 'results.json').read_text())
+    assert set(data['rows']) == {'hournas', 'random', 'no_stage2', 'paper'}
+    assert all(r['n'] == 2 for r in data['rows'].values())
+    cells = {v: {r['seed']: r for r in rs}
+             for v, rs in data['results'].items()}
+    # The paired statistics, per row against the default.
+    assert set(data['statistics']) == {'random', 'no_stage2', 'paper'}
+    for variant, c in data['statistics'].items():
+        assert c['n'] == 2 and c['df'] == 1 and c['seeds'] == [0, 1]
+        diffs = [cells['hournas'][s]['test_accuracy']
+                 - cells[variant][s]['test_accuracy'] for s in (0, 1)]
+        assert c['mean_difference'] == pytest.approx(sum(diffs) / 2)
+        if c['t_p'] is None:
+            assert c['t_note'] and c['holm_t_p'] is None
+        else:
+            assert c['ci_low'] <= c['mean_difference'] <= c['ci_high']
+            assert 0 <= c['t_p'] <= c['holm_t_p'] <= 1
+        if c['wilcoxon_p'] is None:
+            assert 'zero' in c['wilcoxon_note']
+        else:  # 2 seeds: the exact p is at least 0.5, and says so
+            assert 0.5 <= c['wilcoxon_p'] <= c['holm_wilcoxon_p'] <= 1
+            assert 'cannot fall below' in c['wilcoxon_note']
+    assert len(data['conclusion']) == 2  # random and no_stage2
+    # No stage 2: a proposal of the default search's own stage1.json.
+    for seed in (0, 1):
+        control = cells['no_stage2'][seed]
+        stage1 = json.loads((out / 'hournas' / f'seed{seed}' / 'search' /
+                             'stage1.json').read_text())
+        assert 0 <= control['proposal'] < len(stage1['proposals']) == 8
+        ops = control['architecture'].split(':')[1].split(',')
+        assert all(ops[int(i)] == op for i, op in
+                   stage1['vital_ops'].items())
+        assert control['search_seconds'] >= stage1['seconds']['vital']
+    # The paper row searched with configs/paper.flags's settings.
+    paper = json.loads((out / 'paper' / 'seed1' / 'search' /
+                        'search_config.json').read_text())
+    assert (paper['arch_lr'], paper['budget_draws'], paper['derive'],
+            paper['proposal_iters'], paper['seed']) == (0.01, 1, 'argmax',
+                                                       50, 1)
+    # Paired retraining: per seed one recipe, one subset, the held-out
+    # split; only the architecture differs.
+    for seed in (0, 1):
+        configs = [json.loads((out / v / f'seed{seed}' / 'train' /
+                               'train_config.json').read_text())
+                   for v in data['rows']]
+        for c in configs:
+            assert c['seed'] == seed and c['train_examples'] == 200
+            assert c['validation_fraction'] == 0.2
+            assert {k: v for k, v in c.items() if k not in (
+                'arch', 'arch_name', 'output_dir')} == {
+                k: v for k, v in configs[0].items() if k not in (
+                    'arch', 'arch_name', 'output_dir')}
+        metrics = json.loads((out / 'random' / f'seed{seed}' / 'train' /
+                              'metrics.json').read_text())
+        assert metrics['num_train'] == 200
+        assert metrics['eval_split'].startswith('train[')
+    assert data['evaluated_on'].startswith('held-out validation split')
+    assert 'not the test split' in (out / 'ablation.md').read_text()

@@ -1,4 +1,5 @@
 import collections
+import dataclasses
 import hashlib
 import os
 
@@ -178,6 +179,31 @@ def test_search_split_is_disjoint_and_deterministic(digits_dir):
     other = data.DataConfig(data_dir=digits_dir, seed=4)
     other_ids = _ids_and_hashes(data.search_split_examples(other)[1])[0]
     assert len(other_ids) == len(a_ids) and set(other_ids) != set(a_ids)
+
+
+def test_train_examples_keep_the_first_of_train(digits_dir):
+    """A training subset: the first N examples after the hold-out, the
+    same for every seed; the held-out eval split is unchanged."""
+    def ids(ds):
+        return [x.decode() for x in ds.map(lambda ex: ex['id'])
+                .as_numpy_iterator()]
+
+    held = data.DataConfig(data_dir=digits_dir, validation_fraction=0.1)
+    sub = data.DataConfig(data_dir=digits_dir, validation_fraction=0.1,
+                          train_examples=100, seed=5)
+    full, part = data.pipelines._source(held), data.pipelines._source(sub)
+    assert part.info.num_train == 100
+    assert part.info.num_eval == full.info.num_eval
+    assert part.info.eval_split == full.info.eval_split
+    assert ids(part.examples('train')) == ids(full.examples('train'))[:100]
+    assert ids(part.examples('eval')) == ids(full.examples('eval'))
+    train = data.load_train_data(dataclasses.replace(sub, batch_size=10))
+    assert train.steps_per_epoch == 10
+    with pytest.raises(UserError, match='train_examples 5000 is more than '
+                       'the 1294 training examples'):
+        data.dataset_info(dataclasses.replace(held, train_examples=5000))
+    with pytest.raises(UserError, match='train_examples must be >= 0'):
+        data.check_config(data.DataConfig(train_examples=-1))
 
 
 @pytest.mark.parametrize('n, fraction, seed', [

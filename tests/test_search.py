@@ -19,9 +19,11 @@ from hournas_tf.nas import vital_policy
 from hournas_tf.resources import counting
 from hournas_tf.resources import tables
 
-# The search's flagfiles (train_*.flags are the train command's).
+# The search's flagfiles (train_*.flags are the train command's,
+# ablate_*.flags tools/ablate.py's).
 FLAGFILES = sorted(name for name in os.listdir(os.path.join(REPO, 'configs'))
-                   if name.endswith('.flags') and not name.startswith('train_'))
+                   if name.endswith('.flags')
+                   and not name.startswith(('train_', 'ablate_')))
 
 # Parses flagfiles with absl after `define_flags`, in a subprocess (absl's
 # flags are process-wide); a misspelt flag name fails the parse.

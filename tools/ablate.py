@@ -1,15 +1,19 @@
 """Ablations of the search and the random-search baseline, as one table.
 
     python tools/ablate.py         # digits, the full table, 2 workers
-    python tools/ablate.py --variants=hournas,random --seeds=5
+    python tools/ablate.py --variants=hournas,random,no_stage2 --seeds=5
     python tools/ablate.py --seeds=5 --search_epochs=5 --train_epochs=10
+    python tools/ablate.py --flagfile=configs/ablate_fashion_mnist.flags
+    python tools/ablate.py --reanalyze=docs/ablation_results.json
 
 (or `python -m tools.ablate ...`). The experiment is
 `hournas_tf.experiments.ablation` (variants, cells, the pool that runs
 each cell in a child process) and its table
 `hournas_tf.experiments.ablation_report`. Rerunning the same command skips
 the finished cells (resumable); `--workers=N` runs N cells at a time.
-`results.json` holds every number, `ablation.md` the table.
+`results.json` holds every number, `ablation.md` the table (each row
+paired by seed with the default: `experiments.paired`);
+`--reanalyze=results.json` recomputes its statistics.
 """
 
 import datetime
@@ -36,6 +40,10 @@ def define_flags():
         {k: getattr(d, k) for k in ('space', 'image_size',
                                     'width_multiplier')})
     command_flags.define_data_flags(d.dataset)
+    command_flags.define_validation_flag(
+        0.0, 'no search reads it, and every row is retrained without it '
+        'and evaluated on it instead of the test split (choose settings '
+        'with it; the test split serves the final table only).')
     command_flags.define_target_flags(d.targets['macs'], d.targets['params'])
     flags.DEFINE_integer('search_epochs', 2, 'Epochs of each search stage '
                          '(the demo search runs 5 + 4).', lower_bound=1)
@@ -46,6 +54,10 @@ def define_flags():
                          lower_bound=1)
     flags.DEFINE_integer('train_epochs', 4, 'Retraining epochs of every '
                          'row.', lower_bound=1)
+    flags.DEFINE_integer('train_examples', 0, 'Retrain every row on only '
+                         'the first this many training images (after '
+                         '--validation_fraction; the same for every seed); '
+                         '0: all.', lower_bound=0)
     flags.DEFINE_integer('seeds', 3, 'Seeds per variant (0..n-1).',
                          lower_bound=1)
     flags.DEFINE_list('variants', list(ablation.VARIANTS), 'Rows to run.')
@@ -57,6 +69,10 @@ def define_flags():
                          'single-threaded, so 2 suit 2 cores).', lower_bound=1)
     flags.DEFINE_bool('table_only', False, 'Write the table from the '
                       'finished cells and run nothing.')
+    flags.DEFINE_string('reanalyze', None, 'A results.json: recompute its '
+                        'rows, statistics and conclusion from its cells\' '
+                        'results, rewrite it and print its ablation.md '
+                        '(runs nothing; other flags are ignored).')
     # Internal: the pool runs each cell as a child with --cell;
     # --worker_only runs the cells and writes no table.
     flags.DEFINE_string('cell', None, 'internal: run one cell, '
@@ -70,11 +86,10 @@ def config_from_flags(f):
         if v not in ablation.VARIANTS:
             raise UserError(f'unknown variant {v!r}; valid: '
                             f'{errors.choices(ablation.VARIANTS)}')
-    if ablation.BEST_OF_K in f.variants and \
-            ablation.DEFAULT not in f.variants:
-        raise UserError(f'{ablation.BEST_OF_K} needs the {ablation.DEFAULT} '
-                        'variant (its supernet scores the random '
-                        'architectures)')
+    for v in ablation.NEEDS_DEFAULT:
+        if v in f.variants and ablation.DEFAULT not in f.variants:
+            raise UserError(f'{v} needs the {ablation.DEFAULT} variant (it '
+                            'reads the default search of its seed)')
     targets = {obj: float(v) for obj, v in (('macs', f.target_macs),
                                             ('params', f.target_params))
                if v}
@@ -84,10 +99,11 @@ def config_from_flags(f):
         targets=targets, proposal_iters=f.proposal_iters,
         vital_epochs=f.search_epochs, nonvital_epochs=f.search_epochs,
         max_steps_per_epoch=f.max_steps_per_epoch, tolerance=f.tolerance,
-        verbose=0)
+        validation_fraction=f.validation_fraction, verbose=0)
     config = ablation.AblationConfig(
         output_dir=f.output_dir, search=search,
-        train_epochs=f.train_epochs, seeds=tuple(range(f.seeds)),
+        train_epochs=f.train_epochs, train_examples=f.train_examples,
+        seeds=tuple(range(f.seeds)),
         variants=tuple(v for v in ablation.VARIANTS if v in f.variants),
         random_k=f.random_k, workers=f.workers)
     return config
@@ -97,6 +113,12 @@ def main(argv):
     if len(argv) > 1:
         raise UserError(f'unexpected arguments {argv[1:]}; use --flags')
     f = flags.FLAGS
+    if f.reanalyze:
+        if not os.path.isfile(f.reanalyze):
+            raise UserError(f'--reanalyze={f.reanalyze}: no such file; '
+                            'give a results.json of tools/ablate.py')
+        print(ablation_report.reanalyze(f.reanalyze)[1], end='')
+        return
     config = config_from_flags(f)
     if f.cell:
         variant, _, seed = f.cell.rpartition(':')

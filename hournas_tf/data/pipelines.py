@@ -109,6 +109,9 @@ class DataConfig:
     0 is off. The search splits never use it.
     `validation_fraction`: 0, or the fraction of the training split held
     out as the eval split (see the module docstring).
+    `train_examples`: 0, or train on only the first this many examples of
+    the training split (after the hold-out), in stored order: the same
+    subset for every seed.
     """
 
     dataset: str = 'digits'
@@ -121,6 +124,7 @@ class DataConfig:
     shuffle_buffer: int = 10000
     cutout: int = 0
     validation_fraction: float = 0.0
+    train_examples: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,6 +248,11 @@ def check_config(config):
         raise UserError(
             'validation_fraction must be in [0, 1), got '
             f'{config.validation_fraction}'
+        )
+    if int(config.train_examples) < 0:
+        raise UserError(
+            f'train_examples must be >= 0 (0: all), got '
+            f'{config.train_examples}'
         )
 
 
@@ -461,6 +470,32 @@ class _HeldOut:
         return self.source.examples('train', ranges, shuffle_files)
 
 
+class _Subset:
+    """A source whose training split is the first `count` examples of
+    `source`'s (`DataConfig.train_examples`)."""
+
+    def __init__(self, source, count):
+        self.source = source
+        self.kind = source.kind
+        self.auto_shard_data = source.auto_shard_data
+        if count > source.info.num_train:
+            raise UserError(
+                f'train_examples {count} is more than the '
+                f'{source.info.num_train} training examples of '
+                f'{source.info.name}'
+            )
+        self.count = count
+        self.info = dataclasses.replace(source.info, num_train=count)
+
+    def decoded_bytes(self, num_examples):
+        return self.source.decoded_bytes(num_examples)
+
+    def examples(self, split, ranges=None, shuffle_files=False):
+        if split == 'train' and ranges is None:
+            ranges = [(0, self.count)]
+        return self.source.examples(split, ranges, shuffle_files)
+
+
 def _source(config):
     check_config(config)
     kind, path = parse_dataset_name(config.dataset)
@@ -470,6 +505,8 @@ def _source(config):
         source = _TfdsSource(kind, config, path)
     if float(config.validation_fraction) > 0:
         source = _HeldOut(source, float(config.validation_fraction))
+    if int(config.train_examples) > 0:
+        source = _Subset(source, int(config.train_examples))
     return source
 
 

@@ -9,19 +9,34 @@ for every row) once per seed:
 - m in {1, 2, 4, 8, 16} space proposals (paper table 2);
 - vital-first vs one stage (`vital_first=False`, table 4);
 - Gumbel-Max vs Gumbel-softmax vs softmax in stage 2 (table 5);
+- paper: the settings of configs/paper.flags (read from that file, the
+  one source of truth; the ablation's budget fields `BUDGET_FIELDS` stay
+  the ablation's);
 - random: one architecture drawn uniformly from the whole space, kept only
   within tolerance of the same targets, per seed;
 - random best-of-k: k such architectures with the vital ops the default
   search fixed, each scored by the default search's stage-2 supernet
   (inherited weights, batch-norm recalibration, accuracy on the search's
-  architecture split, never the test split); the best one is retrained.
+  architecture split, never the test split); the best one is retrained;
+- no stage 2: the control of stage 2's own contribution. It reuses the
+  default search of the same seed: that search writes stage1.json (the
+  vital ops stage 1 fixed and the m optimized proposals, as stage 2
+  starts from them) before stage 2 trains, so the control runs no search
+  of its own. One proposal is chosen uniformly (seeded) and its
+  architecture derived exactly as the search derives one from a
+  proposal (`derive`, `repair`), from the logits stage 2 would have
+  started with.
 
 The default variant (m=8, Gumbel-Max, vital first) is one search shared by
-the three tables. Each finished cell leaves its files in
-`<output_dir>/<variant>/seed<s>/`; a rerun skips it (resumable). `work`
-runs the unfinished cells on a pool of `workers` threads, each cell in a
-fresh child process; a lock file per running cell keeps a second command
-on the same folder off it.
+the three tables and the two rows that reuse it. Each finished cell leaves
+its files in `<output_dir>/<variant>/seed<s>/`; a rerun skips it
+(resumable). `work` runs the unfinished cells on a pool of `workers`
+threads, each cell in a fresh child process; a lock file per running cell
+keeps a second command on the same folder off it.
+
+Pairing: a seed gives every row the same search seed, the same retraining
+seed (`keras.utils.set_random_seed`, the shuffle order of the training
+data) and the same data; the rows differ only in the architecture.
 """
 
 import concurrent.futures
@@ -52,11 +67,32 @@ SEARCH_VARIANTS = {
     'gumbel_softmax': ({'sampler': 'gumbel_softmax'}, 'table 5',
                        'Gumbel-softmax'),
     'softmax': ({'sampler': 'softmax'}, 'table 5', 'softmax'),
+    # Its overrides are read from PAPER_FLAGS (`variant_overrides`).
+    'paper': (None, 'paper', 'paper settings (configs/paper.flags)'),
 }
 RANDOM = 'random'
 BEST_OF_K = 'random_best_of_k'
-VARIANTS = (*SEARCH_VARIANTS, RANDOM, BEST_OF_K)
+NO_STAGE2 = 'no_stage2'
+# name -> (paper table, label) of the rows that are no search of their own
+OTHER_VARIANTS = {
+    RANDOM: ('baseline', 'random (uniform, within tolerance)'),
+    BEST_OF_K: ('baseline', 'random best-of-k by supernet estimate'),
+    NO_STAGE2: ('control', 'no stage 2 (a uniformly chosen proposal)'),
+}
+VARIANTS = (*SEARCH_VARIANTS, *OTHER_VARIANTS)
+# The rows the conclusion names: the search against each.
+BASELINES = (RANDOM, BEST_OF_K, NO_STAGE2)
+# The rows that read the default search of their seed.
+NEEDS_DEFAULT = (BEST_OF_K, NO_STAGE2)
+# The repository (a git checkout when installed editable).
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+PAPER_FLAGS = os.path.join(REPO, 'configs', 'paper.flags')
+# The ablation's budget: the same for every row, the paper row included.
+BUDGET_FIELDS = ('proposal_iters', 'vital_epochs', 'nonvital_epochs',
+                 'max_steps_per_epoch', 'batch_size')
 RESULT_FILE = 'result.json'
+STAGE1_FILE = 'stage1.json'  # nas.checkpointing's, without TensorFlow
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +102,7 @@ class AblationConfig:
     output_dir: str
     search: config_lib.SearchConfig  # the default variant's settings
     train_epochs: int = 4
+    train_examples: int = 0  # 0: all of the training split
     seeds: tuple = (0, 1, 2)
     variants: tuple = VARIANTS
     random_k: int = 20
@@ -88,9 +125,66 @@ def cell_dir(config, variant, seed):
     return os.path.join(config.output_dir, variant, f'seed{seed}')
 
 
+def flagfile_overrides(path):
+    """{SearchConfig field: value} of a search flagfile's lines (`--name=
+    value`, `--name`, `--noname`; `#` comments), typed by the field."""
+    from hournas_tf.common.errors import UserError
+
+    fields = {f.name: f for f in dataclasses.fields(config_lib.SearchConfig)}
+    out = {}
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise UserError(f'cannot read {path}: {e.strerror}') from e
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith('#'):
+            continue
+        name, sep, value = line.lstrip('-').partition('=')
+        if not sep and name not in fields and name.startswith('no') and \
+                name[2:] in fields:
+            name, value = name[2:], 'false'
+        elif not sep:
+            value = 'true'
+        field = fields.get(name)
+        if field is None or name == 'targets':
+            raise UserError(f'{path}: {line!r} is no search setting; '
+                            'valid: --NAME=VALUE of a SearchConfig field')
+        out[name] = _typed(field, value, path, line)
+    return out
+
+
+def _typed(field, value, path, line):
+    from hournas_tf.common.errors import UserError
+
+    kind = type(field.default) if field.default is not None else field.type
+    try:
+        if kind is bool:
+            if value.lower() not in ('true', 'false', '1', '0'):
+                raise ValueError(value)
+            return value.lower() in ('true', '1')
+        if kind is tuple:
+            return tuple(value.split(','))
+        return kind(value)
+    except ValueError:
+        raise UserError(f'{path}: {line!r}: {value!r} is no '
+                        f'{kind.__name__}') from None
+
+
+def variant_overrides(variant):
+    """The `SearchConfig` changes of a search variant (the paper row's
+    from `PAPER_FLAGS`, less `BUDGET_FIELDS`)."""
+    overrides = SEARCH_VARIANTS[variant][0]
+    if overrides is None:
+        overrides = {k: v for k, v in flagfile_overrides(PAPER_FLAGS).items()
+                     if k not in BUDGET_FIELDS}
+    return overrides
+
+
 def search_config(config, variant, seed):
     """The `SearchConfig` of one search variant and seed."""
-    overrides = SEARCH_VARIANTS[variant][0]
+    overrides = variant_overrides(variant)
     return dataclasses.replace(
         config.search, seed=seed, verbose=0,
         output_dir=os.path.join(cell_dir(config, variant, seed), 'search'),
@@ -98,13 +192,18 @@ def search_config(config, variant, seed):
 
 
 def train_config(config, arch, seed, output_dir):
-    """The `TrainConfig` every row is retrained with."""
+    """The `TrainConfig` every row is retrained with: the same for every
+    row but the architecture (the seed: data order and initialization;
+    with `validation_fraction` the held-out part is evaluated instead of
+    the test split)."""
     from hournas_tf.training import config as train_config_lib
 
     return train_config_lib.TrainConfig(
         arch=arch.to_string(), arch_name=arch.name or arch.space,
         dataset=config.search.dataset, data_dir=config.search.data_dir,
-        image_size=arch.image_size, epochs=config.train_epochs,
+        image_size=arch.image_size,
+        validation_fraction=config.search.validation_fraction,
+        train_examples=config.train_examples, epochs=config.train_epochs,
         warmup_epochs=min(1.0, config.train_epochs / 2),
         batch_size=config.search.batch_size, seed=seed,
         output_dir=output_dir, verbose=0)
@@ -166,13 +265,12 @@ def estimate(config, run_dir, archs, seed):
     from hournas_tf import data as data_lib
     from hournas_tf.nas import derive
     from hournas_tf.nas import restore
+    from hournas_tf.nas import search_lib
     from hournas_tf.training import recalibration
 
     supernet = restore.load_supernet(run_dir)
-    data = data_lib.load_search_data(data_lib.DataConfig(
-        dataset=config.search.dataset, data_dir=config.search.data_dir,
-        image_size=archs[0].image_size,
-        batch_size=config.search.batch_size, seed=seed))
+    data = data_lib.load_search_data(search_lib.data_config(
+        search_config(config, DEFAULT, seed), archs[0].image_size))
     scores = []
     for arch in archs:
         model = derive.standalone_model(supernet, arch)
@@ -193,6 +291,66 @@ def _cost(arch, targets):
     total = counting.arch_cost(arch).total
     achieved = {obj: float(total.get(obj)) for obj in targets}
     return achieved, tables.relative_errors(achieved, targets)
+
+
+def _default_search(config, seed):
+    """The finished default search folder of `seed` (the rows
+    `NEEDS_DEFAULT` read it)."""
+    run_dir = os.path.join(cell_dir(config, DEFAULT, seed), 'search')
+    if not _search_done(run_dir):
+        raise RuntimeError(f'{run_dir} is not finished')
+    return run_dir
+
+
+def no_stage2_architecture(config, seed):
+    """(architecture, report) of the no-stage-2 control: a proposal of the
+    default search's stage1.json chosen uniformly (`numpy` seeded by
+    `seed`), its architecture derived as the search derives one from a
+    proposal (`config.search.derive`, `repair`) from the logits stage 2
+    would have started with."""
+    import numpy as np
+
+    from hournas_tf.nas import derive
+    from hournas_tf.nas import search_lib
+    from hournas_tf.nas import stages
+    from hournas_tf.resources import tables
+
+    run_dir = _default_search(config, seed)
+    stage1 = _read_json(os.path.join(run_dir, STAGE1_FILE))
+    search = config.search
+    space = search_lib.search_space(search)
+    vital = {int(i): op for i, op in stage1['vital_ops'].items()}
+    searched = stages.searched_layers(space, vital)
+    table = tables.resource_table(space, searched, vital,
+                                  tuple(search.targets))
+    logits = np.asarray(stage1['proposals'], np.float64)
+    chosen = int(np.random.default_rng(2000 + seed).integers(len(logits)))
+    # Stage 2 starts each proposal at softmax(logits / tau_end)
+    # (`nas.arch_params`, numpy here: no TensorFlow in this job).
+    scaled = np.where(table.mask, logits[chosen] / stage1['tau_end'],
+                      -np.inf)
+    columns = scaled.argmax(axis=-1)
+    probabilities = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
+    probabilities /= probabilities.sum(axis=-1, keepdims=True)
+    if search.derive == 'in_budget':
+        found = derive.most_probable_in_budget(
+            table, probabilities, search.targets, search.tolerance,
+            search.seed + chosen)
+        columns = columns if found is None else found
+    derived = derive.derive_one(space, table, searched, vital, columns,
+                                probabilities, search.targets,
+                                search.tolerance, search.repair)
+    safety_net = stage1['proposal_optimization']['proposals'][chosen].get(
+        'repaired_layers') or []
+    entry = derived.entry
+    return derived.arch, {
+        'proposal': chosen, 'num_proposals': len(logits),
+        'stage1_seconds': float(sum(stage1['seconds'].values())),
+        'within_tolerance': entry['within_tolerance'],
+        'before_repair_within_tolerance': bool(
+            entry['before_repair']['within_tolerance'] and not safety_net),
+        'repaired_layers': entry['repaired_layers'],
+        'proposal_repaired_layers': list(safety_net)}
 
 
 def run_cell(config, variant, seed):
@@ -220,10 +378,11 @@ def run_cell(config, variant, seed):
         if variant == RANDOM:
             archs, share = random_architecture(config, seed)
             arch, extra = archs[0], {'share_within_tolerance': share}
+        elif variant == NO_STAGE2:
+            arch, extra = no_stage2_architecture(config, seed)
+            select_start -= extra['stage1_seconds']
         else:
-            run_dir = os.path.join(cell_dir(config, DEFAULT, seed), 'search')
-            if not _search_done(run_dir):
-                raise RuntimeError(f'{run_dir} is not finished')
+            run_dir = _default_search(config, seed)
             searched = _read_json(os.path.join(run_dir, 'arch.json'))
             vital = {int(i) - 1: op for i, op in
                      searched['search']['vital_ops'].items()}
@@ -241,7 +400,8 @@ def run_cell(config, variant, seed):
                       achieved=achieved, relative_error=errs,
                       within_tolerance=True,
                       before_repair_within_tolerance=True,
-                      repaired_layers=[], **extra)
+                      repaired_layers=[])
+        result.update(extra)
     result['architecture'] = arch.to_string()
     metrics = _train(config, arch, seed, os.path.join(path, 'train'))
     result.update(test_accuracy=metrics['test_accuracy'],
@@ -264,7 +424,7 @@ def cells(config):
     """(variant, seed) in run order: the search-vs-random rows first (an
     interrupted table still answers the main question); best-of-k waits
     for the default search of its seed."""
-    first = [v for v in (DEFAULT, RANDOM, BEST_OF_K)
+    first = [v for v in (DEFAULT, RANDOM, NO_STAGE2, BEST_OF_K)
              if v in config.variants]
     order = first + [v for v in config.variants if v not in first]
     return [(v, s) for v in order for s in config.seeds]
@@ -276,7 +436,7 @@ def is_done(config, variant, seed):
 
 
 def _ready(config, variant, seed):
-    if variant != BEST_OF_K:
+    if variant not in NEEDS_DEFAULT:
         return True
     return (DEFAULT not in config.variants
             or is_done(config, DEFAULT, seed)
@@ -356,7 +516,7 @@ def _wait_for_default(config, seed, default):
     """Best-of-k: waits until the default search of `seed` is done (its
     cell may still be retraining), or its cell (future `default`)
     ended."""
-    while not _ready(config, BEST_OF_K, seed) and not (
+    while not _ready(config, NEEDS_DEFAULT[0], seed) and not (
             default is None or default.done()):
         time.sleep(POLL_SECONDS)
 
@@ -365,7 +525,7 @@ def _run_child(config, variant, seed, command, default=None):
     """Runs one cell as the child `command` + `--cell=VARIANT:SEED` (its
     output into the cell's job.log); returns its result, or None if it
     failed or another process holds the cell."""
-    if variant == BEST_OF_K:
+    if variant in NEEDS_DEFAULT:
         _wait_for_default(config, seed, default)
     if not claim(config, variant, seed):
         return None

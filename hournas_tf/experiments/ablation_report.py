@@ -1,28 +1,28 @@
-"""The ablation's table: the cells' results summarized per variant, the
-Welch comparison of the search against the random baselines, the markdown
-table and `results.json` / `ablation.md` (`experiments.ablation` runs the
+"""The ablation's table: the cells' results summarized per variant, each
+row compared with the default paired by seed (`experiments.paired`: mean
+difference with its 95% confidence interval, paired t and Wilcoxon
+signed-rank p-values, Holm-corrected across the rows), the markdown table
+and `results.json` / `ablation.md` (`experiments.ablation` runs the
 cells)."""
 
 import dataclasses
 import datetime
 import os
-import statistics
+import statistics as stats_lib
 
 from hournas_tf.common import jsonio
 from hournas_tf.common import provenance
-from hournas_tf.experiments.ablation import BEST_OF_K
+from hournas_tf.experiments import paired
+from hournas_tf.experiments.ablation import BASELINES
 from hournas_tf.experiments.ablation import DEFAULT
-from hournas_tf.experiments.ablation import RANDOM
+from hournas_tf.experiments.ablation import OTHER_VARIANTS
+from hournas_tf.experiments.ablation import REPO
 from hournas_tf.experiments.ablation import RESULT_FILE
 from hournas_tf.experiments.ablation import SEARCH_VARIANTS
+from hournas_tf.experiments.ablation import VARIANTS
 from hournas_tf.experiments.ablation import cell_dir
 from hournas_tf.experiments.ablation import is_done
 from hournas_tf.resources.counting import human
-
-# The repository (a git checkout when installed editable): its commit
-# goes into the table.
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
 
 
 def collect(config):
@@ -36,8 +36,8 @@ def collect(config):
 def _mean_sd(values):
     if not values:
         return None, None
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return statistics.fmean(values), sd
+    sd = stats_lib.stdev(values) if len(values) > 1 else 0.0
+    return stats_lib.fmean(values), sd
 
 
 def summarize(results, targets):
@@ -59,7 +59,7 @@ def summarize(results, targets):
             'within_tolerance': sum(r['within_tolerance'] for r in rs),
             'before_repair_within_tolerance': sum(
                 r['before_repair_within_tolerance'] for r in rs),
-            **{f'{obj}_mean': statistics.fmean(
+            **{f'{obj}_mean': stats_lib.fmean(
                 r['achieved'][obj] for r in rs) for obj in targets},
             **{f'{obj}_error_max': max(
                 abs(r['relative_error'][obj]) for r in rs)
@@ -69,33 +69,55 @@ def summarize(results, targets):
 
 
 def _label(variant):
+    """(label, paper table) of a row."""
     if variant in SEARCH_VARIANTS:
         return SEARCH_VARIANTS[variant][2], SEARCH_VARIANTS[variant][1]
-    if variant == RANDOM:
-        return 'random (uniform, within tolerance)', 'baseline'
-    return 'random best-of-k by supernet estimate', 'baseline'
+    paper, label = OTHER_VARIANTS[variant]
+    return label, paper
 
 
-def comparison(rows, a=DEFAULT, b=RANDOM):
-    """(difference of means, pooled sd, Welch t) of accuracy, a minus b."""
-    if a not in rows or b not in rows:
-        return None
-    ra, rb = rows[a], rows[b]
-    diff = ra['accuracy_mean'] - rb['accuracy_mean']
-    pooled = ((ra['accuracy_sd'] ** 2 + rb['accuracy_sd'] ** 2) / 2) ** 0.5
-    se = (ra['accuracy_sd'] ** 2 / ra['n']
-          + rb['accuracy_sd'] ** 2 / rb['n']) ** 0.5
-    return {'difference': diff, 'pooled_sd': pooled,
-            'welch_t': diff / se if se else None}
+def by_seed(results, variant):
+    """{seed: test accuracy} of a variant's finished cells."""
+    return {r['seed']: r['test_accuracy'] for r in results.get(variant, ())}
 
 
-def table(config, rows):
-    """The markdown table."""
+def statistics(results, default=DEFAULT):
+    """{variant: paired comparison} of every other variant with results
+    against `default`, over the seeds both have: `paired.compare`'s
+    fields (`mean_difference` is the default minus the row) and
+    `holm_t_p` / `holm_wilcoxon_p`, Holm-corrected across these rows."""
+    if not results.get(default):
+        return {}
+    base = by_seed(results, default)
+    out = {v: paired.compare(base, by_seed(results, v))
+           for v in VARIANTS if v != default and results.get(v)}
+    for test in ('t', 'wilcoxon'):
+        adjusted = paired.holm({v: c[f'{test}_p'] for v, c in out.items()})
+        for v, c in out.items():
+            c[f'holm_{test}_p'] = adjusted[v]
+    return out
+
+
+def _p(value):
+    return '-' if value is None else f'{value:.3g}'
+
+
+def _difference(c):
+    if c['ci_low'] is None:
+        return f'{c["mean_difference"]:+.2%}'
+    return (f'{c["mean_difference"]:+.2%} [{c["ci_low"]:+.2%}, '
+            f'{c["ci_high"]:+.2%}]')
+
+
+def table(config, rows, stats=None):
+    """The markdown table (`stats`: `statistics()`'s comparisons)."""
+    stats = stats or {}
     targets = config.search.targets
     head = ['variant', 'paper', 'search / selection s']
     head += [f'{obj} (target {human(t)})' for obj, t in targets.items()]
     head += ['within tol. (before repair)', 'test accuracy mean ± sd',
-             'min - max', 'n']
+             'min - max', 'n', 'HourNAS minus row [95% CI]',
+             'paired t p (Holm)', 'Wilcoxon p (Holm)']
     lines = ['| ' + ' | '.join(head) + ' |',
              '|' + '|'.join(['---'] * 3 + ['---:'] * (len(head) - 3)) + '|']
     for variant in config.variants:
@@ -112,38 +134,86 @@ def table(config, rows):
                    f'{r["accuracy_mean"]:.2%} ± {r["accuracy_sd"]:.2%}',
                    f'{r["accuracy_min"]:.2%} - {r["accuracy_max"]:.2%}',
                    str(r['n'])]
+        c = stats.get(variant)
+        if c is None or c['mean_difference'] is None:
+            cells_ += ['-', '-', '-']
+        else:
+            cells_ += [_difference(c) + f' (n = {c["n"]})',
+                       f'{_p(c["t_p"])} ({_p(c["holm_t_p"])})',
+                       f'{_p(c["wilcoxon_p"])} ({_p(c["holm_wilcoxon_p"])})']
         lines.append('| ' + ' | '.join(cells_) + ' |')
     return '\n'.join(lines)
 
 
-def conclusion(rows):
-    """One plain sentence per baseline: did the search beat it?"""
+def conclusion(stats):
+    """One plain sentence per baseline: did the search beat it, by the
+    Holm-corrected paired t-test at `paired.ALPHA`?"""
     out = []
-    for baseline in (RANDOM, BEST_OF_K):
-        c = comparison(rows, DEFAULT, baseline)
-        if c is None:
+    for baseline in BASELINES:
+        c = stats.get(baseline)
+        if c is None or c['mean_difference'] is None:
             continue
         label = _label(baseline)[0]
-        verdict = ('beat' if c['difference'] > 0 else 'did not beat')
-        head = (f'HourNAS {verdict} {label} by {c["difference"]:+.2%} test '
-                'accuracy')
-        if c['welch_t'] is None:
-            out.append(head + ': no seed spread to judge it by (one seed '
-                       'per row, or identical results).')
+        verdict = 'beat' if c['mean_difference'] > 0 else 'did not beat'
+        head = (f'HourNAS {verdict} {label} by {c["mean_difference"]:+.2%} '
+                f'test accuracy, paired over {c["n"]} seed'
+                + ('s' if c['n'] != 1 else ''))
+        if c['t_p'] is None:
+            out.append(f'{head}: no paired t-test ({c["t_note"]}).')
             continue
-        clear = abs(c['welch_t']) >= 2.0
+        significant = c['holm_t_p'] < paired.ALPHA
+        if c['wilcoxon_p'] is None:
+            wilcoxon = f'no Wilcoxon p ({c["wilcoxon_note"]})'
+        else:
+            wilcoxon = f'Wilcoxon p = {_p(c["wilcoxon_p"])}' + (
+                f' ({c["wilcoxon_note"]})' if c['wilcoxon_note'] else '')
         out.append(
-            head + f' ({abs(c["difference"]) / c["pooled_sd"]:.1f} pooled '
-            f'standard deviations; Welch t = {c["welch_t"]:.2f}): '
-            + ('a difference beyond the seed spread.' if clear else
-               'within the seed spread, not a clear difference.'))
+            f'{head} (95% CI {c["ci_low"]:+.2%} to {c["ci_high"]:+.2%}; '
+            f't({c["df"]}) = {c["t"]:.2f}, p = {_p(c["t_p"])}, Holm p = '
+            f'{_p(c["holm_t_p"])}; {wilcoxon}): '
+            + ('a significant difference (Holm-corrected p < '
+               f'{paired.ALPHA}).' if significant else
+               'not a significant difference (Holm-corrected p >= '
+               f'{paired.ALPHA}).'))
     return out
+
+
+def analyze(results, targets):
+    """{'rows', 'statistics', 'conclusion'} of the cells' `results`."""
+    stats = statistics(results)
+    return {'rows': summarize(results, targets), 'statistics': stats,
+            'conclusion': conclusion(stats)}
+
+
+def markdown(config, data):
+    """ablation.md: the table, the conclusion and the footer of `data`."""
+    md = [table(config, data['rows'], data['statistics']), '']
+    if data.get('evaluated_on', 'test') != 'test':
+        md += [f'Accuracies on the {data["evaluated_on"]}, not the test '
+               'split: for choosing settings, not a final result.', '']
+    md += [f'- {line}' for line in data['conclusion']]
+    elapsed = (datetime.datetime.fromisoformat(data['written'])
+               - datetime.datetime.fromisoformat(data['started']))
+    m = data['machine']
+    jobs = sum(len(rs) for rs in data['results'].values())
+    md += ['', f'Command: `{data["command"]}`; {jobs} jobs, '
+           f'{data["job_wall_seconds"] / 60:.0f} min of job wall time and '
+           f'{data["job_cpu_seconds"] / 60:.0f} min of CPU time; started '
+           f'{data["started"]}, table written {data["written"]} '
+           f'({elapsed.total_seconds() / 60:.0f} min later, resumptions '
+           f'included). {m["cpus"]} CPUs, load average {m["load_average"]}, '
+           f'Python {m["python"]}, TensorFlow {m["tensorflow"]}, Keras '
+           f'{m["keras"]}, commit {m["commit"]}.']
+    if 'reanalyzed' in data:
+        md.append(f'Statistics recomputed from the cells\' results on '
+                  f'{data["reanalyzed"]["date"]} at commit '
+                  f'{data["reanalyzed"]["commit"]}.')
+    return '\n'.join(md) + '\n'
 
 
 def write_outputs(config, command, started):
     """results.json and ablation.md from the finished cells."""
     results = collect(config)
-    rows = summarize(results, config.search.targets)
     jobs = [r for rs in results.values() for r in rs]
     data = {
         'command': command,
@@ -152,33 +222,51 @@ def write_outputs(config, command, started):
         'machine': machine(),
         'search_config': dataclasses.asdict(config.search),
         'train_epochs': config.train_epochs,
+        'train_examples': config.train_examples,
+        # The accuracies' split: the test split, or the held-out part of
+        # the training split (--validation_fraction).
+        'evaluated_on': ('test' if not config.search.validation_fraction
+                                         else 'held-out validation split ('
+                         f'{config.search.validation_fraction} of the '
+                         'training split)'),
         'seeds': list(config.seeds),
         'random_k': config.random_k,
         'job_wall_seconds': sum(r['job_wall_seconds'] for r in jobs),
         'job_cpu_seconds': sum(r['job_cpu_seconds'] for r in jobs),
-        'rows': rows,
-        'comparison': {b: comparison(rows, DEFAULT, b)
-                       for b in (RANDOM, BEST_OF_K)},
-        'conclusion': conclusion(rows),
+        **analyze(results, config.search.targets),
         'results': results,
     }
     jsonio.write_json(os.path.join(config.output_dir, 'results.json'), data)
-    md = [table(config, rows), '']
-    md += [f'- {line}' for line in data['conclusion']]
-    elapsed = (datetime.datetime.fromisoformat(data['written'])
-               - datetime.datetime.fromisoformat(started))
-    m = data['machine']
-    md += ['', f'Command: `{command}`; {len(jobs)} jobs, '
-           f'{data["job_wall_seconds"] / 60:.0f} min of job wall time and '
-           f'{data["job_cpu_seconds"] / 60:.0f} min of CPU time; started '
-           f'{started}, table written {data["written"]} '
-           f'({elapsed.total_seconds() / 60:.0f} min later, resumptions '
-           f'included). {m["cpus"]} CPUs, load average {m["load_average"]}, '
-           f'Python {m["python"]}, TensorFlow {m["tensorflow"]}, Keras '
-           f'{m["keras"]}, commit {m["commit"]}.']
     with open(os.path.join(config.output_dir, 'ablation.md'), 'w') as f:
-        f.write('\n'.join(md) + '\n')
+        f.write(markdown(config, data))
     return data
+
+
+def table_config(data, output_dir='.'):
+    """The `AblationConfig` a results.json's table is drawn with (its
+    targets, seeds and rows)."""
+    from hournas_tf.experiments.ablation import AblationConfig
+    from hournas_tf.nas.config import SearchConfig
+
+    return AblationConfig(
+        output_dir=output_dir, seeds=tuple(data['seeds']),
+        search=SearchConfig(targets=data['search_config']['targets']),
+        variants=tuple(v for v in VARIANTS if data['results'].get(v)))
+
+
+def reanalyze(path):
+    """Recomputes the rows, statistics and conclusion of the results.json
+    at `path` from its cells' results (nothing runs), rewrites it with the
+    date and commit of the recomputation, and returns (data, markdown)."""
+    data = jsonio.read_json(path, 'ablation results')
+    data.pop('comparison', None)  # the Welch comparison it replaces
+    data.update(analyze(data['results'],
+                        data['search_config']['targets']))
+    data['reanalyzed'] = {
+        'date': datetime.date.today().isoformat(),
+        'commit': provenance.git_commit(REPO, mark_dirty=True)}
+    jsonio.write_json(path, data)
+    return data, markdown(table_config(data), data)
 
 
 def machine():

@@ -98,6 +98,9 @@ class SpaceDataConfig:
     budgets: tuple = None
     latency_table: str = None  # a latency table file: `latency_ms` targets
     tolerance: float = 0.03
+    # The last share of the training split held out (never read by the
+    # search; `data.DataConfig.validation_fraction`).
+    validation_fraction: float = 0.0
 
     def __post_init__(self):
         if self.budgets:  # from search_config.json: dicts
@@ -123,6 +126,7 @@ class SpaceDataConfig:
         if not 0 < self.tolerance < 1:
             raise UserError(f'tolerance={self.tolerance!r} must be in '
                             '(0, 1)')
+        check_unit(self, 'validation_fraction', closed=False)
 
 
 @dataclasses.dataclass(frozen=True)

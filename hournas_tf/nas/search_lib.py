@@ -137,7 +137,8 @@ def data_config(config, image_size=None):
                                data_dir=config.data_dir,
                                image_size=image_size or config.image_size,
                                batch_size=config.batch_size,
-                               seed=config.seed)
+                               seed=config.seed,
+                               validation_fraction=config.validation_fraction)
 
 
 def _log_space(space):

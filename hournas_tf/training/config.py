@@ -35,6 +35,7 @@ class TrainConfig:
     data_dir: str = None
     image_size: int = 32
     validation_fraction: float = 0.0
+    train_examples: int = 0  # 0: all; else the first N (data.DataConfig)
     epochs: int = 6
     batch_size: int = 64
     learning_rate: float = 0.1
@@ -82,6 +83,7 @@ def _check_range(config, name, low, high=None, low_open=False):
 def check_config(config):
     """Raises UserError for settings outside their valid range."""
     for name, low in (('epochs', 0), ('batch_size', 1), ('cutout', 0),
+                      ('train_examples', 0),
                       ('bn_recalibration_batches', 1), ('image_size', 8),
                       ('checkpoint_every', 1),
                       ('warmup_epochs', 0), ('weight_decay', 0)):
