@@ -21,6 +21,10 @@ prepares a set, so it is a random sample) and makes it the eval split,
 named `train[A:N]`; training, and the search's 80/20 split, then see only
 the first A examples (`_HeldOut`). The test split is then never read.
 
+Training subset. `train_examples` N keeps only the first N examples of
+the training split (after any hold-out) in their stored order (`_Subset`):
+a cheaper retraining; the eval split is unchanged.
+
 The 80/20 split is a window over the training
 examples in their stored order: the architecture split is the
 `num_examples - round(weight_fraction * num_examples)` examples starting
@@ -109,6 +113,8 @@ class DataConfig:
     0 is off. The search splits never use it.
     `validation_fraction`: 0, or the fraction of the training split held
     out as the eval split (see the module docstring).
+    `train_examples`: None for all of the training split, or N: its first
+    N examples only.
     """
 
     dataset: str = 'digits'
@@ -121,6 +127,7 @@ class DataConfig:
     shuffle_buffer: int = 10000
     cutout: int = 0
     validation_fraction: float = 0.0
+    train_examples: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,6 +251,10 @@ def check_config(config):
         raise UserError(
             'validation_fraction must be in [0, 1), got '
             f'{config.validation_fraction}'
+        )
+    if config.train_examples is not None and int(config.train_examples) < 1:
+        raise UserError(
+            f'train_examples must be positive, got {config.train_examples}'
         )
 
 
@@ -461,6 +472,32 @@ class _HeldOut:
         return self.source.examples('train', ranges, shuffle_files)
 
 
+class _Subset:
+    """A source whose training split is the first `count` examples of
+    `source`'s (`DataConfig.train_examples`)."""
+
+    def __init__(self, source, count):
+        self.source = source
+        self.kind = source.kind
+        self.auto_shard_data = source.auto_shard_data
+        total = source.info.num_train
+        if count > total:
+            raise UserError(
+                f'train_examples {count} is more than the {total} training '
+                f'examples of {source.info.name}; use at most {total}'
+            )
+        self.count = count
+        self.info = dataclasses.replace(source.info, num_train=count)
+
+    def decoded_bytes(self, num_examples):
+        return self.source.decoded_bytes(num_examples)
+
+    def examples(self, split, ranges=None, shuffle_files=False):
+        if split == 'train' and ranges is None:
+            ranges = [(0, self.count)]
+        return self.source.examples(split, ranges, shuffle_files)
+
+
 def _source(config):
     check_config(config)
     kind, path = parse_dataset_name(config.dataset)
@@ -470,6 +507,8 @@ def _source(config):
         source = _TfdsSource(kind, config, path)
     if float(config.validation_fraction) > 0:
         source = _HeldOut(source, float(config.validation_fraction))
+    if config.train_examples is not None:
+        source = _Subset(source, int(config.train_examples))
     return source
 
 

@@ -102,7 +102,8 @@ def _data_config(config):
                            image_size=config.image_size,
                            batch_size=config.batch_size, seed=config.seed,
                            cutout=config.cutout,
-                           validation_fraction=config.validation_fraction)
+                           validation_fraction=config.validation_fraction,
+                           train_examples=config.train_examples)
 
 
 def _one_hot(dataset, num_classes):
