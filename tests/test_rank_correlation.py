@@ -148,6 +148,11 @@ def test_collect_uses_finished_rows_whose_ops_were_trained(tmp_path):
     assert results['inherited_range'] == [0.5, 0.7]
     few = rank.collect(_fake_run(tmp_path / 'few', accuracies[:2]))
     assert few['statistics'] is None
+    with pytest.raises(UserError, match='holds no started rank'):
+        rank.finished(dataclasses.replace(config, output_dir=str(
+            tmp_path / 'none')))
+    rank.check_output(config)
+    assert rank.finished(config) == results
 
 
 def test_summary_and_scatter_show_every_number(tmp_path):
@@ -190,6 +195,7 @@ def test_check_output_resumes_the_same_run_only(tmp_path):
     (['.'], '--output_dir is required'),
     ([], 'give one search output folder'),
     (['.', '--output_dir=o', '--num_archs=2'], 'num_archs'),
+    (['.', '--output_dir=o', '--report_only'], 'has no supernet.json'),
 ])
 def test_bad_input_is_refused_in_one_line(tmp_path, args, expect):
     res = run_module('tools.rank_correlation', *args, cwd=tmp_path,

@@ -13,7 +13,8 @@ retrained (`--epochs`, `--train_examples`) to its test accuracy. Random
 architectures use only ops the supernet trained (the others keep their
 initial weights). Writes Kendall's tau and Spearman's rho with bootstrap
 95% intervals to `results.json`, `scatter.png` and `summary.md`.
-Rerunning the same command skips the finished architectures. The
+Rerunning the same command skips the finished architectures;
+`--report_only` writes the report from those finished so far. The
 experiment is `hournas_tf.experiments.rank_correlation`.
 """
 
@@ -44,6 +45,9 @@ def define_flags():
                          'the retraining and the bootstrap.', lower_bound=0)
     flags.DEFINE_integer('bootstrap', 2000, 'Bootstrap resamples of the '
                          'confidence intervals.', lower_bound=100)
+    flags.DEFINE_bool('report_only', False, 'Write results.json, '
+                      'scatter.png and summary.md from the architectures '
+                      'finished so far; run nothing.')
 
 
 def main(argv):
@@ -59,7 +63,10 @@ def main(argv):
         train_epochs=f.epochs, train_examples=f.train_examples,
         estimate_batches=f.estimate_batches, seed=f.seed,
         bootstrap=f.bootstrap)
-    results = rank_correlation.run(config)
+    if f.report_only:
+        results = rank_correlation.finished(config)
+    else:
+        results = rank_correlation.run(config)
     command = ' '.join(['python -m tools.rank_correlation', *sys.argv[1:]])
     results = rank_correlation.write_report(config, results, command)
     stats = results['statistics']

@@ -359,6 +359,17 @@ def run(config):
 # --- Results ------------------------------------------------------------------
 
 
+def finished(config):
+    """`collect` for a started run with the same settings, running
+    nothing (UserError for a folder without one)."""
+    run_search_config(config.run_dir)
+    if not os.path.isfile(os.path.join(config.output_dir, ARCHS_FILE)):
+        raise UserError(f'{config.output_dir} holds no started '
+                        'rank-correlation run; run without --report_only')
+    check_output(config)
+    return collect(config)
+
+
 def collect(config):
     """Every finished architecture's numbers and the correlations over
     those whose ops were all trained (None below 3 of them)."""
