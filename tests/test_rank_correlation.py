@@ -54,6 +54,8 @@ def test_bootstrap_ci_holds_the_estimate_and_is_seeded():
     # Resamples with a constant column are dropped, not NaN.
     ci = rank.bootstrap_ci([1, 1, 1, 2], [1, 2, 3, 4], rank.spearman, 200)
     assert np.isfinite(ci).all()
+    assert np.isnan(rank.bootstrap_ci([1, 1, 1], [1, 2, 3], rank.kendall,
+                                      50)).all()
 
 
 def test_progress_gives_the_time_left():

@@ -93,7 +93,8 @@ def spearman(x, y):
 def bootstrap_ci(x, y, statistic, resamples=2000, seed=0, level=LEVEL):
     """Percentile bootstrap interval (low, high) of `statistic(x, y)`:
     pairs resampled with replacement, `resamples` times, seeded;
-    resamples where it is undefined (constant values) are dropped."""
+    resamples where it is undefined (constant values) are dropped (NaNs
+    when none is left)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, len(x), (resamples, len(x)))
@@ -101,6 +102,8 @@ def bootstrap_ci(x, y, statistic, resamples=2000, seed=0, level=LEVEL):
         warnings.simplefilter('ignore')
         values = np.array([statistic(x[p], y[p]) for p in picks])
     values = values[np.isfinite(values)]
+    if not values.size:  # e.g. every estimate equal
+        return float('nan'), float('nan')
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(values, [tail, 100 - tail])
     return float(low), float(high)
@@ -417,6 +420,8 @@ def scatter(results, path):
     ax = fig.add_subplot()
     for source, marker in (('family', 'o'), ('random', 's')):
         rows = [r for r in results['architectures'] if r['source'] == source]
+        if not rows:
+            continue
         ax.scatter([100 * r['inherited_accuracy'] for r in rows],
                    [100 * r['test_accuracy'] for r in rows], marker=marker,
                    label=f'{source} ({len(rows)})',
