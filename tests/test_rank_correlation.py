@@ -218,6 +218,10 @@ def test_rank_correlation_end_to_end_and_resumed(tiny_search, tmp_path):
     args = [str(run), f'--output_dir={tmp_path / "rank"}', '--num_archs=4',
             '--epochs=1', '--train_examples=64', '--estimate_batches=2',
             '--bootstrap=200']
+    too_many = run_module('tools.rank_correlation', *args[:2],
+                          '--train_examples=100000', timeout=900)
+    check_refused(too_many, 'train_examples 100000 is more than')
+    assert not (tmp_path / 'rank').exists()
     res = run_module('tools.rank_correlation', *args, timeout=1800)
     assert res.returncode == 0, res.stderr[-3000:]
     out = tmp_path / 'rank'

@@ -34,6 +34,7 @@ import dataclasses
 import datetime
 import multiprocessing
 import os
+import shutil
 import statistics
 import time
 import warnings
@@ -333,8 +334,14 @@ def progress(done, total, seconds):
 def run(config):
     """Runs (or resumes) the experiment; returns the results dict."""
     run_search_config(config.run_dir)
+    fresh = not os.path.exists(config.output_dir)
     check_output(config)
-    _in_child(prepare, config)
+    try:
+        _in_child(prepare, config)
+    except UserError:
+        if fresh:  # refused before any work: no folder left behind
+            shutil.rmtree(config.output_dir, ignore_errors=True)
+        raise
     rows = jsonio.read_json(os.path.join(config.output_dir, ARCHS_FILE),
                             'architecture list')['architectures']
     todo = [r['index'] for r in rows if metrics_of(config, r['index'])
