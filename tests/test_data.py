@@ -473,3 +473,29 @@ def test_cutout_only_in_retraining(digits_dir):
         axis=(1, 2)) == 0)
     with pytest.raises(UserError, match='cutout'):
         data.check_config(data.DataConfig(cutout=-1))
+
+
+def test_train_examples_keeps_the_first_training_examples(digits_dir):
+    config = data.DataConfig(data_dir=digits_dir, batch_size=16,
+                             train_examples=100, cache='none')
+    info = data.dataset_info(config)
+    full = data.dataset_info(data.DataConfig(data_dir=digits_dir))
+    assert (info.num_train, info.num_eval) == (100, full.num_eval)
+    source = data.pipelines._source(config)
+    whole = data.pipelines._source(data.DataConfig(data_dir=digits_dir))
+
+    def ids(ds):
+        return [x.decode() for x in ds.map(
+            lambda ex: ex['id']).as_numpy_iterator()]
+
+    assert ids(source.examples('train')) == ids(
+        whole.examples('train', [(0, 100)]))
+    assert ids(source.examples('eval')) == ids(whole.examples('eval'))
+    train = data.load_train_data(config)
+    assert train.steps_per_epoch == 100 // 16
+    assert sum(int(b[1].shape[0]) for b in train.train) == 6 * 16
+    with pytest.raises(UserError, match='train_examples 5000 is more than '
+                       f'the {full.num_train} training examples'):
+        data.dataset_info(dataclasses.replace(config, train_examples=5000))
+    with pytest.raises(UserError, match='train_examples must be >= 0'):
+        data.check_config(data.DataConfig(train_examples=-1))

@@ -31,6 +31,7 @@ PAGES = {
     'tools.fuzz_inputs': 'fuzzing.md',
     'tools.plot_proposals': 'tools.md',
     'tools.proposal_share': 'tools.md',
+    'tools.rank_correlation': 'rank_correlation.md',
     'tools.reference_table': 'counting.md',
     'tools.search_summary': 'tools.md',
 }

@@ -51,3 +51,21 @@ def test_sample_within_fails_when_too_few_are_within_tolerance():
                        'draws'):
         random_archs.sample_within(SPACE, {'macs': 10e6 + 1}, 1e-9, 3,
                                    seed=0, batch=1000, max_draws=1000)
+
+
+def test_sample_within_draws_allowed_layers_from_their_allowed_ops():
+    fixed = {i: 'k5_e6_se0.25' for i in SPACE.vital_layers}
+    free = [i for i in range(len(SPACE.layers)) if i not in fixed]
+    allowed = {free[0]: ['k3_e3_se0.25', 'skip'], free[1]: ['k5_e3_se0.25']}
+    archs, _ = random_archs.sample_within(
+        SPACE, {'params': 0.25e6}, 0.1, 100, seed=0, fixed_ops=fixed,
+        batch=20_000, allowed_ops=allowed)
+    assert {a.ops[free[0]] for a in archs} == {'k3_e3_se0.25', 'skip'}
+    assert {a.ops[free[1]] for a in archs} == {'k5_e3_se0.25'}
+    # The other free layers still draw every candidate.
+    assert {a.ops[free[2]] for a in archs} == set(
+        SPACE.layers[free[2]].candidates)
+    with pytest.raises(UserError, match=f'layer {free[0]} has none of its '
+                       "ops among the allowed \\['nope'\\]"):
+        random_archs.sample_within(SPACE, TARGETS, 0.03, 1, seed=0,
+                                   allowed_ops={free[0]: ['nope']})

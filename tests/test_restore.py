@@ -89,3 +89,28 @@ def test_load_spec_refuses_folders_without_one_or_other_versions(tmp_path):
     (tmp_path / restore.SPEC_FILE).write_text('{"version": 7}')
     with pytest.raises(UserError, match='unsupported version 7; expected 1'):
         restore.load_spec(str(tmp_path))
+
+
+def test_trained_ops_are_those_whose_batch_norm_statistics_moved():
+    from hournas_tf.training import recalibration
+
+    net = supernet_lib.build_supernet(SPACE, SEARCHED, FIXED,
+                                      supernet_lib.SupernetConfig())
+    # Fresh: nothing ran in training; only skip (no weights) counts.
+    fresh = restore.trained_ops(net)
+    assert all(ops <= {'skip'} for ops in fresh.values())
+    ops = net.op_layers()
+    layer = SEARCHED[0]
+    op = SPACE.layers[layer].candidates[0]
+    bns = recalibration.batch_norm_layers(ops[(layer, op)])
+    for bn in bns[:-1]:
+        bn.moving_mean.assign(bn.moving_mean + 0.5)
+    assert op not in restore.trained_ops(net).get(layer, ())  # one left
+    bns[-1].moving_variance.assign(bns[-1].moving_variance * 2)
+    assert op in restore.trained_ops(net)[layer]
+    vital = SPACE.vital_layers[0]
+    for bn in recalibration.batch_norm_layers(ops[(vital, FIXED[vital])]):
+        bn.moving_mean.assign(bn.moving_mean - 1)
+    trained = restore.trained_ops(net)
+    assert trained[vital] == {FIXED[vital]}
+    assert sum(len(v - {'skip'}) for v in trained.values()) == 2

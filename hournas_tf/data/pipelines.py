@@ -21,6 +21,10 @@ prepares a set, so it is a random sample) and makes it the eval split,
 named `train[A:N]`; training, and the search's 80/20 split, then see only
 the first A examples (`_HeldOut`). The test split is then never read.
 
+Training subset. `train_examples` N keeps only the first N examples of
+the training split (after any hold-out) in their stored order (`_Subset`):
+a cheaper retraining; the eval split is unchanged.
+
 The 80/20 split is a window over the training
 examples in their stored order: the architecture split is the
 `num_examples - round(weight_fraction * num_examples)` examples starting

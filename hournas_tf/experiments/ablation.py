@@ -244,15 +244,17 @@ def _train(config, arch, seed, path):
     return _read_json(metrics)
 
 
-def random_architecture(config, seed, fixed_ops=None, count=1):
-    """`count` uniform random architectures within tolerance."""
+def random_architecture(config, seed, fixed_ops=None, count=1,
+                        allowed_ops=None):
+    """`count` uniform random architectures within tolerance (free
+    layers limited to `allowed_ops` {layer: op names} where given)."""
     from hournas_tf.nas import random_archs
     from hournas_tf.nas import search_lib
 
     space = search_lib.search_space(config.search)
     archs, share = random_archs.sample_within(
         space, config.search.targets, config.search.tolerance, count,
-        seed=1000 + seed, fixed_ops=fixed_ops)
+        seed=1000 + seed, fixed_ops=fixed_ops, allowed_ops=allowed_ops)
     return archs, share
 
 

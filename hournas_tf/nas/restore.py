@@ -7,7 +7,8 @@ searched rows, the fixed ops and the proposals' shape).
 `load_supernet(run_dir)` rebuilds it and loads the weights, so any
 architecture of the supernet's space whose fixed layers match can be
 given its inherited weights (`derive.standalone_model`), not only the
-derived ones.
+derived ones. `trained_ops(supernet)` says which of its ops ever ran in
+training (an op no draw picked keeps its initial weights).
 """
 
 import os
@@ -99,3 +100,22 @@ def covers(spec, arch):
             arch.width_multiplier) != params:
         return False
     return all(arch.ops[int(i)] == op for i, op in spec['fixed_ops'].items())
+
+
+def trained_ops(supernet):
+    """{layer index: set of op names} of the ops of `supernet` that ran in
+    training: every batch-norm layer of the op has moving statistics off
+    their initial values (mean 0, variance 1). An op never drawn keeps
+    them, and with `zero_init_residual` its last gamma 0 (the identity).
+    `skip` has no weights and counts as trained."""
+    from hournas_tf.blocks.recalibration import batch_norm_layers
+
+    result = {}
+    for (i, op), layer in supernet.op_layers().items():
+        moved = all(
+            np.any(bn.moving_mean.numpy() != 0)
+            or np.any(bn.moving_variance.numpy() != 1)
+            for bn in batch_norm_layers(layer))
+        if moved:
+            result.setdefault(i, set()).add(op)
+    return result

@@ -1,0 +1,250 @@
+"""tools/rank_correlation.py (experiments/rank_correlation.py): can the
+supernet rank architectures?"""
+
+import dataclasses
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from conftest import run_module
+from scipy import stats
+
+from hournas_tf.common import jsonio
+from hournas_tf.common.errors import UserError
+from hournas_tf.experiments import rank_correlation as rank
+from hournas_tf.fuzzing import check_refused
+from hournas_tf.nas import config as config_lib
+from hournas_tf.spaces.architecture import Architecture
+
+RNG = np.random.default_rng(7)
+X = RNG.normal(size=20)
+Y = X + RNG.normal(scale=0.7, size=20)
+
+
+def test_kendall_and_spearman_are_scipys():
+    assert rank.kendall(X, Y) == pytest.approx(stats.kendalltau(X, Y)[0])
+    assert rank.spearman(X, Y) == pytest.approx(stats.spearmanr(X, Y)[0])
+    assert rank.kendall([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1)
+    result = rank.correlations(X, Y, resamples=500, seed=3)
+    assert result['n'] == 20
+    assert result['kendall_tau'] == pytest.approx(stats.kendalltau(X, Y)[0])
+    assert result['kendall_p'] == pytest.approx(stats.kendalltau(X, Y)[1])
+    assert result['spearman_rho'] == pytest.approx(stats.spearmanr(X, Y)[0])
+    assert result['spearman_p'] == pytest.approx(stats.spearmanr(X, Y)[1])
+    assert result['kendall_ci'] == rank.bootstrap_ci(X, Y, rank.kendall,
+                                                     500, 3)
+
+
+def test_bootstrap_ci_holds_the_estimate_and_is_seeded():
+    low, high = rank.bootstrap_ci(X, Y, rank.kendall, 1000, seed=0)
+    assert low < rank.kendall(X, Y) < high
+    assert -1 <= low < high <= 1
+    assert rank.bootstrap_ci(X, Y, rank.kendall, 1000, seed=0) == (low, high)
+    assert rank.bootstrap_ci(X, Y, rank.kendall, 1000, seed=1) != (low, high)
+    # Against a direct percentile bootstrap with the same draws.
+    picks = np.random.default_rng(0).integers(0, 20, (1000, 20))
+    values = [stats.kendalltau(X[p], Y[p])[0] for p in picks]
+    assert (low, high) == pytest.approx(tuple(np.percentile(values,
+                                                            [2.5, 97.5])))
+    # Wider at 99%, narrower with more data of the same relation.
+    wide = rank.bootstrap_ci(X, Y, rank.kendall, 1000, seed=0, level=0.99)
+    assert wide[0] <= low and wide[1] >= high
+    # Resamples with a constant column are dropped, not NaN.
+    ci = rank.bootstrap_ci([1, 1, 1, 2], [1, 2, 3, 4], rank.spearman, 200)
+    assert np.isfinite(ci).all()
+    assert np.isnan(rank.bootstrap_ci([1, 1, 1], [1, 2, 3], rank.kendall,
+                                      50)).all()
+
+
+def test_progress_gives_the_time_left():
+    assert rank.progress(2, 5, [60.0, 120.0]) == (
+        '2/5 retrained; about 4.5 min left')
+    assert rank.progress(5, 5, [60.0]) == '5/5 retrained'
+    assert rank.progress(0, 5, []) == '0/5 retrained'
+
+
+def _arch(ops):
+    return Architecture('efficientnet', tuple(ops), image_size=32,
+                        num_classes=10, width_multiplier=0.25)
+
+
+def _search():
+    return config_lib.preset('demo')
+
+
+def test_plan_takes_the_family_then_random_archs_of_trained_ops(tmp_path):
+    from hournas_tf.nas import search_lib
+
+    space = search_lib.search_space(_search())
+    fixed = {i: space.layers[i].candidates[-1] for i in space.vital_layers}
+    trained = {i: {fixed[i]} if i in fixed else
+               set(space.layers[i].candidates[:2])
+               for i in range(len(space.layers))}
+    good = [fixed.get(i) or space.layers[i].candidates[0]
+            for i in range(len(space.layers))]
+    bad = list(good)
+    free = [i for i in range(len(space.layers)) if i not in fixed]
+    bad[free[0]] = space.layers[free[0]].candidates[-1]
+    (tmp_path / 'run' / 'family').mkdir(parents=True)
+    members = [(0, good), (1, bad), (2, good), (3, good)]
+    jsonio.write_json(tmp_path / 'run' / 'family' / 'family.json', [
+        {'proposal': j, 'architecture': _arch(ops).to_string(),
+         'within_tolerance': j != 3} for j, ops in members])
+    config = rank.RankConfig(run_dir=str(tmp_path / 'run'),
+                             output_dir=str(tmp_path / 'out'), num_archs=6)
+    assert [p for p, _ in rank.family(config.run_dir)] == [[0, 2], [1]]
+    rows, share = rank.plan(config, dataclasses.replace(
+        _search(), tolerance=0.5), trained, fixed)
+    assert [r['source'] for r in rows] == ['family'] * 2 + ['random'] * 4
+    assert [r['index'] for r in rows] == list(range(6))
+    assert rows[0]['proposals'] == [0, 2] and rows[0]['all_ops_trained']
+    assert not rows[1]['all_ops_trained']
+    assert rows[1]['untrained_ops'] == [f'{free[0]}:{bad[free[0]]}']
+    assert len({r['architecture'] for r in rows}) == 6
+    assert 0 < share <= 1
+    for row in rows[2:]:
+        arch = Architecture.from_string(row['architecture'])
+        assert row['all_ops_trained']
+        assert all(arch.ops[i] in trained[i] for i in range(len(arch.ops)))
+        assert row['name'] == f'arch{row["index"]:02d}_random'
+    assert rank.untrained(_arch(good), trained) == []
+
+
+def _fake_run(tmp_path, accuracies, trained=None):
+    """An output folder with finished architectures: (inherited, test)."""
+    tmp_path.mkdir(exist_ok=True)
+    config = rank.RankConfig(run_dir='run', output_dir=str(tmp_path),
+                             num_archs=len(accuracies) + 1, bootstrap=200)
+    trained = trained or [True] * len(accuracies)
+    jsonio.write_json(tmp_path / rank.CONFIG_FILE,
+                      dataclasses.asdict(config))
+    rows = [{'index': k, 'name': f'arch{k:02d}_family', 'source': 'family'
+             if k < 2 else 'random', 'proposals': [], 'architecture': 'x',
+             'macs': 1, 'params': 1, 'all_ops_trained': ok,
+             'untrained_ops': [] if ok else ['0:k5']}
+            for k, ok in enumerate(trained + [True])]
+    jsonio.write_json(tmp_path / rank.ARCHS_FILE, {
+        'architectures': rows, 'random_share_within_tolerance': 0.1,
+        'fixed_ops': {}, 'trained_ops': {}})
+    for k, (inherited, test) in enumerate(accuracies):
+        folder = tmp_path / f'arch{k:02d}' / 'train'
+        folder.mkdir(parents=True)
+        jsonio.write_json(tmp_path / f'arch{k:02d}' / rank.ESTIMATE_FILE,
+                          {'inherited_accuracy': inherited})
+        jsonio.write_json(folder / 'metrics.json', {
+            'test_accuracy': test, 'wall_seconds': 3.0, 'eval_split': 'test',
+            'num_train': 64})
+    return config
+
+
+def test_collect_uses_finished_rows_whose_ops_were_trained(tmp_path,
+                                                           monkeypatch):
+    accuracies = [(0.5, 0.8), (0.6, 0.85), (0.55, 0.9), (0.7, 0.95),
+                  (0.9, 0.1)]
+    config = _fake_run(tmp_path, accuracies, [True] * 4 + [False])
+    results = rank.collect(config)
+    assert results['num_planned'] == 6  # the last one is unfinished
+    assert len(results['architectures']) == 5 and results['num_scored'] == 4
+    x, y = zip(*accuracies[:4])
+    assert results['statistics']['kendall_tau'] == pytest.approx(
+        stats.kendalltau(x, y)[0])
+    assert results['inherited_range'] == [0.5, 0.7]
+    few = rank.collect(_fake_run(tmp_path / 'few', accuracies[:2]))
+    assert few['statistics'] is None
+    monkeypatch.setattr(rank, 'run_search_config', lambda run_dir: None)
+    with pytest.raises(UserError, match='holds no started rank'):
+        rank.finished(dataclasses.replace(config, output_dir=str(
+            tmp_path / 'none')))
+    assert rank.finished(config) == results
+
+
+def test_summary_and_scatter_show_every_number(tmp_path):
+    config = _fake_run(tmp_path, [(0.5, 0.8), (0.6, 0.85), (0.55, 0.9),
+                                  (0.7, 0.95)])
+    results = dict(rank.collect(config), command='python -m tools.x',
+                   date='2026-12-03T19:00:00+00:00', commit='abc1234',
+                   machine={'cpu': 'CPU', 'cpu_count': 2, 'python': '3.11',
+                            'tensorflow': '2.21', 'keras': '3.15',
+                            'numpy': '2.0', 'scipy': '1.17'})
+    text = rank.summary(results)
+    s = results['statistics']
+    for value in (f'{s["kendall_tau"]:.3f}', f'{s["spearman_rho"]:.3f}',
+                  f'{s["kendall_ci"][0]:.2f}', '`python -m tools.x`',
+                  '2026-12-03', 'abc1234', 'TensorFlow 2.21', '55.00%',
+                  '95.00%', 'arch03_family'):
+        assert value in text, value
+    path = tmp_path / 'scatter.png'
+    rank.scatter(results, str(path))
+    assert path.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_check_output_resumes_the_same_run_only(tmp_path):
+    config = rank.RankConfig(run_dir='run', output_dir=str(tmp_path / 'o'))
+    rank.check_output(config)
+    rank.check_output(config)  # the same settings: resumed
+    with pytest.raises(UserError, match='holds a run with num_archs=20, '
+                       'not 8; use another --output_dir'):
+        rank.check_output(dataclasses.replace(config, num_archs=8))
+    (tmp_path / 'other').mkdir()
+    (tmp_path / 'other' / 'x').write_text('')
+    with pytest.raises(UserError, match='exists and is not a rank'):
+        rank.check_output(dataclasses.replace(
+            config, output_dir=str(tmp_path / 'other')))
+
+
+@pytest.mark.parametrize('args, expect', [
+    (['nowhere', '--output_dir=o'], "search run 'nowhere' is not a folder"),
+    (['.', '--output_dir=o'], 'has no supernet.json'),
+    (['.'], '--output_dir is required'),
+    ([], 'give one search output folder'),
+    (['.', '--output_dir=o', '--num_archs=2'], 'num_archs'),
+    (['.', '--output_dir=o', '--report_only'], 'has no supernet.json'),
+])
+def test_bad_input_is_refused_in_one_line(tmp_path, args, expect):
+    res = run_module('tools.rank_correlation', *args, cwd=tmp_path,
+                     timeout=300)
+    check_refused(res, expect)
+    assert not (tmp_path / 'o').exists()
+
+
+@pytest.mark.large
+def test_rank_correlation_end_to_end_and_resumed(tiny_search, tmp_path):
+    """4 architectures of the tiny search, 1 epoch on 64 images; a rerun
+    retrains nothing."""
+    run = tmp_path / 'run'
+    shutil.copytree(tiny_search[0], run)
+    args = [str(run), f'--output_dir={tmp_path / "rank"}', '--num_archs=4',
+            '--epochs=1', '--train_examples=64', '--estimate_batches=2',
+            '--bootstrap=200']
+    too_many = run_module('tools.rank_correlation', *args[:2],
+                          '--train_examples=100000', timeout=900)
+    check_refused(too_many, 'train_examples 100000 is more than')
+    assert not (tmp_path / 'rank').exists()
+    res = run_module('tools.rank_correlation', *args, timeout=1800)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = tmp_path / 'rank'
+    results = json.loads((out / rank.RESULTS_FILE).read_text())
+    assert len(results['architectures']) == 4
+    sources = [r['source'] for r in results['architectures']]
+    assert 'family' in sources
+    for row in results['architectures']:
+        assert 0 <= row['inherited_accuracy'] <= 1
+        assert 0 <= row['test_accuracy'] <= 1
+        assert row['num_train'] == 64 and row['eval_split'] == 'test'
+        assert os.path.isfile(out / f'arch{row["index"]:02d}' / 'train' /
+                              'model.keras')
+    scored = [r for r in results['architectures'] if r['all_ops_trained']]
+    assert results['num_scored'] == len(scored)
+    if len(scored) >= 3:
+        assert results['statistics']['n'] == len(scored)
+    assert '4/4 retrained' in res.stdout
+    assert (out / rank.SCATTER_FILE).stat().st_size > 1000
+    text = (out / rank.SUMMARY_FILE).read_text()
+    assert results['commit'] in text and 'python -m tools.rank_correlation' \
+        in text
+    again = run_module('tools.rank_correlation', *args, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert '4 retrained before' in again.stdout
+    assert 'retrained;' not in again.stdout
