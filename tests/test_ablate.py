@@ -332,6 +332,9 @@ def test_the_pool_runs_best_of_k_after_its_search_and_skips_done_cells(
         variant, seed = cmd[-1].split('=')[1].split(':')
         if variant == 'random_best_of_k':  # its search finished before
             assert ('hournas', seed) in order
+        # Recorded before the search's files appear: a waiting best-of-k
+        # thread may start as soon as they do.
+        order.append((variant, seed))
         path = ablate.cell_dir(c, variant, int(seed))
         if variant == 'hournas':
             search = os.path.join(path, 'search')
@@ -339,7 +342,6 @@ def test_the_pool_runs_best_of_k_after_its_search_and_skips_done_cells(
             open(os.path.join(search, 'supernet.json'), 'w').close()
         jsonio.write_json(os.path.join(path, ablate.RESULT_FILE),
                           result(variant, int(seed), 0.9))
-        order.append((variant, seed))
         return ablate.subprocess.CompletedProcess(cmd, 0)
 
     monkeypatch.setattr(ablate.subprocess, 'run', fake_run)

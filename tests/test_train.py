@@ -104,7 +104,7 @@ def test_defaults_are_valid_and_the_flags_use_them():
     ('bn_recalibration_batches', 0, 'bn_recalibration_batches'),
     ('verbose', 3, 'verbose'),
     ('strategy', 'tpu', 'strategy'),
-    ('train_examples', 0, 'train_examples=0 must be >= 1'),
+    ('train_examples', -1, 'train_examples=-1 must be >= 0'),
 ])
 def test_check_config_names_the_bad_value(field, value, message):
     with pytest.raises(UserError, match=message):

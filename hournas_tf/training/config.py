@@ -27,7 +27,7 @@ class TrainConfig:
     fraction. `validation_fraction` > 0 trains on the training split less
     its last `validation_fraction` and evaluates on that held-out part
     instead of the eval split (`hournas_tf.data.DataConfig`).
-    `train_examples` None trains on all of the training split, N on its
+    `train_examples` 0 trains on all of the training split, N on its
     first N examples (a cheaper run; the eval split is unchanged).
     """
 
@@ -97,8 +97,6 @@ def check_config(config):
     _check_range(config, 'validation_fraction', 0, 1)
     if config.dropout is not None:
         _check_range(config, 'dropout', 0, 1)
-    if config.train_examples is not None:
-        _check_range(config, 'train_examples', 1)
     if config.epochs and config.warmup_epochs >= config.epochs:
         raise UserError(f'warmup_epochs={config.warmup_epochs!r} must be '
                         f'below epochs={config.epochs!r}; lower '
