@@ -35,9 +35,8 @@ def define_flags():
                          'run\'s family, then random ones.', lower_bound=3)
     flags.DEFINE_integer('epochs', 4, 'Retraining epochs of every '
                          'architecture.', lower_bound=1)
-    flags.DEFINE_integer('train_examples', None, 'Retrain on the first N '
-                         'training images only (default: all).',
-                         lower_bound=1)
+    flags.DEFINE_integer('train_examples', 0, 'Retrain on the first N '
+                         'training images only (0: all).', lower_bound=0)
     flags.DEFINE_integer('estimate_batches', 10, 'Batches of batch-norm '
                          'recalibration before each inherited-weight '
                          'score.', lower_bound=1)

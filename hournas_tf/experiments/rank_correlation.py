@@ -58,13 +58,14 @@ LEVEL = 0.95
 @dataclasses.dataclass(frozen=True)
 class RankConfig:
     """What the experiment runs (the tool fills it from flags).
-    `train_examples` None retrains on all training images."""
+    `train_examples` 0 retrains on all training images (as in
+    `data.DataConfig`)."""
 
     run_dir: str
     output_dir: str
     num_archs: int = 20
     train_epochs: int = 4
-    train_examples: int = None
+    train_examples: int = 0
     estimate_batches: int = 10
     seed: int = 0
     bootstrap: int = 2000
@@ -220,7 +221,7 @@ def prepare(config):
     from hournas_tf.spaces.architecture import Architecture
 
     search = run_search_config(config.run_dir)
-    if config.train_examples is not None:
+    if config.train_examples:
         data_lib.dataset_info(data_lib.DataConfig(
             dataset=search.dataset, data_dir=search.data_dir,
             train_examples=config.train_examples))
@@ -277,7 +278,7 @@ def retrain(config, index):
     train = dataclasses.replace(
         ablation.train_config(ablation_config(config, search), arch,
                               config.seed, folder),
-        train_examples=config.train_examples or 0)
+        train_examples=config.train_examples)
     train_lib.run_training(train)
     return metrics_of(config, index)
 
