@@ -38,12 +38,22 @@ def result(variant, seed, accuracy, seconds=10.0):
             'job_wall_seconds': 60.0, 'job_cpu_seconds': 100.0}
 
 
-def test_cells_put_the_search_and_its_baselines_first(tmp_path):
+def test_cells_run_seed_by_seed_and_never_wait_for_a_search(tmp_path):
     cells = ablate.cells(config(tmp_path, seeds=(0, 1)))
-    assert cells[:8] == [('hournas', 0), ('hournas', 1), ('random', 0),
-                         ('random', 1), ('no_stage2', 0), ('no_stage2', 1),
-                         ('random_best_of_k', 0), ('random_best_of_k', 1)]
-    assert len(cells) == 2 * len(ablate.VARIANTS)
+    assert cells[:3] == [('hournas', 0), ('random', 0), ('m1', 0)]
+    # The rows that read seed 0's default search come after seed 1's.
+    seed1 = cells.index(('hournas', 1))
+    assert cells[seed1 + 1:seed1 + 3] == [('no_stage2', 0),
+                                          ('random_best_of_k', 0)]
+    assert all(s == 0 for _, s in cells[:seed1])
+    assert cells[-2:] == [('no_stage2', 1), ('random_best_of_k', 1)]
+    assert sorted(cells) == sorted((v, s) for v in ablate.VARIANTS
+                                   for s in (0, 1))
+    # Without the default row nothing waits, and the order is seed-major.
+    alone = ablate.cells(config(tmp_path, seeds=(0, 1),
+                                variants=('random', 'no_stage2')))
+    assert alone == [('random', 0), ('no_stage2', 0), ('random', 1),
+                     ('no_stage2', 1)]
 
 
 def test_search_config_applies_the_variant(tmp_path):

@@ -423,13 +423,25 @@ def _cpu():
 
 
 def cells(config):
-    """(variant, seed) in run order: the search-vs-random rows first (an
-    interrupted table still answers the main question); best-of-k waits
-    for the default search of its seed."""
+    """(variant, seed) in run order, seed by seed, so that an interrupted
+    table holds whole paired seeds. Within a seed the search-vs-random
+    rows come first; a row that reads the default search of its seed
+    (`NEEDS_DEFAULT`) is queued after the next seed's default search, so
+    that no worker waits for a search it cannot help."""
     first = [v for v in (DEFAULT, RANDOM, NO_STAGE2, BEST_OF_K)
              if v in config.variants]
     order = first + [v for v in config.variants if v not in first]
-    return [(v, s) for v in order for s in config.seeds]
+    waits = DEFAULT in config.variants and len(order) > 1
+    later = [v for v in order if waits and v in NEEDS_DEFAULT]
+    own = [v for v in order if v not in later]
+    result, pending = [], []
+    for seed in config.seeds:
+        for k, variant in enumerate(own):
+            result.append((variant, seed))
+            if k == 0:
+                result.extend(pending)
+        pending = [(v, seed) for v in later]
+    return result + pending
 
 
 def is_done(config, variant, seed):
