@@ -5,6 +5,11 @@
     python tools/ablate.py --seeds=5 --search_epochs=5 --train_epochs=10
     python tools/ablate.py --flagfile=configs/ablate_fashion_mnist.flags
     python tools/ablate.py --reanalyze=docs/ablation_results.json
+    python tools/ablate.py --flagfile=configs/ablate_fashion_mnist.flags \
+        --recipe_epochs=1,2,6 --validation_fraction=0.1 --seeds=2 \
+        --variants=hournas,random \
+        --architectures_from=runs/ablation_fashion_mnist \
+        --output_dir=runs/recipe_fashion_mnist
 
 (or `python -m tools.ablate ...`). The experiment is
 `hournas_tf.experiments.ablation` (variants, cells, the pool that runs
@@ -13,7 +18,10 @@ each cell in a child process) and its table
 the finished cells (resumable); `--workers=N` runs N cells at a time.
 `results.json` holds every number, `ablation.md` the table (each row
 paired by seed with the default: `experiments.paired`);
-`--reanalyze=results.json` recomputes its statistics.
+`--reanalyze=results.json` recomputes its statistics. `--recipe_epochs`
+retrains the architectures of finished cells at several lengths on the
+validation split, to choose the retraining recipe
+(`hournas_tf.experiments.recipe_length`).
 """
 
 import datetime
@@ -29,6 +37,7 @@ from hournas_tf.common import runner
 from hournas_tf.common.errors import UserError
 from hournas_tf.experiments import ablation
 from hournas_tf.experiments import ablation_report
+from hournas_tf.experiments import recipe_length
 from hournas_tf.nas import config as config_lib
 
 
@@ -73,6 +82,16 @@ def define_flags():
                         'rows, statistics and conclusion from its cells\' '
                         'results, rewrite it and print its ablation.md '
                         '(runs nothing; other flags are ignored).')
+    flags.DEFINE_list('recipe_epochs', None, 'Instead of the table: '
+                      'retrain the architectures of the finished cells of '
+                      '--architectures_from (--variants, --seeds) with '
+                      'the same recipe at each of these lengths in epochs '
+                      'and score them on the --validation_fraction split, '
+                      'to choose --train_epochs (writes recipe_length.md, '
+                      '.json and .png to --output_dir).')
+    flags.DEFINE_string('architectures_from', None, 'With '
+                        '--recipe_epochs: the output_dir of a tools/ablate.py '
+                        'run whose cells give the architectures.')
     # Internal: the pool runs each cell as a child with --cell;
     # --worker_only runs the cells and writes no table.
     flags.DEFINE_string('cell', None, 'internal: run one cell, '
@@ -109,6 +128,14 @@ def config_from_flags(f):
     return config
 
 
+def _epochs(values):
+    try:
+        return [int(v) for v in values]
+    except ValueError:
+        raise UserError(f'recipe_epochs {",".join(values)}: give whole '
+                        'numbers of epochs, e.g. 1,2,6') from None
+
+
 def main(argv):
     if len(argv) > 1:
         raise UserError(f'unexpected arguments {argv[1:]}; use --flags')
@@ -120,6 +147,16 @@ def main(argv):
         print(ablation_report.reanalyze(f.reanalyze)[1], end='')
         return
     config = config_from_flags(f)
+    if f.recipe_epochs:
+        lengths = _epochs(f.recipe_epochs)
+        recipe_length.check(config, lengths, f.architectures_from)
+        recipe_length.run(config, lengths, f.architectures_from)
+        command = ' '.join(['python', 'tools/ablate.py', *sys.argv[1:]])
+        recipe_length.write_report(config, lengths, f.architectures_from,
+                                   command)
+        print(open(os.path.join(config.output_dir,
+                                recipe_length.SUMMARY_FILE)).read())
+        return
     if f.cell:
         variant, _, seed = f.cell.rpartition(':')
         ablation.run_one_cell(config, variant, int(seed))
