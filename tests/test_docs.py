@@ -26,6 +26,7 @@ PAGES = {
     'tools.benchmarks_md': 'benchmarks.md',
     'tools.block_importance': 'tools.md',
     'tools.build_latency_table': 'deploy.md',
+    'tools.budget_compare': 'multi_budget.md',
     'tools.budget_summary': 'multi_budget.md',
     'tools.build_time': 'speed.md',
     'tools.fuzz_inputs': 'fuzzing.md',
@@ -35,6 +36,9 @@ PAGES = {
     'tools.reference_table': 'counting.md',
     'tools.search_summary': 'tools.md',
 }
+
+# Commands that take every flag of another command, documented on its page.
+INHERITS = {'tools.budget_compare': 'hournas_tf.search'}
 
 # The output files the README listed before it moved them to docs/ (issue
 # 21), per page: none may be lost.
@@ -151,6 +155,11 @@ def test_every_flag_of_a_command_is_on_its_page_and_used_flags_exist(module):
     text = _read(os.path.join(DOCS, page))
     own, every = _flags(module)
     assert 'helpfull' in every, f'{module} --helpfull was not read'
+    if module in INHERITS:
+        parent = _flags(INHERITS[module])[0]
+        assert set(parent) <= set(own), (module, INHERITS[module])
+        own = [flag for flag in own if flag not in parent]
+        assert f'python -m {INHERITS[module]}' in text
     missing = [f'--{flag}' for flag in own if not _mentions(text, flag)]
     assert not missing, f'docs/{page} does not mention {module}\'s {missing}'
     readme = _read(os.path.join(REPO, 'README.md'))

@@ -1,0 +1,200 @@
+"""tools/budget_compare.py (experiments/budget_comparison.py): one
+several-budget search against one search per budget, paired by seed."""
+
+import json
+import os
+import shutil
+
+import pytest
+from conftest import REPO
+from conftest import TINY_SEARCH
+from conftest import TWO_BUDGETS
+from conftest import run_python
+
+from hournas_tf.common import jsonio
+from hournas_tf.experiments import budget_comparison as bc
+from hournas_tf.experiments import paired
+from hournas_tf.fuzzing import check_refused
+from hournas_tf.nas import budgets as budgets_lib
+from hournas_tf.nas import config as config_lib
+
+BUDGETS = budgets_lib.parse_budgets(TWO_BUDGETS)
+
+
+def config(tmp_path, seeds=(0, 1, 2)):
+    search = config_lib.preset('demo', budgets=BUDGETS,
+                               targets=dict(BUDGETS[0].targets))
+    return bc.BudgetComparisonConfig(output_dir=str(tmp_path / 'cmp'),
+                                     search=search, seeds=seeds)
+
+
+def test_rows_cells_and_each_cells_search(tmp_path):
+    c = config(tmp_path, seeds=(0, 1))
+    assert bc.rows(c) == ['shared', 'single_small', 'single_large']
+    assert bc.cells(c)[:4] == [('shared', 0), ('single_small', 0),
+                               ('single_large', 0), ('shared', 1)]
+    shared = bc.search_config(c, 'shared', 1)
+    assert shared.budgets == BUDGETS and shared.seed == 1
+    assert shared.output_dir == os.path.join(c.output_dir, 'shared',
+                                             'seed1', 'search')
+    large = bc.search_config(c, 'single_large', 1)
+    assert large.budgets is None
+    assert large.targets == BUDGETS[1].targets
+    assert large.num_proposals == c.search.num_proposals
+    assert large.seed == 1 and large.verbose == 0
+    with pytest.raises(ValueError, match='no budget'):
+        bc.budget_of(c, 'single_huge')
+
+
+# Test accuracy of (row, seed) per budget: the shared search is ahead on
+# the large budget and even on the small one.
+ACCURACY = {
+    ('shared', 0): {'small': 0.80, 'large': 0.85},
+    ('shared', 1): {'small': 0.78, 'large': 0.86},
+    ('shared', 2): {'small': 0.82, 'large': 0.84},
+    ('single_small', 0): {'small': 0.79}, ('single_small', 1): {'small': 0.80},
+    ('single_small', 2): {'small': 0.81},
+    ('single_large', 0): {'large': 0.83}, ('single_large', 1): {'large': 0.84},
+    ('single_large', 2): {'large': 0.85},
+}
+
+
+def fake_cells(c, accuracy=ACCURACY):
+    for (row, seed), values in accuracy.items():
+        path = bc.cell_dir(c, row, seed)
+        os.makedirs(path)
+        jsonio.write_json(os.path.join(path, bc.RESULT_FILE), {
+            'row': row, 'seed': seed, 'budgets': {
+                name: {'test_accuracy': acc,
+                       'before_repair_within_tolerance': seed != 2}
+                for name, acc in values.items()}})
+
+
+def test_summary_pairs_each_budget_by_seed(tmp_path):
+    c = config(tmp_path)
+    fake_cells(c)
+    summary = bc.summarize(c)
+    small, large = summary['budgets']
+    assert small['budget'] == 'small' and large['budget'] == 'large'
+    assert small['shared'] == {0: 0.80, 1: 0.78, 2: 0.82}
+    assert small['single'] == {0: 0.79, 1: 0.80, 2: 0.81}
+    assert small['comparison'] == paired.compare(small['shared'],
+                                                 small['single'])
+    assert large['comparison']['mean_difference'] == pytest.approx(
+        (0.02 + 0.02 - 0.01) / 3)
+    assert small['shared_within_tolerance_before_repair'] == \
+        pytest.approx(2 / 3)
+    assert summary['shared_rises_with_budget'] is True
+    assert summary['single_rises_with_budget'] is True
+    # Both intervals reach 0 or above.
+    assert summary['shared_not_worse'] is True
+
+
+def test_a_worse_shared_search_and_a_falling_curve_are_said(tmp_path):
+    c = config(tmp_path)
+    worse = dict(ACCURACY)
+    for seed in (0, 1, 2):
+        worse['shared', seed] = {'small': 0.70 + seed * 0.001,
+                                 'large': 0.69}
+    fake_cells(c, worse)
+    summary = bc.summarize(c)
+    small = summary['budgets'][0]
+    assert small['comparison']['ci_high'] < 0
+    assert summary['shared_not_worse'] is False
+    assert summary['shared_rises_with_budget'] is False
+    page = bc.table_markdown(summary, c, 'CMD', 'NOW')
+    assert 'not worse for every budget (95% interval includes 0 or lies ' \
+        'above it): **no**' in page
+    assert 'shared search: **no**' in page
+
+
+def test_unfinished_cells_leave_the_verdicts_open(tmp_path):
+    c = config(tmp_path)
+    fake_cells(c, {k: v for k, v in ACCURACY.items() if k[0] == 'shared'})
+    summary = bc.summarize(c)
+    assert summary['budgets'][0]['comparison']['n'] == 0
+    assert summary['single_rises_with_budget'] is None
+    assert summary['shared_not_worse'] is False
+    page = bc.table_markdown(summary, c, 'CMD', 'NOW')
+    assert 'single searches: **not yet known**' in page
+
+
+def test_the_outputs_hold_the_table_and_every_cell(tmp_path):
+    c = config(tmp_path)
+    fake_cells(c)
+    bc.write_outputs(c, 'python tools/budget_compare.py X')
+    data = json.loads((tmp_path / 'cmp' / bc.RESULTS_FILE).read_text())
+    assert data['command'] == 'python tools/budget_compare.py X'
+    assert data['cells']['shared:1']['budgets']['large'][
+        'test_accuracy'] == 0.86
+    assert data['shared_not_worse'] is True
+    page = (tmp_path / 'cmp' / bc.TABLE_FILE).read_text()
+    cmp = data['budgets'][1]['comparison']
+    assert (f'| large | macs 13M / params 280K | 3 | 84.00% | 85.00% | '
+            f'{cmp["mean_difference"]:+.2%} [{cmp["ci_low"]:+.2%}, '
+            f'{cmp["ci_high"]:+.2%}] | 2 |') in page
+    assert 'test split' in page and 'tensorflow' in page
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--budgets=only=macs:8e6/params:0.2e6'], 'give two budgets or more'),
+    ([f'--budgets={TWO_BUDGETS}', '--resume'],
+     '--resume and --dry_run are search flags'),
+    ([f'--budgets={TWO_BUDGETS}', '--seeds=0'], 'flag --seeds=0'),
+])
+def test_user_errors_are_one_line(args, message, tmp_path):
+    out = tmp_path / 'cmp'
+    res = run_python('tools/budget_compare.py', f'--output_dir={out}',
+                     *args, timeout=300)
+    check_refused(res, message)
+    assert not out.exists()
+
+
+def test_the_output_folder_is_required(tmp_path):
+    res = run_python(os.path.join(REPO, 'tools', 'budget_compare.py'),
+                     f'--budgets={TWO_BUDGETS}', timeout=300, cwd=tmp_path)
+    check_refused(res, '--output_dir is required')
+
+
+@pytest.mark.large
+def test_one_seed_compares_both_budgets_end_to_end(tiny_budget_search,
+                                                    tmp_path):
+    """The shared cell's search is the tiny budget search (the same
+    flags); the two single searches and four retrainings run."""
+    out = tmp_path / 'cmp'
+    shutil.copytree(tiny_budget_search[0], out / 'shared' / 'seed0' /
+                    'search')
+    args = [*TINY_SEARCH, f'--budgets={TWO_BUDGETS}', '--seeds=1',
+            '--train_epochs=1', '--train_examples=128', '--workers=2',
+            f'--output_dir={out}']
+    res = run_python('tools/budget_compare.py', *args, timeout=3000)
+    assert res.returncode == 0, res.stderr[-3000:]
+    c = bc.BudgetComparisonConfig(
+        output_dir=str(out), search=config_lib.preset(
+            'demo', budgets=BUDGETS, targets=dict(BUDGETS[0].targets)),
+        seeds=(0,))
+    shared = bc.result_of(c, 'shared', 0)
+    for b in BUDGETS:
+        single = bc.result_of(c, f'single_{b.name}', 0)
+        assert list(single['budgets']) == [b.name]
+        for result in (shared['budgets'][b.name], single['budgets'][b.name]):
+            assert result['within_tolerance']
+            assert result['eval_split'] == 'test'
+            assert 0 < result['test_accuracy'] <= 1
+            for obj, target in b.targets.items():
+                assert abs(result['achieved'][obj] - target) <= \
+                    0.03 * target
+        metrics = jsonio.read_json(os.path.join(
+            bc.cell_dir(c, 'shared', 0), f'train_{b.name}', 'metrics.json'),
+            'metrics')
+        assert metrics['num_train'] == 128 and metrics['epochs'] == 1
+        assert metrics['architecture'] == shared['budgets'][b.name][
+            'architecture']
+    page = (out / bc.TABLE_FILE).read_text()
+    assert page in res.stdout
+    assert '3/3 cells done' in res.stdout
+    data = json.loads((out / bc.RESULTS_FILE).read_text())
+    assert [row['comparison']['n'] for row in data['budgets']] == [1, 1]
+    again = run_python('tools/budget_compare.py', *args, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert 'started' not in again.stdout
