@@ -114,9 +114,10 @@ def test_unfinished_cells_leave_the_verdicts_open(tmp_path):
     summary = bc.summarize(c)
     assert summary['budgets'][0]['comparison']['n'] == 0
     assert summary['single_rises_with_budget'] is None
-    assert summary['shared_not_worse'] is False
+    assert summary['shared_not_worse'] is None
     page = bc.table_markdown(summary, c, 'CMD', 'NOW')
     assert 'single searches: **not yet known**' in page
+    assert 'lies above it): **not yet known**' in page
 
 
 def test_the_outputs_hold_the_table_and_every_cell(tmp_path):

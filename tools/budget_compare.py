@@ -81,7 +81,7 @@ def main(argv):
         budget_comparison.work(config, [sys.executable,
                                         os.path.abspath(__file__),
                                         *sys.argv[1:]])
-    summary = budget_comparison.write_outputs(config, ' '.join(command))
+    budget_comparison.write_outputs(config, ' '.join(command))
     print(open(os.path.join(config.output_dir,
                             budget_comparison.TABLE_FILE)).read())
     missing = sum(budget_comparison.result_of(config, *c) is None
@@ -89,7 +89,6 @@ def main(argv):
     if missing:
         budget_comparison.log(f'{missing} cell(s) unfinished; rerun the '
                               'command to resume')
-    return summary
 
 
 if __name__ == '__main__':

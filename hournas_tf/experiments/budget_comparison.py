@@ -254,9 +254,12 @@ def summarize(config):
         verdicts[f'{side}_rises_with_budget'] = (
             None if None in means else
             all(a < b for a, b in zip(means, means[1:])))
-    not_worse = [row['comparison']['ci_high'] is not None and
+    # Per budget: True or False from its interval, None without one.
+    not_worse = [None if row['comparison']['ci_high'] is None else
                  row['comparison']['ci_high'] >= 0 for row in table]
-    verdicts['shared_not_worse'] = all(not_worse) if table else None
+    verdicts['shared_not_worse'] = (
+        False if False in not_worse else
+        None if None in not_worse or not table else True)
     return {'budgets': table, **verdicts}
 
 
