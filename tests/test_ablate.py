@@ -402,6 +402,34 @@ def test_committed_table_is_the_tools_output_of_its_cells(tmp_path):
         assert line.split(' (')[0] in ' '.join(doc.split())
 
 
+def test_committed_fashion_mnist_table_is_the_tools_output(tmp_path):
+    """docs/ablation_fashion_mnist.md holds the page the tool computes from
+    the cells kept in docs/ablation_fashion_mnist_results.json: the
+    flagfile's problem on the test split, paired rows of equal seeds."""
+    data = json.loads(open(os.path.join(
+        REPO, 'docs', 'ablation_fashion_mnist_results.json')).read())
+    assert data['command'].startswith(
+        'python tools/ablate.py --flagfile=configs/ablate_fashion_mnist.flags')
+    assert data['search_config']['dataset'] == 'fashion_mnist'
+    assert data.get('evaluated_on', 'test') == 'test'
+    targets = data['search_config']['targets']
+    analysis = ablation_report.analyze(data['results'], targets)
+    assert analysis['rows'] == data['rows']
+    assert analysis['statistics'] == json.loads(json.dumps(
+        data['statistics']))
+    assert analysis['conclusion'] == data['conclusion']
+    seeds = {v: sorted(r['seed'] for r in rows)
+             for v, rows in data['results'].items()}
+    assert {'hournas', 'random', 'no_stage2'} <= set(seeds)
+    assert len(seeds['hournas']) >= 5
+    # Whole paired seeds only (the cells run seed by seed).
+    assert seeds['random'] == seeds['hournas'] == seeds['no_stage2']
+    doc = open(os.path.join(REPO, 'docs',
+                            'ablation_fashion_mnist.md')).read()
+    assert ablation_report.markdown(ablation_report.table_config(data),
+                                    data).split('Command:')[0] in doc
+
+
 def test_reanalyze_rewrites_a_results_file(tmp_path):
     """The Welch-era file: its comparison goes, the paired statistics
     come, the cells' results stay."""
