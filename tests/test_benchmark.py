@@ -221,6 +221,56 @@ def test_figures_project_a_reduced_first_step_and_record_failures():
                for f in _by(figs, 'a') + _by(figs, 'b'))
 
 
+def _budget_case(single_wall, budgets_wall, status='ok'):
+    case = {'kind': 'budget_search', 'params': tool.DEMO_BUDGETS,
+            'status': status, 'loadavg': [1.0, 1.0, 1.0]}
+    if status == 'ok':
+        case['result'] = {
+            'single': {'wall': single_wall, 'cpu': 2 * single_wall},
+            'budgets': {'wall': budgets_wall, 'cpu': 2 * budgets_wall},
+            'budget_count': 3}
+    else:
+        case['error'] = 'exit 2: error: bad flag'
+    return case
+
+
+def test_figure_h_judges_the_budgets_wall_ratio():
+    h, = _by(figures.figures({'b': _budget_case(100.0, 140.0)}), 'h')
+    assert h['value'] == pytest.approx(1.4) and h['met'] is True
+    assert h['goal'] == '<= 1.5 x' and '3 separate searches' in h['note']
+    h, = _by(figures.figures({'b': _budget_case(100.0, 160.0)}), 'h')
+    assert h['met'] is False and 'cause' in h['note']
+    h, = _by(figures.figures({'b': _budget_case(0, 0, 'failed')}), 'h')
+    assert h['met'] is False and 'bad flag' in h['note']
+
+
+def test_a_failing_search_of_a_case_is_named():
+    with pytest.raises(RuntimeError, match='search bad failed: .*error:'):
+        tool.run_searches({'bad': ['--image_size=-1']})
+
+
+@pytest.mark.large
+def test_budget_case_runs_both_searches_side_by_side():
+    from conftest import TINY_SEARCH
+    from conftest import TWO_BUDGETS
+
+    r = tool.case_budget_search({
+        'single': TINY_SEARCH, 'budget_count': 2,
+        'budgets': [*TINY_SEARCH, f'--budgets={TWO_BUDGETS}']})
+    single, several = r['single'], r['budgets']
+    assert abs(single['started'] - several['started']) < 2.0
+    assert os.path.exists(os.path.join(single['output_dir'], 'run',
+                                       'arch.json'))
+    assert os.path.exists(os.path.join(several['output_dir'], 'run',
+                                       'budgets.json'))
+    for run in (single, several):
+        assert 0 < run['cpu'] and 0 < run['wall']
+    h, = _by(figures.figures({'b': {
+        'kind': 'budget_search', 'status': 'ok', 'result': r,
+        'params': {'budget_count': 2}, 'loadavg': r['loadavg']}}), 'h')
+    assert h['value'] == pytest.approx(several['wall'] / single['wall'])
+
+
 def test_figures_of_the_gpu_plan():
     stage = {'images_per_s': 100.0, 'step_wall': 5.12,
              'first_step': {'total': {'wall': 9.0}}}
@@ -266,6 +316,8 @@ def test_results_path():
     assert tool.results_path('b', 'cpu', True) == \
         'b/results-cpu-throughput.json'
     assert tool.results_path('b', 'gpu', True) == 'b/results-gpu.json'
+    assert tool.results_path('b', 'cpu', False, ['a32', 'budgets']) == \
+        'b/results-cpu-a32-budgets.json'
 
 
 @pytest.mark.parametrize('tool_name, args, message', [
@@ -338,7 +390,8 @@ def test_gpu_code_path_runs_on_the_cpu(tmp_path):
                    '--cases=throughput_fp32,throughput_mixed',
                    f'--output={tmp_path}')
     assert out.returncode == 0, out.stderr[-3000:]
-    data = json.loads((tmp_path / 'results-cpu-throughput.json').read_text())
+    data = json.loads((tmp_path / 'results-cpu-throughput-throughput_fp32-'
+                       'throughput_mixed.json').read_text())
     cases = data['cases']
     ok = {k for k, c in cases.items() if c['status'] == 'ok'}
     assert ok == {'throughput_fp32', 'throughput_mixed'} == set(cases), cases

@@ -7,7 +7,7 @@
 
 Runs every case of the plan in its own subprocess (bounded memory, clean
 allocator peaks; a failure or an out-of-memory kill is recorded and the
-other cases continue), prints a table of the figures a-g with their goals
+other cases continue), prints a table of the figures a-h with their goals
 and verdicts and writes `<output>/results-<device>.json` (after every case,
 so an interrupted run keeps what it measured). `tools/benchmarks_md.py`
 renders BENCHMARKS.md from these files.
@@ -23,6 +23,8 @@ recorded with every case):
 - proposals: 8 x 1000 iterations and 10,000 draws (e);
 - input: tools/bench_input.py beside the stage-2 step (g);
 - demo_search: the embedded demo, whole (d; full set only);
+- budgets: the demo with three `--budgets` beside the demo itself, side by
+  side (h; full set only);
 - throughput (--device=gpu or --throughput): stage-1 and stage-2 images/s
   at 224, batch 256, float32 / mixed precision, with and without XLA, and
   the projected wall time of the paper's search.
@@ -52,7 +54,7 @@ def define_flags():
     """Defines the tool's flags (only when run as a script)."""
     flags.DEFINE_bool('quick', False, 'The reduced set (CI, < 5 min on a '
                       '2-core CPU).')
-    flags.DEFINE_enum('device', 'cpu', DEVICES, 'cpu: the figures a-g; '
+    flags.DEFINE_enum('device', 'cpu', DEVICES, 'cpu: the figures a-h; '
                       'gpu: the throughput plan on the first GPU.')
     flags.DEFINE_bool('throughput', False, "Run the GPU plan (throughput at "
                       "ImageNet shape) on --device (the GPU's code path on "
@@ -82,6 +84,11 @@ FBNET224 = {'space': 'fbnet', 'image_size': 224, 'width_multiplier': 1.0,
             'num_classes': 1000, 'batch_size': 32}
 TINY = {'space': 'fbnet', 'image_size': 32, 'width_multiplier': 0.25,
         'num_classes': 10, 'batch_size': 4}
+# Figure h: three budgets of the demo space around the demo's own target
+# (10M MACs, 0.25M params) in one search, against the demo's search.
+DEMO_BUDGETS = {'single': [], 'budget_count': 3, 'budgets': [
+    '--budgets=low=macs:8e6/params:0.22e6,mid=macs:10e6/params:0.25e6,'
+    'high=macs:12e6/params:0.28e6']}
 ALL = ['stage2_single', 'stage2_all', 'stage2_fixed', 'standalone', 'stage1']
 PROPOSALS = {'space': 'fbnet', 'image_size': 224, 'width_multiplier': 1.0,
              'num_classes': 1000, 'targets': {'macs': 295e6,
@@ -153,6 +160,7 @@ def plan(quick=False, throughput=False, tiny=False):
         ('input', 'input', {'dataset': 'digits', 'batch_size': 64,
                             'batches': 200, 'train_steps': 10}),
         ('demo_search', 'demo_search', {}),
+        ('budgets', 'budget_search', DEMO_BUDGETS),
     ]
 
 
@@ -264,25 +272,61 @@ def case_input(params):
                              params['train_steps'])
 
 
-def case_demo_search(params):
-    import resource
+def run_searches(named_args):
+    """Runs `python -m hournas_tf.search` once per {name: [flags]}, all at
+    once (side by side, so that they share the machine's load), each with
+    its own output folder; returns {name: {'wall', 'cpu', 'started',
+    'output_dir'}} (the CPU seconds of that child alone, `os.wait4`;
+    `started` in seconds since the epoch)."""
+    import threading
 
-    out = tempfile.mkdtemp(prefix='hournas_bench_demo_')
     env = dict(os.environ, PYTHONPATH=REPO)
     env.pop('TF_CPU_ALLOCATOR_USE_BFC', None)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, '-m', 'hournas_tf.search',
-         f'--output_dir={out}/run', '--verbose=0', *params.get('args', [])],
-        cwd=REPO, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode:
-        raise RuntimeError(f'search failed: {proc.stderr[-2000:]}')
-    return {'wall': wall, 'cpu': (after.ru_utime + after.ru_stime)
-            - (before.ru_utime + before.ru_stime),
-            'loadavg': list(os.getloadavg()), 'output_dir': out}
+    out = {}
+    errors_seen = {}
+
+    def run(name, args):
+        folder = tempfile.mkdtemp(prefix=f'hournas_bench_{name}_')
+        with open(os.path.join(folder, 'stderr.log'), 'w') as err:
+            started, start = time.time(), time.perf_counter()
+            proc = subprocess.Popen(
+                [sys.executable, '-m', 'hournas_tf.search',
+                 f'--output_dir={folder}/run', '--verbose=0', *args],
+                cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode:
+            with open(os.path.join(folder, 'stderr.log')) as f:
+                errors_seen[name] = f.read()[-2000:]
+        out[name] = {'wall': time.perf_counter() - start,
+                     'cpu': usage.ru_utime + usage.ru_stime,
+                     'started': started, 'output_dir': folder}
+
+    threads = [threading.Thread(target=run, args=item)
+               for item in named_args.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors_seen:
+        name = sorted(errors_seen)[0]
+        raise RuntimeError(f'search {name} failed: {errors_seen[name]}')
+    return out
+
+
+def case_demo_search(params):
+    """The embedded demo, whole (figure d)."""
+    run = run_searches({'demo': params.get('args', [])})['demo']
+    return dict(run, loadavg=list(os.getloadavg()))
+
+
+def case_budget_search(params):
+    """One search with several `--budgets` and one single-budget search
+    of the same length, side by side (figure h)."""
+    runs = run_searches({'single': params['single'],
+                         'budgets': params['budgets']})
+    return dict(runs, budget_count=params['budget_count'],
+                loadavg=list(os.getloadavg()))
 
 
 def case_throughput(params):
@@ -331,7 +375,8 @@ def case_throughput(params):
 
 CASES = {'steps': case_steps, 'mixed_layer': case_mixed_layer,
          'proposals': case_proposals, 'input': case_input,
-         'demo_search': case_demo_search, 'throughput': case_throughput}
+         'demo_search': case_demo_search, 'budget_search': case_budget_search,
+         'throughput': case_throughput}
 
 
 def run_one_case(kind, params, output):
@@ -407,8 +452,11 @@ def reusable_cases(paths):
     return out
 
 
-def results_path(output, device, throughput):
+def results_path(output, device, throughput, cases=None):
+    """`<output>/results-<device>[-throughput][-<case>...].json`: a run of
+    some `--cases` only writes its own file, next to the whole plan's."""
     suffix = '-throughput' if throughput and device == 'cpu' else ''
+    suffix += ''.join(f'-{c}' for c in cases or ())
     return os.path.join(output, f'results-{device}{suffix}.json')
 
 
@@ -477,7 +525,8 @@ def main(argv):
                 '--device=gpu: no GPU visible to TensorFlow; run the same '
                 'code path on the CPU with --device=cpu --throughput')
 
-    path = results_path(FLAGS.output, FLAGS.device, throughput)
+    path = results_path(FLAGS.output, FLAGS.device, throughput,
+                        FLAGS.cases)
     header = {'command': command_line(sys.argv), 'device': FLAGS.device,
               'mode': ('throughput' if throughput else 'figures') + (
                   ' quick' if FLAGS.quick else '') + (

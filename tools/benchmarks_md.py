@@ -29,6 +29,7 @@ FIGURES = {
     'e': 'space proposals',
     'f': 'peak memory, single vs all paths',
     'g': 'input pipeline vs train step',
+    'h': 'several budgets in one search vs one search',
     'gpu': 'ImageNet-shape throughput (the GPU plan)',
 }
 

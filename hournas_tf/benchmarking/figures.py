@@ -1,6 +1,7 @@
-"""The issue-10 figures a-g of `tools/benchmark.py`: goals and verdicts
-from the results of its cases (`figures(results)`), and the projection of a
-full ImageNet search from step times."""
+"""The figures a-h of `tools/benchmark.py` (issue 10; h, several budgets,
+issue 23): goals and verdicts from the results of its cases
+(`figures(results)`), and the projection of a full ImageNet search from
+step times."""
 
 import os
 
@@ -19,6 +20,7 @@ DEMO_SEARCH_GOAL_S = 120.0    # d: the demo's whole search
 FIXED_PATH_GOAL = 1.15        # b: supernet with one path / standalone
 PROPOSALS_GOAL_S = 2.0        # e: 8 x 1000 iterations
 GPU_SEARCH_GOAL_MIN = 20.0    # 2: projected full search on one H100
+BUDGETS_GOAL = 1.5            # h: several budgets / one search, wall
 
 
 def _figure(figure, name, value, unit, goal=None, met=None, note='',
@@ -57,7 +59,7 @@ def _with_contenders(results, *names):
 
 
 def figures(results):
-    """The issue's figures a-g (and the GPU throughput figures) from
+    """The issue's figures a-h (and the GPU throughput figures) from
     {case name: case record} (see tools/benchmark.py); each a dict with
     value, unit, goal, met (True/False/None: no goal or not judged) and a
     note giving the cause of a miss."""
@@ -69,6 +71,7 @@ def figures(results):
     out += _figures_e(results)
     out += _figures_f(results)
     out += _figures_g(results)
+    out += _figures_h(results)
     out += _figures_gpu(results)
     return out
 
@@ -300,6 +303,33 @@ def _figures_e(results):
             'e', f'share of {r["samples"]:,} draws (tau {r["tau"]:g}) within '
             f'{p["tolerance"]:.0%} of every target', r['share_within'], '',
             None, None, f'targets {p["targets"]}', case_name))
+    return out
+
+
+def _figures_h(results):
+    """h: one search with several budgets against one single-budget search
+    of the same length, run side by side: the wall-time ratio (goal: at
+    most 1.5x; three separate searches cost 3x)."""
+    out = []
+    for case_name, case in _of_kind(results, 'budget_search'):
+        count = case['params']['budget_count']
+        name = (f'one search with {count} budgets / one single-budget '
+                'search, side by side (the demo)')
+        if not _ok(case):
+            out.append(_failed('h', name, case_name, case))
+            continue
+        r = case['result']
+        single, several = r['single'], r['budgets']
+        ratio = several['wall'] / single['wall']
+        met = ratio <= BUDGETS_GOAL
+        out.append(_figure(
+            'h', name, ratio, 'x', f'<= {BUDGETS_GOAL:g} x', met,
+            f'{several["wall"]:.0f} s against {single["wall"]:.0f} s wall; '
+            f'CPU-s ratio {several["cpu"] / single["cpu"]:.2f} '
+            f'({several["cpu"]:.0f} / {single["cpu"]:.0f} CPU s); '
+            f'{count} separate searches would cost {count}x; {_load(case)}'
+            + ('' if met else '; cause: the extra proposals, draws and '
+               'derivations of the other budgets'), case_name))
     return out
 
 
