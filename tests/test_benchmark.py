@@ -189,8 +189,9 @@ def _by(figs, letter):
 def test_figures_judge_the_goals():
     figs = figures.figures({'s': _steps_case()})
     a, = _by(figs, 'a')
-    assert a['value'] == 5.0 and a['met'] is False
-    assert 'miss caused by the MAC bound' in a['note']
+    # Judged against 0.8 x the MAC bound (5.9), not against 0.8 O (7.2).
+    assert a['value'] == 5.0 and a['met'] is True
+    assert a['goal'] == '>= 0.8 x MAC bound = 4.72'
     case = _steps_case()
     case['result']['mac_bound']['bound'] = 8.0
     a, = _by(figures.figures({'s': case}), 'a')

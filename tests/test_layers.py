@@ -353,12 +353,25 @@ def test_raw_train_call_is_the_keras_training_call(kwargs):
             loss = tf.reduce_sum(y * weights)
         return y, tape.gradient(loss, [x] + layer.trainable_weights)
 
-    for _ in range(2):
-        y_k, g_k = tf.function(step)(pair[0], False)
-        y_r, g_r = tf.function(step)(pair[1], True)
+    # Bit for bit as the search runs it (Grappler off, search_lib); with
+    # Grappler on, oneDNN's fused kernels may round squeeze-excite's bias
+    # gradient differently in one of the two graphs (1 ulp measured; equal
+    # again with TF_ENABLE_ONEDNN_OPTS=0).
+    for grappler in (False, True):
+        tf.config.optimizer.set_experimental_options(
+            {'disable_meta_optimizer': not grappler})
+        try:
+            y_k, g_k = tf.function(step)(pair[0], False)
+            y_r, g_r = tf.function(step)(pair[1], True)
+        finally:
+            tf.config.optimizer.set_experimental_options(
+                {'disable_meta_optimizer': False})
         np.testing.assert_array_equal(y_r, y_k)
         for a, b in zip(g_r, g_k):
-            np.testing.assert_array_equal(a, b)
+            if grappler and kwargs.get('se_ratio'):
+                np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+            else:
+                np.testing.assert_array_equal(a, b)
     for a, b in zip(pair[1].get_weights(), pair[0].get_weights()):
         np.testing.assert_array_equal(a, b)
 

@@ -295,13 +295,16 @@ def test_two_path_estimator_gives_a_gradient_batch_norm_does_not_cancel():
 
 
 @pytest.mark.parametrize('residual', [True, False])
-def test_branches_sharing_a_structure_give_the_switch_values(residual):
+@pytest.mark.parametrize('name, index', [('fbnet', 2),
+                                         ('efficientnet', 2)])
+def test_branches_sharing_a_structure_give_the_switch_values(residual, name,
+                                                             index):
     """Branches of one raw_structure run as one body on the chosen
     branch's weights: the same outputs and gradients as one switch branch
-    per op, for every op, and the same moving statistics up to rounding."""
-    space = spaces.get_space('fbnet', image_size=32, num_classes=10,
+    per op, for every op, and the same moving statistics up to rounding.
+    EfficientNet's ops carry squeeze-excite, which the body runs too."""
+    space = spaces.get_space(name, image_size=32, num_classes=10,
                              width_multiplier=0.25)
-    index = 2
     ops = space.layers[index].candidates
     columns = [space.op_names.index(op) for op in ops]
     c = space.layers[index].c_in

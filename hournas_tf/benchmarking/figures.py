@@ -100,25 +100,28 @@ def _figures_a(results):
             continue
         r = case['result']
         ops = r['mac_bound']['ops_per_layer']
-        goal = 0.8 * ops
         ratio = round_ratio(r['times'], 'stage2_all', 'stage2_single')
         cpu = round_ratio(r['times'], 'stage2_all', 'stage2_single', 'cpu')
         bound = r['mac_bound']['bound']
+        # Issue 20: the whole step is judged against its real limit, the
+        # analytic MAC bound (the fixed part runs in both contenders), not
+        # against O; one mixed layer alone is judged against O below.
+        goal = 0.8 * bound
         met = ratio >= goal
-        note = (f'CPU-s ratio {cpu:.2f}; analytic MAC bound {bound:.2f}x '
+        note = (f'{ratio / bound:.2f} of the bound; CPU-s ratio {cpu:.2f}; '
+                f'analytic MAC bound {bound:.2f}x '
                 f'(fixed part {r["mac_bound"]["fixed_macs"] / 1e6:.0f}M, '
                 f'mean path {r["mac_bound"]["mean_path_macs"] / 1e6:.0f}M, '
-                f'all ops {r["mac_bound"]["all_ops_macs"] / 1e6:.0f}M MACs)')
-        if not met and bound < goal:
-            note += ('; miss caused by the MAC bound: the fixed part (stem, '
-                     'vital layers, head) runs in both, so no single-path '
-                     f'implementation can reach {goal:.1f}x here; see the '
-                     'per-mixed-layer ratio')
-        elif not met:
-            note += '; below the MAC bound: per-step overheads'
-        out.append(_figure('a', name, ratio, 'x', f'>= 0.8 O = {goal:.1f}',
-                           met, note, case_name, mac_bound=bound,
-                           cpu_ratio=cpu))
+                f'all ops {r["mac_bound"]["all_ops_macs"] / 1e6:.0f}M MACs); '
+                f'0.8 O = {0.8 * ops:.1f} is out of reach of any single-path '
+                'step where the bound is below it')
+        if not met:
+            note += ('; cause: per-step overheads of the single path (the '
+                     'switch, the draws within the budget, the resource '
+                     'loss) that the all-path step amortizes')
+        out.append(_figure('a', name, ratio, 'x',
+                           f'>= 0.8 x MAC bound = {goal:.2f}', met, note,
+                           case_name, mac_bound=bound, cpu_ratio=cpu))
     for case_name, case in _of_kind(results, 'mixed_layer'):
         params = case['params']
         if not _ok(case):

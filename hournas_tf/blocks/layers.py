@@ -457,25 +457,26 @@ class InvertedResidual(layers.Layer):
                         for bn in self._batch_norms()))
 
     def raw_structure(self):
-        """None for a block with squeeze-excite; else a key: blocks with
-        equal keys run the same `raw_forward` ops (on weights of other
-        shapes), so a supernet can run any of them as one graph on the
-        chosen block's `raw_variables`."""
-        if self.se is not None:
-            return None
+        """A key: blocks with equal keys run the same `raw_forward` ops
+        (on weights of other shapes, e.g. k3_e3 and k5_e6), so a supernet
+        can run any of them as one graph on the chosen block's
+        `raw_variables`."""
         return ('irf', self.pw is not None, self.groups,
                 self.mid if self.groups > 1 else None, self.cascade,
                 self.strides, self.residual and self.add_shortcut,
-                self.activation, self.bn_momentum, self.bn_epsilon)
+                self.activation, self.bn_momentum, self.bn_epsilon,
+                self.se is not None and self.se.activation)
 
     def raw_variables(self):
-        """The variables `raw_forward` reads from `tensors`, in its order
-        (squeeze-excite reads its own)."""
+        """The variables `raw_forward` reads from `tensors`, in its order."""
         variables = []
         if self.pw is not None:
             variables += [self.pw.kernel, self.pw_bn.gamma, self.pw_bn.beta]
         for dw, dw_bn, _ in self.depthwise_stages():
             variables += [dw.kernel, dw_bn.gamma, dw_bn.beta]
+        if self.se is not None:
+            variables += [self.se.reduce.kernel, self.se.reduce.bias,
+                          self.se.expand.kernel, self.se.expand.bias]
         return variables + [self.pwl.kernel, self.pwl_bn.gamma,
                             self.pwl_bn.beta]
 
@@ -520,7 +521,8 @@ class InvertedResidual(layers.Layer):
                 return _raw_depthwise(v, kernel, dw)
             x = _raw_act(act, conv_bn(x, dw_bn, depthwise))
         if self.se is not None:
-            x = self.se.call(x)
+            x = _raw_squeeze_excite(self.se, x, tensors[:4])
+            del tensors[:4]
         x = conv_bn(x, self.pwl_bn, pointwise)
         if self.residual and self.add_shortcut:
             x = x + inputs
@@ -578,6 +580,19 @@ def _raw_depthwise(x, kernel, layer):
         x, tf.convert_to_tensor(kernel),
         (1, layer.strides[0], layer.strides[1], 1), 'SAME',
         data_format='NHWC', dilations=layer.dilation_rate)
+
+
+def _raw_squeeze_excite(se, x, tensors):
+    """`SqueezeExcite.call` on the values of its reduce and expand kernels
+    and biases `tensors`, in TensorFlow ops."""
+    reduce_kernel, reduce_bias, expand_kernel, expand_bias = tensors
+    s = tf.reduce_mean(x, axis=(1, 2), keepdims=True)
+    s = _raw_conv(s, reduce_kernel, 1, 1) + tf.reshape(reduce_bias,
+                                                       (1, 1, 1, -1))
+    s = _raw_act(se.act, s)
+    s = _raw_conv(s, expand_kernel, 1, 1) + tf.reshape(expand_bias,
+                                                       (1, 1, 1, -1))
+    return x * tf.sigmoid(s)
 
 
 def _raw_act(layer, x):

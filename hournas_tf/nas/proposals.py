@@ -257,7 +257,9 @@ def mean_top_probability(logits, mask, tau=1.0):
     return float(probs.max(axis=-1)[:, choice].mean())
 
 
-@tf.function
+# autograph=False: the loop is an explicit tf.while_loop, and converting
+# the code cost about 1 CPU s of the first call's 2-3 s (docs/speed.md).
+@tf.function(autograph=False)
 def _optimize(theta, values, fixed, targets, slack, mask, iters, samples,
               seed, hyper, form, mean_over_proposals):
     """Adam on eq. 7 for `iters` steps: theta0 -> (theta, history).
