@@ -119,7 +119,8 @@ MUTATIONS = (
         path='hournas_tf/resources/latency.py',
         old='        return a * self.sum_ms(ops) + b\n',
         new='        return self.sum_ms(ops) + b\n',
-        tests=('tests/test_latency.py',),
+        tests=('tests/test_latency.py::test_prediction_is_the_sum_of_entries_'
+               'and_skip_is_free',),
         why="a table's prediction ignores its calibration's scale"),
     Mutation(
         name='user-error-traceback',
@@ -138,8 +139,8 @@ MUTATIONS = (
         tests=('tests/test_train.py::test_bad_input_is_one_line_and_exit_2',
                'tests/test_resilience.py::test_resume_mistakes_are_one_line_'
                'errors'),
-        why='the same break, caught by the commands\' own refusal tests '
-            '(check_refused)'),
+        why='as user-error-traceback, caught by the commands\' own refusal '
+            'tests (check_refused)'),
     Mutation(
         name='straight-through-no-gradient',
         path='hournas_tf/nas/sampling.py',
@@ -164,7 +165,8 @@ MUTATIONS = (
         path='hournas_tf/benchmarking/figures.py',
         old="            consumption = 2 * p['batch_size'] / med\n",
         new="            consumption = p['batch_size'] / med\n",
-        tests=('tests/test_benchmark.py',),
+        tests=('tests/test_benchmark.py::test_figures_of_the_proposals_and_'
+               'the_input_pipeline',),
         why='figure g counts the weight batch of a stage-2 step but not its '
             'architecture batch'),
     Mutation(
@@ -174,35 +176,10 @@ MUTATIONS = (
             "r['share_within'], '',\n",
         new="            f'{p[\"tolerance\"]:.0%} of every target', "
             "1 - r['share_within'], '',\n",
-        tests=('tests/test_benchmark.py',),
+        tests=('tests/test_benchmark.py::test_figures_of_the_proposals_and_'
+               'the_input_pipeline',),
         why='figure e reports the share of draws outside the tolerance'),
     # --- large lane ----------------------------------------------------------
-    Mutation(
-        name='search-resume-restarts-stage',
-        path='hournas_tf/nas/checkpointing.py',
-        old='        return int(supernet.step.numpy())\n',
-        new='        return 0\n',
-        tests=('tests/test_distribute.py::test_mirrored_search_killed_in_'
-               'stage_2_resumes',),
-        why='a resumed search restores stage 2 but runs it again from its '
-            'first step', large=True),
-    Mutation(
-        name='search-resume-restarts-stage-sigkill',
-        path='hournas_tf/nas/checkpointing.py',
-        old='        return int(supernet.step.numpy())\n',
-        new='        return 0\n',
-        tests=('tests/test_resilience.py::test_sigkill_in_stage_2_then_'
-               'resume_equals_an_unbroken_run',),
-        why='the same break, on one device', large=True),
-    Mutation(
-        name='search-resume-ignores-checkpoint',
-        path='hournas_tf/nas/search_lib.py',
-        old='        found = checkpoint.latest()\n',
-        new='        found = None\n',
-        tests=('tests/test_resilience.py::test_sigkill_in_stage_2_then_'
-               'resume_equals_an_unbroken_run',),
-        why='--resume ignores the checkpoints and starts stage 2 afresh',
-        large=True),
     Mutation(
         name='sigterm-writes-no-checkpoint',
         path='hournas_tf/nas/checkpointing.py',
@@ -234,20 +211,6 @@ MUTATIONS = (
         why='a killed training run restarts from scratch instead of its '
             'backup', large=True),
     Mutation(
-        name='train-resume-ignores-backup-in-process',
-        path='hournas_tf/training/callbacks.py',
-        old='    def on_epoch_end(self, epoch, logs=None):\n'
-            '        super().on_epoch_end(epoch, logs)\n'
-            '        self.save()\n',
-        new='    def on_train_begin(self, logs=None):\n'
-            '        pass  # the backup is never restored\n\n'
-            '    def on_epoch_end(self, epoch, logs=None):\n'
-            '        super().on_epoch_end(epoch, logs)\n'
-            '        self.save()\n',
-        tests=('tests/test_train.py::test_interrupted_run_resumes_where_it_'
-               'stopped',),
-        why='the same break, an interrupted run_training', large=True),
-    Mutation(
         name='best-checkpoint-not-recalibrated',
         path='hournas_tf/training/train_lib.py',
         old='            checkpoint = keras.saving.load_model(path)\n'
@@ -267,6 +230,23 @@ MUTATIONS = (
         why='the per-replica loss scale of the search step is off by 1e-8 '
             '(relative) on two replicas', large=True),
     Mutation(
+        name='search-resume-restarts-stage',
+        path='hournas_tf/nas/checkpointing.py',
+        old='        return int(supernet.step.numpy())\n',
+        new='        return 0\n',
+        tests=('tests/test_distribute.py::test_mirrored_search_killed_in_'
+               'stage_2_resumes',),
+        why='a resumed search restores stage 2 but runs it again from its '
+            'first step (two replicas)', large=True),
+    Mutation(
+        name='search-resume-restarts-stage-sigkill',
+        path='hournas_tf/nas/checkpointing.py',
+        old='        return int(supernet.step.numpy())\n',
+        new='        return 0\n',
+        tests=('tests/test_resilience.py::test_sigkill_in_stage_2_then_'
+               'resume_equals_an_unbroken_run',),
+        why='as search-resume-restarts-stage, on one device', large=True),
+    Mutation(
         name='latency-table-calibrated-wrong',
         path='tools/build_latency_table.py',
         old="            [t['median_ms'] for t in "
@@ -276,6 +256,30 @@ MUTATIONS = (
         tests=('tests/test_latency.py::test_build_latency_table_measures_'
                'calibrates_and_evaluates',),
         why='the calibration is fit to twice the measured latencies',
+        large=True),
+    Mutation(
+        name='train-resume-ignores-backup-in-process',
+        path='hournas_tf/training/callbacks.py',
+        old='    def on_epoch_end(self, epoch, logs=None):\n'
+            '        super().on_epoch_end(epoch, logs)\n'
+            '        self.save()\n',
+        new='    def on_train_begin(self, logs=None):\n'
+            '        pass  # the backup is never restored\n\n'
+            '    def on_epoch_end(self, epoch, logs=None):\n'
+            '        super().on_epoch_end(epoch, logs)\n'
+            '        self.save()\n',
+        tests=('tests/test_train.py::test_interrupted_run_resumes_where_it_'
+               'stopped',),
+        why='as train-resume-ignores-backup, in process (run_training '
+            'interrupted)', large=True),
+    Mutation(
+        name='search-resume-ignores-checkpoint',
+        path='hournas_tf/nas/search_lib.py',
+        old='        found = checkpoint.latest()\n',
+        new='        found = None\n',
+        tests=('tests/test_resilience.py::test_sigkill_in_stage_2_then_'
+               'resume_equals_an_unbroken_run',),
+        why='--resume ignores the checkpoints and starts stage 2 afresh',
         large=True),
     Mutation(
         name='kept-share-not-used',
