@@ -405,8 +405,9 @@ def select(mutations, only=None, large=False):
 
 
 def run_all(mutations, repo=REPO, keep=False, timeout=3600,
-            progress=runner.log):
-    """Runs each mutation; a progress line each. Returns the results."""
+            progress=runner.log, done=None):
+    """Runs each mutation; a progress line each, and `done(results so
+    far)` after each. Returns the results."""
     results = []
     for k, mutation in enumerate(mutations, 1):
         progress(f'{k}/{len(mutations)} {mutation.name} '
@@ -418,6 +419,8 @@ def run_all(mutations, repo=REPO, keep=False, timeout=3600,
                  + (f' (copy kept in {result["copy"]})' if keep else ''))
         if result['status'] != CAUGHT:
             print(result['tail'], flush=True)
+        if done:
+            done(results)
     return results
 
 
@@ -471,20 +474,28 @@ def main(argv):
                             'exist')
     for mutation in chosen:  # stale mutations fail before anything runs
         check_fresh(mutation, REPO)
-    results = run_all(chosen, REPO, f.keep, f.timeout)
-    table = markdown(results)
-    print(table)
-    if f.output:
-        info = provenance_info()
+    info = provenance_info() if f.output else None
+
+    def write(results):
+        """The table and results so far (a long run keeps what it has)."""
         m = info['machine']
+        left = len(chosen) - len(results)
         header = (f'Measured {info["date"]} at commit {info["commit"]} on '
                   f'{m["cpu"]} ({m["cpu_count"]} cores, load '
-                  f'{m["loadavg"][0]:.1f}), Python {m["python"]}, '
-                  f'TensorFlow {m["tensorflow"]}, Keras {m["keras"]}.\n\n')
+                  f'{m["loadavg"][0]:.1f} at the start), Python '
+                  f'{m["python"]}, TensorFlow {m["tensorflow"]}, Keras '
+                  f'{m["keras"]}' + (f'; {left} mutation(s) still to run'
+                                     if left else '') + '.\n\n')
         with open(f.output, 'w', encoding='utf-8') as fh:
-            fh.write(header + table + '\n')
+            fh.write(header + markdown(results) + '\n')
         jsonio.write_json(f.output[:-len('.md')] + '.json',
-                          dict(info, results=results))
+                          dict(info, results=results,
+                               not_run=[c.name for c in chosen[
+                                   len(results):]]))
+
+    results = run_all(chosen, REPO, f.keep, f.timeout,
+                      done=write if f.output else None)
+    print(markdown(results))
     if any(r['status'] != CAUGHT for r in results):
         sys.exit(1)
 
