@@ -356,10 +356,19 @@ def child_env(copy):
     return env
 
 
+def summary(output):
+    """What a pytest run said: its assertion lines (`E ...`, the first
+    12) and its last 6 lines."""
+    lines = output.strip().splitlines()
+    errors = [line for line in lines if line.startswith('E ')][:12]
+    return '\n'.join(errors + lines[-6:])
+
+
 def run_mutation(mutation, repo=REPO, keep=False, timeout=3600):
     """Copies `repo`, applies `mutation` and runs its tests there. Returns
     {name, status (caught, MISSED or error), returncode, seconds, tests,
-    large, why, tail (the tests' last output lines), copy (when kept)}."""
+    large, why, tail (`summary` of the tests' output), copy (when
+    kept)}."""
     root = tempfile.mkdtemp(prefix=f'break-{mutation.name}-')
     copy = os.path.join(root, 'repo')
     start = time.monotonic()
@@ -385,7 +394,7 @@ def run_mutation(mutation, repo=REPO, keep=False, timeout=3600):
             'seconds': round(time.monotonic() - start, 1),
             'tests': list(mutation.tests), 'large': mutation.large,
             'why': mutation.why, 'path': mutation.path,
-            'tail': '\n'.join(output.strip().splitlines()[-15:]),
+            'tail': summary(output),
             'copy': copy if keep else None}
 
 
