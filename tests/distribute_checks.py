@@ -170,25 +170,27 @@ def differences(want, got):
             for name, (value,) in want.items()}
 
 
-def relative_differences(want, got):
-    """{name: largest |difference| / the largest |value| of its optimizer}
-    of the optimizers' float variables (moments and momenta start at 0:
-    their values are the step's gradients, scaled): a gradient off by a
-    relative 1e-8 shows here, where an absolute bound on the variables
-    misses it. (Relative to the optimizer's largest value, not the
-    variable's own: a gradient that is 0 but for rounding has a relative
-    error near 1 to itself.)"""
+def relative_differences(want, got, floor=1e-6):
+    """{name: largest |difference| / max(its largest |value|, `floor` x the
+    largest |value| of its optimizer)} of the optimizers' float variables
+    (moments and momenta start at 0: their values are the step's
+    gradients, scaled): a gradient off by a relative 1e-8 shows here,
+    where an absolute bound on the variables misses it. (The floor: a
+    gradient that is 0 but for rounding differs by about 100% of itself.)"""
     out = {}
     for group in ('opt/', 'arch_opt/'):
         names = [name for name, (value,) in want.items()
                  if name.startswith(group) and
                  np.issubdtype(np.asarray(value).dtype, np.floating)]
-        scale = max((float(np.max(np.abs(want[name][0]), initial=0.0))
-                     for name in names), default=0.0)
-        for name in names if scale > 0 else ():
-            out[name] = max(float(np.max(np.abs(
-                np.asarray(r, 'float64') - want[name][0]), initial=0.0))
-                for r in got[name]) / scale
+        largest = {name: float(np.max(np.abs(want[name][0]), initial=0.0))
+                   for name in names}
+        low = floor * max(largest.values(), default=0.0)
+        for name in names:
+            scale = max(largest[name], low)
+            if scale > 0:
+                out[name] = max(float(np.max(np.abs(
+                    np.asarray(r, 'float64') - want[name][0]), initial=0.0))
+                    for r in got[name]) / scale
     return out
 
 

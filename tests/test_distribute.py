@@ -30,8 +30,8 @@ CHECKS = os.path.join(REPO, 'tests', 'distribute_checks.py')
 # step amplifies rounding.
 BOUND = 1e-10
 FLOAT32_BOUND = 1e-5
-# The largest difference of an optimizer variable relative to the largest
-# value of its optimizer (`relative` of the report): the variables'
+# The largest difference of an optimizer variable relative to its largest
+# value (`relative` of the report, with a floor): the variables'
 # absolute BOUND misses a gradient off by a relative 1e-8 (an update of
 # lr x g differs by far less than 1e-10, and Adam's first step does not
 # change with the gradient's scale); the moments and momenta do not.
