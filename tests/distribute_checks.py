@@ -170,6 +170,30 @@ def differences(want, got):
             for name, (value,) in want.items()}
 
 
+def relative_differences(want, got, floor=1e-6):
+    """{name: largest |difference| / max(its largest |value|, `floor` x the
+    largest |value| of its optimizer)} of the optimizers' float variables
+    (moments and momenta start at 0: their values are the step's
+    gradients, scaled): a gradient off by a relative 1e-8 shows here,
+    where an absolute bound on the variables misses it. (The floor: a
+    gradient that is 0 but for rounding differs by about 100% of itself.)"""
+    out = {}
+    for group in ('opt/', 'arch_opt/'):
+        names = [name for name, (value,) in want.items()
+                 if name.startswith(group) and
+                 np.issubdtype(np.asarray(value).dtype, np.floating)]
+        largest = {name: float(np.max(np.abs(want[name][0]), initial=0.0))
+                   for name in names}
+        low = floor * max(largest.values(), default=0.0)
+        for name in names:
+            scale = max(largest[name], low)
+            if scale > 0:
+                out[name] = max(float(np.max(np.abs(
+                    np.asarray(r, 'float64') - want[name][0]), initial=0.0))
+                    for r in got[name]) / scale
+    return out
+
+
 def main(case, dtype='float64', size='full'):
     global SMALL
     if size not in SIZES:
@@ -207,7 +231,8 @@ def main(case, dtype='float64', size='full'):
     report.update({'max_diff': max(diffs.values()),
                    'worst': max(diffs, key=diffs.get),
                    'variables': len(diffs), 'moved': moved,
-                   'diffs': diffs})
+                   'diffs': diffs,
+                   'relative': relative_differences(want, got)})
     print(json.dumps(report))
 
 

@@ -272,6 +272,33 @@ def test_budget_case_runs_both_searches_side_by_side():
     assert h['value'] == pytest.approx(several['wall'] / single['wall'])
 
 
+def test_figures_of_the_proposals_and_the_input_pipeline():
+    """Figures e and g carry the numbers of their cases: the proposals'
+    times and share of draws within tolerance; the pipeline's images/s
+    over what a stage-2 step consumes (a weight batch and an architecture
+    batch per step)."""
+    proposals = {'kind': 'proposals', 'status': 'ok',
+                 'params': dict(tool.PROPOSALS),
+                 'result': {'rows': 16, 'first_wall': 3.0, 'first_cpu': 2.5,
+                            'second_wall': 0.5, 'second_cpu': 0.4,
+                            'samples': 10_000, 'tau': 0.05,
+                            'share_within': 0.25}}
+    pipeline = {'kind': 'input', 'status': 'ok', 'params': {},
+                'result': {'pipeline_images_per_s': 1000.0,
+                           'dataset': 'digits', 'image_size': 32,
+                           'batch_size': 64, 'model_images_per_s': 300.0}}
+    figs = figures.figures({'s': _steps_case(single=0.5), 'p': proposals,
+                            'i': pipeline})
+    first, second, share = _by(figs, 'e')
+    assert (first['value'], second['value']) == (3.0, 0.5)
+    assert share['value'] == 0.25
+    g, = _by(figs, 'g')
+    consumption = 2 * tool.FBNET32['batch_size'] / 0.5
+    assert g['step_images_per_s'] == pytest.approx(consumption)
+    assert g['value'] == pytest.approx(1000.0 / consumption)
+    assert g['met'] is True and g['pipeline_images_per_s'] == 1000.0
+
+
 def test_figures_of_the_gpu_plan():
     stage = {'images_per_s': 100.0, 'step_wall': 5.12,
              'first_step': {'total': {'wall': 9.0}}}

@@ -25,6 +25,7 @@ PAGES = {
     'tools.benchmark': 'benchmarks.md',
     'tools.benchmarks_md': 'benchmarks.md',
     'tools.block_importance': 'tools.md',
+    'tools.break_tests': 'testing.md',
     'tools.build_latency_table': 'deploy.md',
     'tools.budget_compare': 'multi_budget.md',
     'tools.budget_summary': 'multi_budget.md',

@@ -70,6 +70,23 @@ def _newest(out):
     return int(first.split('ckpt-')[1].rstrip('"'))
 
 
+def _resumed_not_restarted(out, stdout):
+    """Checks that a finished search resumed in stage 2 ran only the steps
+    its checkpoint had not: its newest checkpoint (stage 2's last) counts
+    the stage's epochs x steps, no more (a stage restarted from its first
+    step after the restore counts the restored steps twice)."""
+    import re
+
+    from hournas_tf.nas import checkpointing
+
+    assert '(stage 2, step' in stdout
+    assert 'stage 2, step 0)' not in stdout
+    [(epochs, steps)] = re.findall(
+        r'stage nonvital: (\d+) epoch\(s\) x (\d+) steps', stdout)
+    _, stage, step = checkpointing.SearchCheckpoint(str(out)).latest()
+    assert (stage, step) == (2, int(epochs) * int(steps)), (stage, step)
+
+
 def _wait(proc, condition, timeout=3600):
     end = time.monotonic() + timeout
     while not condition():
@@ -110,8 +127,7 @@ def test_sigkill_in_stage_2_then_resume_equals_an_unbroken_run(tiny_search,
                      timeout=3600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert 'stage 1 finished' in res.stdout
-    assert '(stage 2, step' in res.stdout
-    assert 'stage 2, step 0)' not in res.stdout  # resumed within stage 2
+    _resumed_not_restarted(out, res.stdout)  # resumed within stage 2
     # Also the check that one seed gives one result: a resumed run equals
     # the unbroken one only if both runs are deterministic.
     reference, _ = tiny_search
