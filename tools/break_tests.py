@@ -64,6 +64,27 @@ class Mutation:
 MUTATIONS = (
     # --- fast lane -----------------------------------------------------------
     Mutation(
+        name='shared-body-skips-squeeze-excite',
+        path='hournas_tf/blocks/layers.py',
+        old='            x = _raw_squeeze_excite(self.se, x, tensors[:4])\n',
+        new='            x = x * 1.0  # squeeze-excite left out\n',
+        tests=('tests/test_layers.py::test_raw_train_call_is_the_keras_'
+               'training_call',
+               'tests/test_mixed.py::test_branches_sharing_a_structure_give_'
+               'the_switch_values'),
+        why="the raw (and shared) body of a block leaves its squeeze-excite "
+            "out"),
+    Mutation(
+        name='shared-body-se-bias-dropped',
+        path='hournas_tf/blocks/layers.py',
+        old=('    s = _raw_conv(s, expand_kernel, 1, 1) + '
+             'tf.reshape(expand_bias,\n'),
+        new=('    s = _raw_conv(s, expand_kernel, 1, 1) + 0 * '
+             'tf.reshape(expand_bias,\n'),
+        tests=('tests/test_layers.py::test_raw_train_call_is_the_keras_'
+               'training_call',),
+        why="the raw squeeze-excite leaves its expand bias out"),
+    Mutation(
         name='skip-fits-any-layer',
         path='hournas_tf/spaces/space.py',
         old='        if op not in allowed:\n',
