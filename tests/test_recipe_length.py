@@ -173,3 +173,28 @@ def test_recipe_lengths_retrain_finished_cells_on_the_validation_split(
     again = run_python('tools/ablate.py', *args, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert '/4 done' not in again.stdout
+
+
+def test_committed_fashion_mnist_recipe_lengths_are_the_tools_output():
+    """docs/ablation_fashion_mnist.md holds the recipe-length table of the
+    committed docs/ablation_fashion_mnist_recipe.json: every Kendall's tau
+    recomputed from its accuracies, on the validation split."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    data = jsonio.read_json(os.path.join(
+        repo, 'docs', 'ablation_fashion_mnist_recipe.json'), 'recipe')
+    assert data['command'].startswith(
+        'python tools/ablate.py --flagfile=configs/ablate_fashion_mnist.flags'
+        ' --recipe_epochs=')
+    assert data['validation_fraction'] > 0
+    lengths = data['lengths']
+    longest = data['accuracy'][str(lengths[-1])]
+    assert len(longest) >= 4
+    doc = open(os.path.join(repo, 'docs',
+                            'ablation_fashion_mnist.md')).read()
+    for e in lengths:
+        row = data['accuracy'][str(e)]
+        common = sorted(set(row) & set(longest))
+        tau = scipy_stats.kendalltau([row[k] for k in common],
+                                     [longest[k] for k in common]).statistic
+        assert data['kendall'][str(e)] == pytest.approx(float(tau))
+        assert f'| {e} | {len(row)} | {data["kendall"][str(e)]:.3f} |' in doc
