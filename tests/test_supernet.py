@@ -602,9 +602,9 @@ def _steps_under(owner, switch, value, steps=2):
 
 
 @pytest.mark.large
-@pytest.mark.large
 @pytest.mark.parametrize('owner,switch', [
-    (supernet.SuperNet, 'tape_per_loss'), (MixedLayer, 'traced_bodies')])
+    (supernet.SuperNet, 'tape_per_loss'), (MixedLayer, 'traced_bodies'),
+    (MixedLayer, 'lower_switches')])
 def test_build_time_switches_keep_the_train_step(owner, switch):
     """Each switch of tools/build_time.py changes how the step is traced,
     not what it computes: two steps give the same metrics and the same

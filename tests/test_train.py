@@ -612,7 +612,10 @@ def test_an_earlier_best_checkpoint_is_recalibrated(trained, tmp_path,
         layer.moving_mean.assign(np.zeros(layer.moving_mean.shape))
         layer.moving_variance.assign(np.ones(layer.moving_variance.shape))
     stale.save(str(best))
-    assert _eval_accuracy(stale, digits_dir) < 0.2  # what fit leaves
+    # What fit leaves: statistics that do not fit the weights. How far
+    # from chance that lands depends on the weights (0.1-0.23 seen), so
+    # the recalibrated score is compared with this one.
+    stale_accuracy = _eval_accuracy(stale, digits_dir)
     # The first epoch had the lowest training loss: best.keras is not
     # model.keras and is recalibrated on its own.
     with open(out / 'history.csv') as f:
@@ -633,7 +636,8 @@ def test_an_earlier_best_checkpoint_is_recalibrated(trained, tmp_path,
                                            evaluation)
     model_accuracy = json.loads((out / 'metrics.json').read_text())[
         'test_accuracy']
-    assert scores['best.keras'] > 0.3
+    assert scores['best.keras'] > max(0.3, stale_accuracy + 0.2), (
+        stale_accuracy)
     assert scores['best.keras'] == pytest.approx(
         _eval_accuracy(keras.saving.load_model(str(best)), digits_dir),
         abs=1e-6)

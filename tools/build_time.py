@@ -57,12 +57,21 @@ def define_flags():
                       'tf.function per structure and input shape, called by '
                       'every layer and both steps (MixedLayer.traced_bodies)'
                       '; false: traced inline in every switch.')
+    flags.DEFINE_bool('lower_switches', False, 'Lower every switch of the '
+                      'step to switch/merge nodes, as TensorFlow does by '
+                      'default (MixedLayer.lower_switches); false: each '
+                      'Case op calls its branch functions.')
     flags.DEFINE_bool('tape_per_loss', True, 'Architecture step: one '
                       'tape per loss (SuperNet.tape_per_loss); false: one '
                       'persistent tape for both.')
     flags.DEFINE_integer('budget_draws', 64, 'Draws per step to find one '
                          "within tolerance (the search's --budget_draws).",
                          lower_bound=1)
+    flags.DEFINE_float('sample_temperature', 0.05, 'Stage 2: temperature '
+                       'of the draws from the random proposals (0.05: '
+                       'nearly their argmax; 1: as spread as a search\'s '
+                       'draws, so later steps run branches for the first '
+                       'time).', lower_bound=0.01)
     flags.DEFINE_integer('steps', 5, 'Steps timed after the first.',
                          lower_bound=1)
     flags.DEFINE_string('label', None, 'What this run measures (e.g. '
@@ -74,7 +83,7 @@ def define_flags():
 
 def build(space_name, image_size, width_multiplier, num_classes, stage,
           layers=None, sampler=None, num_proposals=8, seed=0,
-          budget_draws=8):
+          budget_draws=8, sample_temperature=0.05):
     """(supernet, number of searched layers) built and compiled as
     `run_search` builds stage `stage` ('1' or '2')."""
     import numpy as np
@@ -113,15 +122,19 @@ def build(space_name, image_size, width_multiplier, num_classes, stage,
                                      len(space.op_names)))
         config = supernet_lib.SupernetConfig(
             sampler=sampler or 'gumbel_max', seed=seed,
-            sample_temperature=0.05, budget_draws=budget_draws)
+            sample_temperature=sample_temperature,
+            budget_draws=budget_draws)
     net = stages.build(space, searched, fixed, config, budget, proposals)
     return net, len(searched)
 
 
 def measure(net, image_size, num_classes, batch_size, steps, seed=0):
     """{'trace_cpu_s', 'first_call_cpu_s', 'first_step_cpu_s',
-    'first_step_wall_s', 'step_cpu_s', 'step_wall_s'} of `net.train_step`
-    traced with autograph off, as Keras traces it."""
+    'first_step_wall_s', 'step_cpu_s', 'step_wall_s' (medians),
+    'steps_total_cpu_s', 'steps_cpu_s' (each step)} of `net.train_step`
+    traced with autograph off, as Keras traces it. Each step draws its own
+    architecture, so steps that run a branch for the first time show its
+    one-time cost there."""
     import numpy as np
     import tensorflow as tf
 
@@ -148,7 +161,9 @@ def measure(net, image_size, num_classes, batch_size, steps, seed=0):
     return {'trace_cpu_s': c1 - c0, 'first_call_cpu_s': c2 - c1,
             'first_step_cpu_s': c2 - c0, 'first_step_wall_s': w2 - w0,
             'step_cpu_s': float(np.median(cpu)),
-            'step_wall_s': float(np.median(wall))}
+            'step_wall_s': float(np.median(wall)),
+            'steps_total_cpu_s': float(np.sum(cpu)),
+            'steps_cpu_s': [round(c, 4) for c in cpu]}
 
 
 def main(argv):
@@ -169,11 +184,13 @@ def main(argv):
     MixedLayer.raw_branches = FLAGS.raw_branches
     MixedLayer.share_structure = FLAGS.share_structure
     MixedLayer.traced_bodies = FLAGS.traced_bodies
+    MixedLayer.lower_switches = FLAGS.lower_switches
     supernet_lib.SuperNet.tape_per_loss = FLAGS.tape_per_loss
     net, rows = build(FLAGS.space, FLAGS.image_size, FLAGS.width_multiplier,
                       FLAGS.num_classes, FLAGS.stage, FLAGS.layers,
                       FLAGS.sampler, FLAGS.num_proposals,
-                      budget_draws=FLAGS.budget_draws)
+                      budget_draws=FLAGS.budget_draws,
+                      sample_temperature=FLAGS.sample_temperature)
     result = measure(net, FLAGS.image_size, FLAGS.num_classes,
                      FLAGS.batch_size, FLAGS.steps)
     result.update(
@@ -184,8 +201,10 @@ def main(argv):
         raw_branches=FLAGS.raw_branches,
         share_structure=FLAGS.share_structure,
         traced_bodies=FLAGS.traced_bodies,
+        lower_switches=FLAGS.lower_switches,
         tape_per_loss=FLAGS.tape_per_loss,
         budget_draws=FLAGS.budget_draws,
+        sample_temperature=FLAGS.sample_temperature,
         max_rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
         load_1min=os.getloadavg()[0], tensorflow=tf.__version__,
         hournas_tf=hournas_tf.__version__, label=FLAGS.label,
@@ -197,14 +216,16 @@ def main(argv):
           f"({result['sampler']}), fused batch norm "
           f"{FLAGS.fused_batch_norm}, raw branches {FLAGS.raw_branches}, "
           f"shared structure {FLAGS.share_structure}, traced bodies "
-          f"{FLAGS.traced_bodies}, tape per loss {FLAGS.tape_per_loss}: "
+          f"{FLAGS.traced_bodies}, tape per loss {FLAGS.tape_per_loss}, "
+          f"lowered switches {FLAGS.lower_switches}: "
           f"trace "
           f"{result['trace_cpu_s']:.1f} "
           f"+ first call {result['first_call_cpu_s']:.1f} = first step "
           f"{result['first_step_cpu_s']:.1f} CPU s "
           f"({result['first_step_wall_s']:.1f} s wall); step "
           f"{result['step_cpu_s']:.2f} CPU s ({result['step_wall_s']:.2f} s "
-          f"wall); max RSS {result['max_rss_gb']:.1f} GB; load "
+          f"wall), {FLAGS.steps} steps {result['steps_total_cpu_s']:.1f} "
+          f"CPU s; max RSS {result['max_rss_gb']:.1f} GB; load "
           f"{result['load_1min']:.1f}", flush=True)
     if FLAGS.json:
         text = json.dumps(result, indent=1)

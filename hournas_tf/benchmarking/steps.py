@@ -252,9 +252,12 @@ def first_step(build, data):
     return keep, step, out
 
 
-def interleaved(steps, data, rounds, warmup=1):
+def interleaved(steps, data, rounds, warmup=5):
     """Times `rounds` rounds of one call of every step in `steps` ({name:
-    fn}), alternating; returns {name: {'wall': [s], 'cpu': [s]}}."""
+    fn}), alternating, after `warmup` untimed rounds (a supernet step
+    draws its own path, and a branch's function is instantiated when it
+    first runs: mixed.switch_case); returns {name: {'wall': [s], 'cpu':
+    [s]}}."""
     for _ in range(warmup):
         for fn in steps.values():
             sync(fn(data))

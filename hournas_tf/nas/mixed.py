@@ -50,6 +50,16 @@ That body is a `tf.function` traced once per structure and input shape
 supernet call the same traced body and its gradient is built once.
 All give the same values as one Keras call per branch.
 
+The switches are not lowered (`lower_switches`, off): TensorFlow
+rewrites every `Case` op of a traced function, and of its gradient, into
+switch/merge nodes of one graph when the function is first called, which
+made most of the first call and a quarter of the memory of a supernet. An
+unlowered `Case` runs the chosen branch as a call of its own function
+(each branch instantiated on its own, on the first call). The kernels and
+the values are the same
+(`tests/test_supernet.py::test_build_time_switches_keep_the_train_step`),
+and the step time too (docs/speed.md, "Unlowered switches").
+
 In a single-path backward pass the branches that did not run get zero
 gradients (the gradient of `tf.switch_case`), so an optimizer with momentum
 or weight decay still moves them, as in the GDAS reference code.
@@ -59,6 +69,7 @@ import functools
 
 import keras
 import tensorflow as tf
+from tensorflow.python.ops import control_flow_switch_case
 
 from hournas_tf.blocks.layers import Skip
 
@@ -77,6 +88,9 @@ class MixedLayer(keras.layers.Layer):
     # False: a shared body is traced inline in every switch (no
     # `tf.function` per structure and input shape).
     traced_bodies = True
+    # True: TensorFlow's default, every switch lowered to switch/merge
+    # nodes (`switch_case`).
+    lower_switches = False
 
     def __init__(self, branches, columns, single_path=True, residual=False,
                  **kwargs):
@@ -166,7 +180,7 @@ class MixedLayer(keras.layers.Layer):
         differentiate and instantiate, the same values."""
         parts = self._parts(inputs, training)
         if len(parts) == len(fns):
-            return tf.switch_case(index, fns)
+            return switch_case(index, fns)
         part_of, member_of = [0] * len(fns), [0] * len(fns)
         for p, members in enumerate(parts):
             for m, k in enumerate(members):
@@ -181,11 +195,11 @@ class MixedLayer(keras.layers.Layer):
             # The weights are picked outside the switch (reads, cheap): a
             # switch nested in a branch is slower to differentiate.
             blocks = [self.branches[k] for k in members]
-            tensors = tf.switch_case(member, [
+            tensors = switch_case(member, [
                 functools.partial(_read, b) for b in blocks])
             part_fns.append(functools.partial(_shared, blocks, member,
                                               tensors, inputs))
-        return tf.switch_case(part, part_fns)
+        return switch_case(part, part_fns)
 
     def _parts(self, inputs, training):
         """The branch indices grouped by `raw_structure` (a group of one
@@ -251,6 +265,18 @@ class MixedLayer(keras.layers.Layer):
         return cls(**config)
 
 
+def switch_case(index, fns):
+    """`tf.switch_case(index, fns)`, not lowered to switch/merge nodes
+    unless `MixedLayer.lower_switches` (see the module docstring).
+    `tf.switch_case` has no argument for it; this is its implementation
+    with TensorFlow's own `lower_using_switch_merge` argument, the one
+    `tf.__internal__.execute_fn_for_device` sets to False."""
+    if MixedLayer.lower_switches:
+        return tf.switch_case(index, fns)
+    return control_flow_switch_case._indexed_case_helper(
+        fns, None, index, 'switch_case', lower_using_switch_merge=False)
+
+
 def _shared(blocks, member, tensors, inputs):
     """F(x) of blocks[member] (blocks of one `raw_structure`) on its
     weights `tensors`: one `raw_forward`, its moving statistics moved."""
@@ -258,7 +284,7 @@ def _shared(blocks, member, tensors, inputs):
         y, stats = _traced_body(blocks[0], inputs, tensors)
     else:
         y, stats = blocks[0].raw_forward(inputs, tensors)
-    tf.switch_case(member, [functools.partial(_update, b, stats)
+    switch_case(member, [functools.partial(_update, b, stats)
                             for b in blocks])
     return y
 
