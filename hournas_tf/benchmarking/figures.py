@@ -247,9 +247,8 @@ def _figures_d(results):
                              f'({how})')
                 if not met:
                     note += ('; cause: every branch of every mixed layer is '
-                             'traced, differentiated and instantiated before '
-                             'the first step (graph mode), ~linear in the '
-                             'branches')
+                             'traced and differentiated before the first '
+                             'step (graph mode), ~linear in the branches')
             out.append(_figure('d', name, value, 'CPU s', goal, met, note,
                                case_name, wall=total['wall']))
     for case_name, case in _of_kind(results, 'demo_search'):
