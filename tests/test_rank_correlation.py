@@ -248,3 +248,31 @@ def test_rank_correlation_end_to_end_and_resumed(tiny_search, tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert '4 retrained before' in again.stdout
     assert 'retrained;' not in again.stdout
+
+
+def test_committed_fashion_mnist_ranking_is_the_tools_output():
+    """docs/rank_correlation.md holds the Fashion-MNIST ranking of the
+    committed docs/rank_correlation_fashion_mnist.json: both statistics
+    recomputed with scipy from its accuracies, and the page's table and
+    range are the tool's own summary lines."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    data = jsonio.read_json(os.path.join(
+        repo, 'docs', 'rank_correlation_fashion_mnist.json'), 'ranking')
+    assert data['command'].startswith('python -m tools.rank_correlation ')
+    assert '--train_examples=12000' in data['command']
+    scored = [r for r in data['architectures'] if r['all_ops_trained']]
+    assert all(r['eval_split'] == 'test' for r in scored)
+    s = data['statistics']
+    assert s['n'] == len(scored) == data['num_scored'] >= 3
+    x = [r['inherited_accuracy'] for r in scored]
+    y = [r['test_accuracy'] for r in scored]
+    assert s['kendall_tau'] == pytest.approx(stats.kendalltau(x, y)[0])
+    assert s['spearman_rho'] == pytest.approx(stats.spearmanr(x, y)[0])
+    assert data['inherited_range'] == [min(x), max(x)]
+    doc = open(os.path.join(repo, 'docs', 'rank_correlation.md')).read()
+    lines = [line for line in rank.summary(data).splitlines()
+             if line.startswith(('| Kendall', '| Spearman', 'Inherited',
+                                 '| arch'))]
+    assert len(lines) == 4 + len(data['architectures'])  # with the header
+    for line in lines:
+        assert line in doc, line
