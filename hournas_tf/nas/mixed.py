@@ -54,11 +54,12 @@ The switches are not lowered (`lower_switches`, off): TensorFlow
 rewrites every `Case` op of a traced function, and of its gradient, into
 switch/merge nodes of one graph when the function is first called, which
 made most of the first call and a quarter of the memory of a supernet. An
-unlowered `Case` runs the chosen branch as a call of its own function
-(each branch instantiated on its own, on the first call). The kernels and
-the values are the same
+unlowered `Case` runs the chosen branch as a call of its own function,
+instantiated when that branch first runs. A stage-2 step gives the same
+values bit for bit
 (`tests/test_supernet.py::test_build_time_switches_keep_the_train_step`),
-and the step time too (docs/speed.md, "Unlowered switches").
+except that a body alone in its switch may round a few sums differently,
+and the steady step is as fast (docs/speed.md, "Unlowered switches").
 
 In a single-path backward pass the branches that did not run get zero
 gradients (the gradient of `tf.switch_case`), so an optimizer with momentum
@@ -285,7 +286,7 @@ def _shared(blocks, member, tensors, inputs):
     else:
         y, stats = blocks[0].raw_forward(inputs, tensors)
     switch_case(member, [functools.partial(_update, b, stats)
-                            for b in blocks])
+                         for b in blocks])
     return y
 
 
