@@ -338,4 +338,5 @@ def main(argv):
 
 if __name__ == '__main__':
     define_flags()
-    runner.run(main, show_logs=lambda f: f.verbose >= 2)
+    runner.run(main, show_logs=lambda f: f.verbose >= 2,
+               skip_teardown=True)

@@ -14,6 +14,7 @@ from hournas_tf.fuzzing import check_refused
 # A command whose main writes log lines the way TensorFlow does (C++ on file
 # descriptor 2, Python through absl logging) before it fails.
 COMMAND = textwrap.dedent('''
+    import atexit
     import os
     import signal
     import sys
@@ -28,6 +29,8 @@ COMMAND = textwrap.dedent('''
     flags.DEFINE_string('outcome', 'user_error', '')
     flags.DEFINE_bool('chatty', False, '')
     flags.DEFINE_string('output_dir', '', '')
+    flags.DEFINE_bool('skip_teardown', False, '')
+    flags.DEFINE_bool('teardown_probe', False, '')
 
 
     def outcome():
@@ -43,6 +46,9 @@ COMMAND = textwrap.dedent('''
         os.write(2, b'I0000 port.cc:153] oneDNN custom operations are on\\n')
         logging.warning('tfds: variant folder has no dataset_info.json')
         print('progress', flush=True)
+        if flags.FLAGS.teardown_probe:
+            atexit.register(print, 'teardown ran')
+            print('buffered')  # stdout is a pipe: held until flushed
         if not flags.FLAGS.output_dir:
             return outcome()
         with new_output_dir(flags.FLAGS.output_dir) as output:
@@ -51,7 +57,8 @@ COMMAND = textwrap.dedent('''
             outcome()
 
 
-    runner.run(main, show_logs=lambda f: f.chatty)
+    runner.run(main, show_logs=lambda f: f.chatty,
+               skip_teardown='--skip_teardown' in sys.argv)
 ''')
 
 
@@ -69,6 +76,21 @@ def test_a_user_error_is_the_only_line_on_stderr():
 def test_a_success_prints_no_log_lines():
     out = _run('--outcome=ok')
     assert (out.returncode, out.stderr, out.stdout) == (0, '', 'progress\n')
+
+
+@pytest.mark.parametrize('skip', [False, True])
+def test_skip_teardown_flushes_output_and_skips_exit_hooks(skip):
+    out = _run('--outcome=ok', '--teardown_probe',
+               *(['--skip_teardown'] if skip else []))
+    assert (out.returncode, out.stderr) == (0, '')
+    assert out.stdout == 'progress\nbuffered\n' + (
+        '' if skip else 'teardown ran\n')
+
+
+def test_skip_teardown_keeps_failures_as_they_were():
+    out = _run('--skip_teardown')
+    assert out.returncode == 2
+    assert out.stderr == 'error: cifar10 is not prepared\n'
 
 
 @pytest.mark.parametrize('flag', ['--chatty', '--verbosity=0'])

@@ -104,12 +104,28 @@ def keep_log(folder):
     return path
 
 
-def run(main, show_logs=None):
+def exit_without_teardown():
+    """Exits with code 0 at once, flushing Python's logging handlers and
+    the standard streams first but skipping the interpreter's teardown and
+    `atexit` hooks: after a search, freeing its traced graphs took about
+    5 s (docs/speed.md, "The end of a fit")."""
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def run(main, show_logs=None, skip_teardown=False):
     """Runs an absl `main`, turning `UserError` into a one-line exit 2.
 
     TensorFlow's, absl's and tensorflow-datasets' log lines are held back
     unless absl's `--verbosity` is given or `show_logs(flags.FLAGS)` is
-    true; they are printed before the traceback if `main` crashes.
+    true; they are printed before the traceback if `main` crashes. With
+    `skip_teardown`, a `main` that succeeds ends in
+    `exit_without_teardown` (for the commands that build large graphs; a
+    `main` called in-process, as `hournas_tf.fuzzing` does, must not).
     """
     from absl import app
     from absl import flags
@@ -123,11 +139,14 @@ def run(main, show_logs=None):
         held = _Held()
         try:
             with held_stderr(enabled=not verbose) as held:
-                return main(argv)
+                status = main(argv)
         except UserError as e:
             fail(str(e))
         except Exception:
             sys.stderr.write(held.text)
             raise
+        if skip_teardown and not status:
+            exit_without_teardown()
+        return status
 
     app.run(wrapped, flags_parser=flags_parser)

@@ -36,17 +36,18 @@ are listed in a hashed order, a window is a random sample; tfds reads only
 the shards it needs (`train[a:b]+train[c:d]` split slicing).
 
 Pipelines. Examples are decoded, cached in memory when `cache` says so
-(`auto`: when the decoded split is estimated below `CACHE_LIMIT_BYTES`;
-the cache is filled when the pipeline is made, see `_filled_cache`),
-shuffled (training and architecture splits), preprocessed in a parallel
-map (`hournas_tf.data.preprocessing`; the weights and retraining splits use
+(`auto`: when the decoded split is estimated below `CACHE_LIMIT_BYTES`; the
+cache is filled when the pipeline is made, see `_filled_cache`), shuffled
+(training and architecture splits), preprocessed in a parallel map
+(`hournas_tf.data.preprocessing`; the weights and retraining splits use
 training augmentation, the architecture and eval splits the deterministic
 eval transform, so architecture gradients see the images without
-augmentation noise), batched and prefetched with AUTOTUNE. Elements are
-(images float32 [B, S, S, 3] normalized by `normalize`, labels int32 [B]).
-The search's weights and arch datasets repeat before batching: they are
-infinite streams of full batches, reshuffled every pass, so a split smaller
-than one batch still works (the search counts its epochs in steps,
+augmentation noise), batched and prefetched with AUTOTUNE (tf.data's
+autotuning is off for a split cached in memory, see `_pipeline`). Elements
+are (images float32 [B, S, S, 3] normalized by `normalize`, labels int32
+[B]). The search's weights and arch datasets repeat before batching: they
+are infinite streams of full batches, reshuffled every pass, so a split
+smaller than one batch still works (the search counts its epochs in steps,
 `SearchData.weight_steps` = ceil(examples / batch)). The retraining
 datasets are finite (one pass per iteration, reshuffled each time); the
 train dataset drops the last partial batch so every batch has the same
@@ -588,13 +589,19 @@ def _pipeline(source, ds, config, *, split, num_examples, batch, augment,
     )
     ds = ds.batch(batch, drop_remainder=drop_remainder)
     ds = ds.prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    if cache:
+        # Reading is not the bottleneck of a split held in memory, and
+        # tf.data's autotuning thread can hold the destruction of an
+        # iterator, that is the end of a `fit` or `evaluate`, for about
+        # 20 s (docs/speed.md, "The end of a fit"). Without it, AUTOTUNE
+        # means min(16, CPU cores).
+        options.autotune.enabled = False
     if strategy is not None and source.auto_shard_data:
-        options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = (
             tf.data.experimental.AutoShardPolicy.DATA
         )
-        ds = ds.with_options(options)
-    return ds
+    return ds.with_options(options)
 
 
 def _filled_cache(ds):
