@@ -115,9 +115,9 @@ def test_partial_reads_never_truncate_a_cached_split(digits_dir):
 
 @pytest.mark.parametrize('cache', ['memory', 'none'])
 def test_autotuning_is_off_only_for_splits_held_in_memory(digits_dir, cache):
-    # tf.data's autotuning thread held the end of a `fit` for 18-19 s in 4
-    # of 8 fits (benchmarks/speed/fit_end_autotune.py); a split held in
-    # memory does not need it, one read from disk keeps it.
+    # tf.data's autotuning thread held the end of a `fit` for 17.7-17.8 s
+    # in 2 of 5 fits (benchmarks/speed/31, fit_end_autotune.py); a split
+    # held in memory does not need it, one read from disk keeps it.
     config = data.DataConfig(data_dir=digits_dir, batch_size=16, cache=cache)
     search = data.load_search_data(config)
     train = data.load_train_data(config)
