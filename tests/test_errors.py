@@ -48,7 +48,9 @@ COMMAND = textwrap.dedent('''
         print('progress', flush=True)
         if flags.FLAGS.teardown_probe:
             atexit.register(print, 'teardown ran')
-            print('buffered')  # stdout is a pipe: held until flushed
+            # Held until flushed, even under PYTHONUNBUFFERED.
+            sys.stdout.reconfigure(line_buffering=False, write_through=False)
+            print('buffered')
         if not flags.FLAGS.output_dir:
             return outcome()
         with new_output_dir(flags.FLAGS.output_dir) as output:
