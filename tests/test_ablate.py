@@ -226,85 +226,6 @@ def test_user_errors_are_one_line(args, message, tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.large
-def test_one_random_cell_runs_and_makes_the_table(tmp_path):
-    """The quickest configuration: one cell (the random baseline), one
-    seed, one retraining epoch; then the table is rewritten from it."""
-    out = tmp_path / 'ablation'
-    args = [f'--output_dir={out}', '--variants=random', '--seeds=1',
-            '--train_epochs=1']
-    res = run_python('tools/ablate.py', *args, timeout=900)
-    assert res.returncode == 0, res.stderr[-3000:]
-    cell = json.loads((out / 'random' / 'seed0' / 'result.json')
-                      .read_text())
-    assert cell['variant'] == 'random' and cell['within_tolerance']
-    for obj, target in TARGETS.items():
-        assert abs(cell['achieved'][obj] - target) <= 0.03 * target
-    metrics = json.loads((out / 'random' / 'seed0' / 'train' /
-                          'metrics.json').read_text())
-    assert metrics['architecture'] == cell['architecture']
-    assert metrics['epochs'] == 1
-    assert cell['test_accuracy'] == metrics['test_accuracy']
-    assert 0 < cell['share_within_tolerance'] < 1
-    data = json.loads((out / 'results.json').read_text())
-    assert data['rows']['random']['n'] == 1
-    assert data['command'] == 'python tools/ablate.py ' + ' '.join(args)
-    table = (out / 'ablation.md').read_text()
-    assert '| random (uniform, within tolerance) | baseline |' in table
-    assert f'{cell["test_accuracy"]:.2%} ± 0.00%' in table
-    assert table in res.stdout
-    assert '1/1 cells done' in res.stdout
-    # Rerun: the finished cell is kept, not run again.
-    res = run_python('tools/ablate.py', *args, '--table_only', timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert json.loads((out / 'random' / 'seed0' / 'result.json')
-                      .read_text()) == cell
-    rewritten = (out / 'ablation.md').read_text()
-    # The same table and conclusion; only the footer's time of writing
-    # and load average may differ.
-    assert rewritten.split('Command:')[0] == table.split('Command:')[0]
-    assert f'started {data["started"]}' in rewritten
-    assert 'TensorFlow 2.' in rewritten and 'commit ' in rewritten
-
-
-@pytest.mark.large
-def test_search_and_best_of_k_cells_on_one_seed(tmp_path):
-    """The default search and the best-of-k baseline, whose random
-    architectures are scored by that search's saved supernet."""
-    out = tmp_path / 'ablation'
-    res = run_python('tools/ablate.py', f'--output_dir={out}',
-                     '--variants=hournas,random_best_of_k', '--seeds=1',
-                     '--search_epochs=1', '--max_steps_per_epoch=2',
-                     '--proposal_iters=50', '--train_epochs=1',
-                     '--random_k=2', timeout=1800)
-    assert res.returncode == 0, res.stderr[-3000:]
-    search = json.loads((out / 'hournas' / 'seed0' / 'result.json')
-                        .read_text())
-    assert search['within_tolerance'] and search['search_seconds'] > 0
-    assert (out / 'hournas' / 'seed0' / 'search' / 'supernet.json').exists()
-    best = json.loads((out / 'random_best_of_k' / 'seed0' / 'result.json')
-                      .read_text())
-    assert len(best['candidates']) == len(best['estimates']) == 2
-    assert all(0 <= e <= 1 for e in best['estimates'])
-    assert best['estimates'][best['chosen']] == max(best['estimates'])
-    assert best['architecture'] == best['candidates'][best['chosen']]
-    # The candidates keep the vital ops the search fixed.
-    vital = json.loads((out / 'hournas' / 'seed0' / 'search' /
-                        'arch.json').read_text())['search']['vital_ops']
-    ops = best['architecture'].split(':')[1].split(',')
-    assert all(ops[int(i) - 1] == op for i, op in vital.items())
-    # Two workers (the default), one table: each worker's progress line
-    # counts the cells of both. (The two cells may finish close together,
-    # so the first line can already read 2/2; progress()'s own test covers
-    # the time estimate.)
-    counts = re.findall(r'(\d)/2 cells done', res.stdout)
-    assert len(counts) == 2 and counts[-1] == '2', res.stdout
-    assert res.stdout.count('| variant |') == 1
-    data = json.loads((out / 'results.json').read_text())
-    assert set(data['rows']) == {'hournas', 'random_best_of_k'}
-    assert data['conclusion'][0].startswith('HourNAS ')
-
-
 def test_work_runs_each_cell_as_a_child_and_skips_a_failed_one(
         tmp_path, monkeypatch, capsys):
     c = config(tmp_path, seeds=(0,), variants=('random',))
@@ -590,28 +511,37 @@ def test_the_fashion_mnist_flagfile_parses_and_passes_the_preflight():
 
 
 @pytest.mark.large
-def test_quick_mode_runs_the_new_rows_and_their_statistics(tmp_path):
-    """--seeds=2 on a small subset: the default search, the random
-    baseline and the no-stage-2 control (from the default search's
-    stage1.json; the paper row's settings have a fast test of their own),
-    retrained on 200 images and evaluated
-    on the held-out split; results.json has each row's paired statistics
-    against the default."""
+def test_quick_mode_runs_every_searched_row_and_rewrites_its_table(
+        tmp_path):
+    """--seeds=2 on a small subset, one run for the ablation's end to end:
+    the default search, the random baseline, the no-stage-2 control (from
+    the default search's stage1.json) and best-of-k (random architectures
+    scored by that search's saved supernet); the paper row's settings have
+    a fast test of their own. Retrained on 200 images and evaluated on the
+    held-out split; results.json has each row's paired statistics against
+    the default; --table_only then rewrites the table from the finished
+    cells without running one."""
     out = tmp_path / 'ablation'
-    res = run_python('tools/ablate.py', f'--output_dir={out}',
-                     '--variants=hournas,random,no_stage2',
-                     '--seeds=2', '--search_epochs=1',
-                     '--max_steps_per_epoch=2', '--proposal_iters=50',
-                     '--train_epochs=1', '--train_examples=200',
-                     '--validation_fraction=0.2', timeout=3600)
+    args = [f'--output_dir={out}',
+            '--variants=hournas,random,no_stage2,random_best_of_k',
+            '--seeds=2', '--search_epochs=1', '--max_steps_per_epoch=2',
+            '--proposal_iters=50', '--train_epochs=1', '--random_k=2',
+            '--train_examples=200', '--validation_fraction=0.2']
+    res = run_python('tools/ablate.py', *args, timeout=3600)
     assert res.returncode == 0, res.stderr[-3000:]
     data = json.loads((out / 'results.json').read_text())
-    assert set(data['rows']) == {'hournas', 'random', 'no_stage2'}
+    rows = {'hournas', 'random', 'no_stage2', 'random_best_of_k'}
+    assert set(data['rows']) == rows
     assert all(r['n'] == 2 for r in data['rows'].values())
+    assert data['command'] == 'python tools/ablate.py ' + ' '.join(args)
     cells = {v: {r['seed']: r for r in rs}
              for v, rs in data['results'].items()}
+    # Two workers, one table: each worker's progress line counts all cells.
+    counts = re.findall(r'(\d)/8 cells done', res.stdout)
+    assert len(counts) == 8 and counts[-1] == '8', res.stdout
+    assert res.stdout.count('| variant |') == 1
     # The paired statistics, per row against the default.
-    assert set(data['statistics']) == {'random', 'no_stage2'}
+    assert set(data['statistics']) == rows - {'hournas'}
     for variant, c in data['statistics'].items():
         assert c['n'] == 2 and c['df'] == 1 and c['seeds'] == [0, 1]
         diffs = [cells['hournas'][s]['test_accuracy']
@@ -627,17 +557,45 @@ def test_quick_mode_runs_the_new_rows_and_their_statistics(tmp_path):
         else:  # 2 seeds: the exact p is at least 0.5, and says so
             assert 0.5 <= c['wilcoxon_p'] <= c['holm_wilcoxon_p'] <= 1
             assert 'cannot fall below' in c['wilcoxon_note']
-    assert len(data['conclusion']) == 2  # random and no_stage2
-    # No stage 2: a proposal of the default search's own stage1.json.
+    assert len(data['conclusion']) == 3
+    assert data['conclusion'][0].startswith('HourNAS ')
     for seed in (0, 1):
+        search_dir = out / 'hournas' / f'seed{seed}' / 'search'
+        search = cells['hournas'][seed]
+        assert search['within_tolerance'] and search['search_seconds'] > 0
+        assert (search_dir / 'supernet.json').exists()
+        stage1 = json.loads((search_dir / 'stage1.json').read_text())
+        # Random: uniform within the budget, retrained as recorded.
+        random_cell = cells['random'][seed]
+        assert random_cell['within_tolerance']
+        for obj, target in TARGETS.items():
+            assert abs(random_cell['achieved'][obj] - target) <= \
+                0.03 * target
+        assert 0 < random_cell['share_within_tolerance'] < 1
+        metrics = json.loads((out / 'random' / f'seed{seed}' / 'train' /
+                              'metrics.json').read_text())
+        assert metrics['architecture'] == random_cell['architecture']
+        assert metrics['epochs'] == 1 and metrics['num_train'] == 200
+        assert metrics['eval_split'].startswith('train[')
+        assert random_cell['test_accuracy'] == metrics['test_accuracy']
+        # No stage 2: a proposal of the default search's own stage1.json.
         control = cells['no_stage2'][seed]
-        stage1 = json.loads((out / 'hournas' / f'seed{seed}' / 'search' /
-                             'stage1.json').read_text())
         assert 0 <= control['proposal'] < len(stage1['proposals']) == 8
         ops = control['architecture'].split(':')[1].split(',')
         assert all(ops[int(i)] == op for i, op in
                    stage1['vital_ops'].items())
         assert control['search_seconds'] >= stage1['seconds']['vital']
+        # Best of k: the supernet's best estimate, with the vital ops the
+        # search fixed.
+        best = cells['random_best_of_k'][seed]
+        assert len(best['candidates']) == len(best['estimates']) == 2
+        assert all(0 <= e <= 1 for e in best['estimates'])
+        assert best['estimates'][best['chosen']] == max(best['estimates'])
+        assert best['architecture'] == best['candidates'][best['chosen']]
+        vital = json.loads((search_dir / 'arch.json').read_text())[
+            'search']['vital_ops']
+        ops = best['architecture'].split(':')[1].split(',')
+        assert all(ops[int(i) - 1] == op for i, op in vital.items())
     # Paired retraining: per seed one recipe, one subset, the held-out
     # split; only the architecture differs.
     for seed in (0, 1):
@@ -651,9 +609,19 @@ def test_quick_mode_runs_the_new_rows_and_their_statistics(tmp_path):
                 'arch', 'arch_name', 'output_dir')} == {
                 k: v for k, v in configs[0].items() if k not in (
                     'arch', 'arch_name', 'output_dir')}
-        metrics = json.loads((out / 'random' / f'seed{seed}' / 'train' /
-                              'metrics.json').read_text())
-        assert metrics['num_train'] == 200
-        assert metrics['eval_split'].startswith('train[')
     assert data['evaluated_on'].startswith('held-out validation split')
-    assert 'not the test split' in (out / 'ablation.md').read_text()
+    table = (out / 'ablation.md').read_text()
+    assert 'not the test split' in table and table in res.stdout
+    assert '| random (uniform, within tolerance) | baseline |' in table
+    # Rerun with --table_only: the finished cells are kept, not run again,
+    # and the table is the same; only the footer's time of writing and
+    # load average may differ.
+    res = run_python('tools/ablate.py', *args, '--table_only', timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert not re.search(r'seed \d: started', res.stdout), res.stdout
+    again = json.loads((out / 'results.json').read_text())
+    assert again['results'] == data['results']
+    rewritten = (out / 'ablation.md').read_text()
+    assert rewritten.split('Command:')[0] == table.split('Command:')[0]
+    assert f'started {data["started"]}' in rewritten
+    assert 'TensorFlow 2.' in rewritten and 'commit ' in rewritten
