@@ -310,6 +310,17 @@ MUTATIONS = (
         tests=('tests/test_search.py::test_search_end_to_end_on_digits',),
         why="the search reports the kept share of one draw per step, not "
             "of --budget_draws", large=True),
+    Mutation(
+        name='best-of-k-picks-the-worst',
+        path='hournas_tf/experiments/ablation.py',
+        old='            best = max(range(len(archs)), key=lambda k: '
+            'scores[k])\n',
+        new='            best = min(range(len(archs)), key=lambda k: '
+            'scores[k])\n',
+        tests=('tests/test_ablate.py::test_quick_mode_runs_every_searched_'
+               'row_and_rewrites_its_table',),
+        why='best-of-k retrains the candidate the supernet scores lowest',
+        large=True),
 )
 
 
