@@ -6,6 +6,8 @@
     python tools/ablate.py --flagfile=configs/ablate_fashion_mnist.flags
     python tools/ablate.py --reanalyze=docs/ablation_results.json
     python tools/ablate.py --flagfile=configs/ablate_fashion_mnist.flags \
+        --restore_cells=docs/ablation_fashion_mnist_results.json
+    python tools/ablate.py --flagfile=configs/ablate_fashion_mnist.flags \
         --recipe_epochs=1,2,6 --validation_fraction=0.1 --seeds=2 \
         --variants=hournas,random \
         --architectures_from=runs/ablation_fashion_mnist \
@@ -37,6 +39,7 @@ from hournas_tf.common import runner
 from hournas_tf.common.errors import UserError
 from hournas_tf.experiments import ablation
 from hournas_tf.experiments import ablation_report
+from hournas_tf.experiments import ablation_restore
 from hournas_tf.experiments import recipe_length
 from hournas_tf.nas import config as config_lib
 
@@ -92,6 +95,11 @@ def define_flags():
     flags.DEFINE_string('architectures_from', None, 'With '
                         '--recipe_epochs: the output_dir of a tools/ablate.py '
                         'run whose cells give the architectures.')
+    flags.DEFINE_string('restore_cells', None, 'A results.json of an '
+                        'earlier run of these settings whose cell folders '
+                        'are gone (e.g. a committed one): its cells are '
+                        'written into --output_dir as finished cells, so '
+                        'the run adds only the rows and seeds it lacks.')
     # Internal: the pool runs each cell as a child with --cell;
     # --worker_only runs the cells and writes no table.
     flags.DEFINE_string('cell', None, 'internal: run one cell, '
@@ -165,6 +173,9 @@ def main(argv):
         ablation.work(config, sys.argv[1:], program=__file__)
         return
     ablation.preflight(config)
+    if f.restore_cells:
+        written = ablation_restore.restore_cells(config, f.restore_cells)
+        ablation.log(f'{written} cell(s) restored from {f.restore_cells}')
     os.makedirs(config.output_dir, exist_ok=True)
     command = ' '.join(['python', 'tools/ablate.py', *sys.argv[1:]])
     state_path = os.path.join(config.output_dir, 'started.json')

@@ -311,6 +311,15 @@ MUTATIONS = (
         why="the search reports the kept share of one draw per step, not "
             "of --budget_draws", large=True),
     Mutation(
+        name='restore-overwrites-cells',
+        path='hournas_tf/experiments/ablation_restore.py',
+        old='        if ablation.is_done(config, variant, seed):\n'
+            '            continue\n',
+        new='',
+        tests=('tests/test_ablation_restore.py::test_restored_cells_are_'
+               'finished_cells_and_kept_ones_stay',),
+        why='--restore_cells overwrites a finished cell of the run'),
+    Mutation(
         name='best-of-k-picks-the-worst',
         path='hournas_tf/experiments/ablation.py',
         old='            best = max(range(len(archs)), key=lambda k: '

@@ -12,6 +12,7 @@ import statistics as stats_lib
 
 from hournas_tf.common import jsonio
 from hournas_tf.common import provenance
+from hournas_tf.experiments import ablation_restore
 from hournas_tf.experiments import paired
 from hournas_tf.experiments.ablation import BASELINES
 from hournas_tf.experiments.ablation import DEFAULT
@@ -204,6 +205,11 @@ def markdown(config, data):
            f'included). {m["cpus"]} CPUs, load average {m["load_average"]}, '
            f'Python {m["python"]}, TensorFlow {m["tensorflow"]}, Keras '
            f'{m["keras"]}, commit {m["commit"]}.']
+    if 'restored_from' in data:
+        r = data['restored_from']
+        md.append(f'{len(r["cells"])} cells restored from {r["path"]} '
+                  f'(`{r["command"]}`, started {r["started"]}, commit '
+                  f'{r["commit"]}); their times are that run\'s.')
     if 'reanalyzed' in data:
         md.append(f'Statistics recomputed from the cells\' results on '
                   f'{data["reanalyzed"]["date"]} at commit '
@@ -236,6 +242,9 @@ def write_outputs(config, command, started):
         **analyze(results, config.search.targets),
         'results': results,
     }
+    restored = ablation_restore.restored_from(config.output_dir)
+    if restored:
+        data['restored_from'] = restored
     jsonio.write_json(os.path.join(config.output_dir, 'results.json'), data)
     with open(os.path.join(config.output_dir, 'ablation.md'), 'w') as f:
         f.write(markdown(config, data))
