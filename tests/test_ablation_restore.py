@@ -112,9 +112,27 @@ def test_a_row_that_needs_the_default_search_folder_is_refused(tmp_path):
                        'search folder'):
         restore.restore_cells(c, path)
     assert not os.path.exists(c.output_dir)
+    # Where the default search of a seed ran here (its folder is there),
+    # the row can read it: that seed is not refused.
+    ran = tmp_path / 'ran'
+    c = config(ran, variants=('hournas', 'no_stage2'), seeds=(0,))
+    search = os.path.join(ablation.cell_dir(c, 'hournas', 0), 'search')
+    os.makedirs(search)
+    jsonio.write_json(os.path.join(search, 'supernet.json'), {})
+    jsonio.write_json(os.path.join(ablation.cell_dir(c, 'hournas', 0),
+                                   ablation.RESULT_FILE),
+                      result('hournas', 0, 0.9))
+    assert restore.restore_cells(c, path) == 0  # its own cell is kept
     # Restored with the default's cells of every seed it runs, it is fine.
+    c = config(tmp_path / 'run', variants=('hournas', 'no_stage2'))
     path, _ = results_file(tmp_path, c, rows=('hournas', 'no_stage2'))
     assert restore.restore_cells(c, path) == 6
+    # Cells of another results.json are not mixed into the same folder.
+    other = tmp_path / 'other.json'
+    other.write_text(open(path).read())
+    with pytest.raises(UserError, match='already holds cells restored from '
+                       + path):
+        restore.restore_cells(c, str(other))
 
 
 def test_what_is_not_a_results_file_is_refused(tmp_path):

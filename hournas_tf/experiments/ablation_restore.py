@@ -52,6 +52,16 @@ def _difference(mine, theirs, prefix=''):
     return None
 
 
+def _default_without_folder(config, seed, cells):
+    """True if the default cell of `seed` is (or will be) finished
+    without the search folder that best-of-k and no stage 2 read."""
+    default = (ablation.DEFAULT, seed)
+    if default not in cells and not ablation.is_done(config, *default):
+        return False  # the run searches it
+    return not os.path.isfile(os.path.join(
+        ablation.cell_dir(config, *default), 'search', 'supernet.json'))
+
+
 def restore_cells(config, path):
     """Writes the cells of the results.json at `path` that `config` runs
     into `config.output_dir` (a cell already there is kept); returns the
@@ -75,13 +85,19 @@ def restore_cells(config, path):
         raise UserError(f'--restore_cells={path} was run with {name}='
                         f'{other!r}, this run has {mine!r}; restore cells '
                         'only into a run of the same settings')
+    earlier = restored_from(config.output_dir)
+    if earlier and earlier['path'] != path:
+        raise UserError(f'{config.output_dir} already holds cells restored '
+                        f'from {earlier["path"]}; restore {path} into '
+                        'another --output_dir')
     cells = {(r['variant'], r['seed']): r
              for rows in data['results'].values() for r in rows
              if r['variant'] in config.variants and r['seed'] in config.seeds}
     for variant in ablation.NEEDS_DEFAULT:
         for seed in config.seeds if variant in config.variants else ():
-            if (ablation.DEFAULT, seed) in cells and (variant, seed) not in \
-                    cells and not ablation.is_done(config, variant, seed):
+            if (variant, seed) not in cells and \
+                    not ablation.is_done(config, variant, seed) and \
+                    _default_without_folder(config, seed, cells):
                 raise UserError(
                     f'{variant} seed {seed} needs the {ablation.DEFAULT} '
                     'search folder of its seed, and restored cells come '
