@@ -135,6 +135,31 @@ def test_the_outputs_hold_the_table_and_every_cell(tmp_path):
             f'{cmp["mean_difference"]:+.2%} [{cmp["ci_low"]:+.2%}, '
             f'{cmp["ci_high"]:+.2%}] | 2 |') in page
     assert 'test split' in page and 'tensorflow' in page
+    assert data['started'] is None and '; written ' in page
+    bc.write_outputs(c, 'python tools/budget_compare.py X',
+                     '2026-12-04T10:00:00')
+    data = json.loads((tmp_path / 'cmp' / bc.RESULTS_FILE).read_text())
+    assert data['started'] == '2026-12-04T10:00:00'
+    assert ('`python tools/budget_compare.py X`; started '
+            '2026-12-04T10:00:00, written ') in (
+        tmp_path / 'cmp' / bc.TABLE_FILE).read_text()
+
+
+def test_the_command_that_started_a_comparison_stays_its_command(tmp_path):
+    """A rerun that resumes the comparison or rewrites its table
+    (--table_only) keeps the first command and start time."""
+    from hournas_tf.experiments import ablation
+
+    out = str(tmp_path / 'cmp')
+    first = ablation.started_state(out, 'python tools/budget_compare.py A')
+    assert first[0] == 'python tools/budget_compare.py A'
+    assert first[1].startswith('20')
+    again = ablation.started_state(out, 'python tools/budget_compare.py A '
+                                   '--table_only')
+    assert again == first
+    assert json.loads((tmp_path / 'cmp' / ablation.STARTED_FILE)
+                      .read_text()) == {'command': first[0],
+                                        'started': first[1]}
 
 
 @pytest.mark.parametrize('args, message', [
@@ -198,4 +223,8 @@ def test_one_seed_compares_both_budgets_end_to_end(tiny_budget_search,
     assert [row['comparison']['n'] for row in data['budgets']] == [1, 1]
     again = run_python('tools/budget_compare.py', *args, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert 'started' not in again.stdout
+    assert ': started' not in again.stdout
+    rewritten = json.loads((out / bc.RESULTS_FILE).read_text())
+    assert rewritten['command'] == data['command'] == \
+        'python tools/budget_compare.py ' + ' '.join(args)
+    assert rewritten['started'] == data['started'] is not None

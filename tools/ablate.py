@@ -26,7 +26,6 @@ validation split, to choose the retraining recipe
 (`hournas_tf.experiments.recipe_length`).
 """
 
-import datetime
 import os
 import sys
 
@@ -34,7 +33,6 @@ from absl import flags
 
 from hournas_tf import command_flags
 from hournas_tf.common import errors
-from hournas_tf.common import jsonio
 from hournas_tf.common import runner
 from hournas_tf.common.errors import UserError
 from hournas_tf.experiments import ablation
@@ -177,15 +175,10 @@ def main(argv):
         written = ablation_restore.restore_cells(config, f.restore_cells)
         ablation.log(f'{written} cell(s) restored from {f.restore_cells}')
     os.makedirs(config.output_dir, exist_ok=True)
-    command = ' '.join(['python', 'tools/ablate.py', *sys.argv[1:]])
-    state_path = os.path.join(config.output_dir, 'started.json')
-    if not os.path.isfile(state_path):
-        jsonio.write_json(state_path, {'command': command, 'started':
-                                       datetime.datetime.now().isoformat(
-                                           timespec='seconds')})
     # The table names the command that started it (a rerun resumes it).
-    state = jsonio.read_json(state_path, 'ablation state')
-    command, started = state['command'], state['started']
+    command, started = ablation.started_state(
+        config.output_dir,
+        ' '.join(['python', 'tools/ablate.py', *sys.argv[1:]]))
     if not f.table_only:
         ablation.work(config, sys.argv[1:], program=__file__)
     data = ablation_report.write_outputs(config, command, started)

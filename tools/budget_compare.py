@@ -28,6 +28,7 @@ from absl import flags
 from hournas_tf import search as search_command
 from hournas_tf.common import runner
 from hournas_tf.common.errors import UserError
+from hournas_tf.experiments import ablation
 from hournas_tf.experiments import budget_comparison
 
 
@@ -76,12 +77,16 @@ def main(argv):
 
     for row in budget_comparison.rows(config):
         search_lib.preflight(budget_comparison.search_config(config, row, 0))
-    command = ['python', 'tools/budget_compare.py', *sys.argv[1:]]
+    # The table names the command that started the comparison (a rerun
+    # resumes it, --table_only rewrites its table).
+    command, started = ablation.started_state(
+        config.output_dir,
+        ' '.join(['python', 'tools/budget_compare.py', *sys.argv[1:]]))
     if not f.table_only:
         budget_comparison.work(config, [sys.executable,
                                         os.path.abspath(__file__),
                                         *sys.argv[1:]])
-    budget_comparison.write_outputs(config, ' '.join(command))
+    budget_comparison.write_outputs(config, command, started)
     print(open(os.path.join(config.output_dir,
                             budget_comparison.TABLE_FILE)).read())
     missing = sum(budget_comparison.result_of(config, *c) is None

@@ -289,7 +289,7 @@ def _targets(targets):
     return ' / '.join(f'{o} {human(v)}' for o, v in targets.items())
 
 
-def table_markdown(summary, config, command, written):
+def table_markdown(summary, config, command, written, started=None):
     """The page: one row per budget, then the verdicts and provenance."""
     lines = [
         '| budget | targets | seeds | single search | shared search | '
@@ -324,7 +324,9 @@ def table_markdown(summary, config, command, written):
         f'**{said[summary["shared_rises_with_budget"]]}**; single '
         f'searches: **{said[summary["single_rises_with_budget"]]}**',
         '',
-        f'Command: `{command}`; written {written}; {provenance_line()}.',
+        f'Command: `{command}`; '
+        + (f'started {started}, ' if started else '')
+        + f'written {written}; {provenance_line()}.',
         '']
     return '\n'.join(lines)
 
@@ -334,14 +336,15 @@ def provenance_line():
     return ', '.join(f'{k} {v}' for k, v in machine.items())
 
 
-def write_outputs(config, command):
-    """results.json and budget_comparison.md; returns the summary."""
+def write_outputs(config, command, started=None):
+    """results.json and budget_comparison.md (`command` started the
+    comparison at `started`); returns the summary."""
     summary = summarize(config)
     from hournas_tf.experiments import ablation
 
     written = datetime.datetime.now(datetime.timezone.utc).isoformat(
         timespec='seconds')
-    data = {'command': command, 'written': written,
+    data = {'command': command, 'started': started, 'written': written,
             'machine': provenance.machine(),
             'commit': provenance.git_commit(ablation.REPO, mark_dirty=True),
             'train_epochs': config.train_epochs,
@@ -352,6 +355,7 @@ def write_outputs(config, command):
     os.makedirs(config.output_dir, exist_ok=True)
     jsonio.write_json(os.path.join(config.output_dir, RESULTS_FILE), data)
     with open(os.path.join(config.output_dir, TABLE_FILE), 'w') as f:
-        f.write(table_markdown(summary, config, command, written))
+        f.write(table_markdown(summary, config, command, written,
+                               started))
     return summary
 
