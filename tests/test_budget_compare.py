@@ -1,6 +1,7 @@
 """tools/budget_compare.py (experiments/budget_comparison.py): one
 several-budget search against one search per budget, paired by seed."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -68,6 +69,30 @@ def fake_cells(c, accuracy=ACCURACY):
                 name: {'test_accuracy': acc,
                        'before_repair_within_tolerance': seed != 2}
                 for name, acc in values.items()}})
+
+
+def test_progress_estimates_each_cell_by_its_kind(tmp_path):
+    c = dataclasses.replace(config(tmp_path, seeds=(0, 1)), workers=2)
+
+    def finish(row, seed, wall):
+        path = bc.cell_dir(c, row, seed)
+        os.makedirs(path)
+        jsonio.write_json(os.path.join(path, bc.RESULT_FILE), {
+            'row': row, 'seed': seed, 'budgets': {},
+            'job_wall_seconds': wall})
+
+    assert bc.progress(c) == '0/6 cells done'
+    finish('shared', 0, 600.0)
+    # No single cell done yet: the singles take the shared cell's time.
+    assert bc.progress(c) == ('1/6 cells done; about 25 min left with 2 '
+                              'worker(s)')  # 5 x 600 s / 2
+    finish('single_small', 0, 200.0)
+    # 3 singles x 200 s + 1 shared x 600 s, over 2 workers.
+    assert bc.progress(c) == ('2/6 cells done; about 10 min left with 2 '
+                              'worker(s)')
+    for row, seed in bc.cells(c)[2:]:
+        finish(row, seed, 100.0)
+    assert bc.progress(c) == '6/6 cells done'
 
 
 def test_summary_pairs_each_budget_by_seed(tmp_path):

@@ -177,6 +177,30 @@ def result_of(config, row, seed):
         else None
 
 
+def progress(config):
+    """'k/n cells done; about m min left': each unfinished cell takes the
+    mean wall time of the finished cells of its kind (the shared search
+    retrains one network per budget, a single search one), or of all
+    finished cells before one of its kind is done; over the workers."""
+    todo = cells(config)
+    times = {}
+    for row, seed in todo:
+        result = result_of(config, row, seed)
+        if result is not None:
+            times.setdefault(row == SHARED, []).append(
+                result['job_wall_seconds'])
+    done = sum(len(t) for t in times.values())
+    line = f'{done}/{len(todo)} cells done'
+    if 0 < done < len(todo):
+        every = [t for ts in times.values() for t in ts]
+        left = sum(statistics.fmean(times.get(row == SHARED, every))
+                   for row, seed in todo
+                   if result_of(config, row, seed) is None)
+        line += (f'; about {left / config.workers / 60:.0f} min left with '
+                 f'{config.workers} worker(s)')
+    return line
+
+
 def _run_child(config, row, seed, command):
     """One cell as the child `command --cell=ROW:SEED` (output into the
     cell's job.log); None if it failed or another process holds it."""
@@ -198,12 +222,10 @@ def _run_child(config, row, seed, command):
             log(f'{row} seed {seed}: failed (exit {proc.returncode}); see '
                 f'{logfile}')
             return None
-        done = sum(result_of(config, *c) is not None for c in cells(config))
         accuracies = ', '.join(f'{n} {r["test_accuracy"]:.4f}'
                                for n, r in result['budgets'].items())
         log(f'{row} seed {seed}: {accuracies} in '
-            f'{result["job_wall_seconds"]:.0f}s; {done}/'
-            f'{len(cells(config))} cells done')
+            f'{result["job_wall_seconds"]:.0f}s; {progress(config)}')
         return result
     finally:
         ablation.release(config, row, seed)
