@@ -170,23 +170,6 @@ def test_the_outputs_hold_the_table_and_every_cell(tmp_path):
         tmp_path / 'cmp' / bc.TABLE_FILE).read_text()
 
 
-def test_the_command_that_started_a_comparison_stays_its_command(tmp_path):
-    """A rerun that resumes the comparison or rewrites its table
-    (--table_only) keeps the first command and start time."""
-    from hournas_tf.experiments import ablation
-
-    out = str(tmp_path / 'cmp')
-    first = ablation.started_state(out, 'python tools/budget_compare.py A')
-    assert first[0] == 'python tools/budget_compare.py A'
-    assert first[1].startswith('20')
-    again = ablation.started_state(out, 'python tools/budget_compare.py A '
-                                   '--table_only')
-    assert again == first
-    assert json.loads((tmp_path / 'cmp' / ablation.STARTED_FILE)
-                      .read_text()) == {'command': first[0],
-                                        'started': first[1]}
-
-
 @pytest.mark.parametrize('args, message', [
     (['--budgets=only=macs:8e6/params:0.2e6'], 'give two budgets or more'),
     ([f'--budgets={TWO_BUDGETS}', '--resume'],

@@ -67,3 +67,19 @@ def test_git_commit_marks_a_dirty_tree(tmp_path):
     (tmp_path / 'f').write_text('2')
     assert provenance.git_commit(str(tmp_path), mark_dirty=True) == head + '+'
     assert provenance.git_commit(str(tmp_path)) == head
+
+
+def test_the_command_that_started_an_experiment_stays_its_command(tmp_path):
+    """A rerun that resumes an experiment (the ablation, the budget
+    comparison, the rank correlation) or rewrites its table
+    (--table_only) keeps the first command and start time."""
+    out = str(tmp_path / 'cmp')
+    first = provenance.started_state(out, 'python tools/budget_compare.py A')
+    assert first[0] == 'python tools/budget_compare.py A'
+    assert first[1].startswith('20')
+    again = provenance.started_state(
+        out, 'python tools/budget_compare.py A --table_only')
+    assert again == first
+    assert json.loads((tmp_path / 'cmp' / provenance.STARTED_FILE)
+                      .read_text()) == {'command': first[0],
+                                        'started': first[1]}

@@ -33,6 +33,7 @@ from absl import flags
 
 from hournas_tf import command_flags
 from hournas_tf.common import errors
+from hournas_tf.common import provenance
 from hournas_tf.common import runner
 from hournas_tf.common.errors import UserError
 from hournas_tf.experiments import ablation
@@ -176,7 +177,7 @@ def main(argv):
         ablation.log(f'{written} cell(s) restored from {f.restore_cells}')
     os.makedirs(config.output_dir, exist_ok=True)
     # The table names the command that started it (a rerun resumes it).
-    command, started = ablation.started_state(
+    command, started = provenance.started_state(
         config.output_dir,
         ' '.join(['python', 'tools/ablate.py', *sys.argv[1:]]))
     if not f.table_only:

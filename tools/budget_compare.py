@@ -26,9 +26,9 @@ import sys
 from absl import flags
 
 from hournas_tf import search as search_command
+from hournas_tf.common import provenance
 from hournas_tf.common import runner
 from hournas_tf.common.errors import UserError
-from hournas_tf.experiments import ablation
 from hournas_tf.experiments import budget_comparison
 
 
@@ -79,7 +79,7 @@ def main(argv):
         search_lib.preflight(budget_comparison.search_config(config, row, 0))
     # The table names the command that started the comparison (a rerun
     # resumes it, --table_only rewrites its table).
-    command, started = ablation.started_state(
+    command, started = provenance.started_state(
         config.output_dir,
         ' '.join(['python', 'tools/budget_compare.py', *sys.argv[1:]]))
     if not f.table_only:

@@ -22,6 +22,7 @@ import sys
 
 from absl import flags
 
+from hournas_tf.common import provenance
 from hournas_tf.common import runner
 from hournas_tf.common.errors import UserError
 from hournas_tf.experiments import rank_correlation
@@ -66,7 +67,11 @@ def main(argv):
         results = rank_correlation.finished(config)
     else:
         results = rank_correlation.run(config)
-    command = ' '.join(['python -m tools.rank_correlation', *sys.argv[1:]])
+    # The report names the command that started the run (a rerun resumes
+    # it, --report_only rewrites the report).
+    command, _ = provenance.started_state(
+        config.output_dir,
+        ' '.join(['python -m tools.rank_correlation', *sys.argv[1:]]))
     results = rank_correlation.write_report(config, results, command)
     stats = results['statistics']
     line = f'wrote {config.output_dir}/results.json, scatter.png, summary.md'

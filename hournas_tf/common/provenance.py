@@ -1,9 +1,13 @@
-"""Where and with what a result was made: the commit, the machine."""
+"""Where and with what a result was made: the commit, the machine, and
+the command that started a resumable experiment."""
 
+import datetime
 import os
 import platform
 import subprocess
 from importlib import metadata
+
+from hournas_tf.common import jsonio
 
 
 def git_commit(repo, mark_dirty=False):
@@ -64,3 +68,21 @@ def machine():
             'tensorflow': tf.__version__, 'keras': keras.__version__,
             'numpy': np.__version__, 'platform': platform.platform(),
             'loadavg': list(os.getloadavg())}
+
+
+STARTED_FILE = 'started.json'
+
+
+def started_state(output_dir, command):
+    """(command, started) of the resumable experiment in `output_dir`:
+    the command that started it and when (`STARTED_FILE`, written by the
+    first run), so a rerun that resumes it or rewrites its table
+    (`--table_only`) still names the command that made the cells."""
+    path = os.path.join(output_dir, STARTED_FILE)
+    if not os.path.isfile(path):
+        os.makedirs(output_dir, exist_ok=True)
+        jsonio.write_json(path, {'command': command, 'started':
+                                 datetime.datetime.now().isoformat(
+                                     timespec='seconds')})
+    state = jsonio.read_json(path, 'experiment state')
+    return state['command'], state['started']

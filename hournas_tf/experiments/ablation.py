@@ -42,7 +42,6 @@ data) and the same data; the rows differ only in the architecture.
 import concurrent.futures
 import contextlib
 import dataclasses
-import datetime
 import os
 import resource
 import shutil
@@ -120,24 +119,6 @@ def log(message):
 
 def _read_json(path):
     return jsonio.read_json(path, 'cell file')
-
-
-STARTED_FILE = 'started.json'
-
-
-def started_state(output_dir, command):
-    """(command, started) of the resumable experiment in `output_dir`:
-    the command that started it and when (`STARTED_FILE`, written by the
-    first run), so a rerun that resumes it or rewrites its table
-    (`--table_only`) still names the command that made the cells."""
-    path = os.path.join(output_dir, STARTED_FILE)
-    if not os.path.isfile(path):
-        os.makedirs(output_dir, exist_ok=True)
-        jsonio.write_json(path, {'command': command, 'started':
-                                 datetime.datetime.now().isoformat(
-                                     timespec='seconds')})
-    state = jsonio.read_json(path, 'experiment state')
-    return state['command'], state['started']
 
 
 def cell_dir(config, variant, seed):
