@@ -182,20 +182,20 @@ def progress(config):
     mean wall time of the finished cells of its kind (the shared search
     retrains one network per budget, a single search one), or of all
     finished cells before one of its kind is done; over the workers."""
-    todo = cells(config)
+    results = {(row, seed): result_of(config, row, seed)
+               for row, seed in cells(config)}
     times = {}
-    for row, seed in todo:
-        result = result_of(config, row, seed)
+    for (row, _), result in results.items():
         if result is not None:
             times.setdefault(row == SHARED, []).append(
                 result['job_wall_seconds'])
     done = sum(len(t) for t in times.values())
-    line = f'{done}/{len(todo)} cells done'
-    if 0 < done < len(todo):
+    line = f'{done}/{len(results)} cells done'
+    if 0 < done < len(results):
         every = [t for ts in times.values() for t in ts]
         left = sum(statistics.fmean(times.get(row == SHARED, every))
-                   for row, seed in todo
-                   if result_of(config, row, seed) is None)
+                   for (row, _), result in results.items()
+                   if result is None)
         line += (f'; about {left / config.workers / 60:.0f} min left with '
                  f'{config.workers} worker(s)')
     return line
