@@ -5,9 +5,10 @@ The fast lane is the default: `python -m pytest -n 2 tests`. Tests marked
 resumed runs, two-replica runs, the benchmark tool) form the large lane:
 deselected unless `--run_large` or a `-m` expression is given, or the test
 is named (`tests/test_x.py::test_y`).
-`python -m pytest -n 2 --run_large tests` runs both lanes,
-`python -m pytest -n 2 -m large tests` the large lane alone (.ci/run runs
-the two lanes one after the other).
+`python -m pytest -n 2 --run_large tests` runs both lanes in one session,
+the large tests first (.ci/run does, with `--maxschedchunk=1`: see
+`pytest_collection_modifyitems`), `python -m pytest -n 2 -m large tests`
+the large lane alone.
 """
 
 import os
@@ -113,8 +114,21 @@ def pytest_addoption(parser):
                      '-m large runs it alone)')
 
 
+def large_first(items):
+    """`items` with the large tests first, each group in collection order.
+
+    With both lanes in one session, pytest-xdist's load scheduling (one
+    test at a time: `--maxschedchunk=1`) then starts every long test while
+    the short ones remain to fill in behind them, so neither worker idles
+    at the end; the shared searches (`tiny_search`, ...) run once for both
+    lanes."""
+    return sorted(items, key=lambda item: not item.get_closest_marker(
+        'large'))
+
+
 def pytest_collection_modifyitems(config, items):
     if config.getoption('--run_large') or config.option.markexpr:
+        items[:] = large_first(items)
         return  # both lanes, or the lanes that -m selects
     named = set()  # (file, test) named on the command line: they run
     for arg in config.args:
