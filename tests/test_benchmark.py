@@ -515,6 +515,29 @@ def test_a_speed_record_without_timings_is_refused(tmp_path):
         benchmarks_md.load_speed(str(tmp_path))
 
 
+def test_other_scripts_measurements_are_listed_apart(tmp_path):
+    """A benchmarks/speed/ file with none of build_time's keys is another
+    script's measurement: listed under its own heading, not refused."""
+    (tmp_path / 'speed').mkdir()
+    (tmp_path / 'speed' / 'a.json').write_text(json.dumps(speed_record()))
+    (tmp_path / 'speed' / 'b.json').write_text(json.dumps(
+        {'date': '2026-12-04', 'commit': 'abc1234', 'runs': [],
+         'command': 'python benchmarks/speed/x.py A|B'}))
+    (tmp_path / 'speed' / 'c.json').write_text(json.dumps(
+        {'date': '2026-12-05', 'script': 'benchmarks/speed/y.py'}))
+    assert [n for n, _ in benchmarks_md.load_speed(str(tmp_path))] == [
+        'a.json']
+    other = benchmarks_md.load_other(str(tmp_path))
+    assert [n for n, _ in other] == ['b.json', 'c.json']
+    rows = benchmarks_md.render_other(other).splitlines()
+    assert rows[0] == '## Other speed measurements (benchmarks/speed/)'
+    assert rows[-2:] == [
+        '| b.json | 2026-12-04, abc1234 | '
+        '`python benchmarks/speed/x.py A\\|B` |',
+        '| c.json | 2026-12-05, - | `benchmarks/speed/y.py` |']
+    assert benchmarks_md.render_other([]) == ''
+
+
 def test_git_commit_names_head_and_marks_a_dirty_tree(tmp_path):
     import subprocess
 

@@ -162,17 +162,49 @@ SPEED_COLUMNS = ('trace_cpu_s', 'first_call_cpu_s', 'first_step_cpu_s',
 
 def load_speed(folder):
     """[(file name, record)] of `folder`/speed/*.json, the JSON of
-    `tools/build_time.py --json=...` runs, sorted by name."""
+    `tools/build_time.py --json=...` runs, sorted by name. A file with
+    none of their keys is another script's measurement (`load_other`); one
+    with some but not all is refused."""
     out = []
     for path in sorted(glob.glob(os.path.join(folder, 'speed', '*.json'))):
         data = jsonio.read_json(path, 'build-time result')
-        missing = [k for k in SPEED_COLUMNS + ('space', 'stage')
-                   if k not in data]
+        keys = SPEED_COLUMNS + ('space', 'stage')
+        missing = [k for k in keys if k not in data]
+        if len(missing) == len(keys):
+            continue  # another script's measurement
         if missing:
             raise errors.UserError(f'{path}: not a tools/build_time.py '
                                    f'result (no {missing[0]!r})')
         out.append((os.path.basename(path), data))
     return out
+
+
+def load_other(folder):
+    """[(file name, record)] of the `folder`/speed/*.json files that are
+    not `tools/build_time.py` results (measurements of the scripts in
+    benchmarks/speed/), sorted by name."""
+    build_time = {name for name, _ in load_speed(folder)}
+    return [(os.path.basename(path), jsonio.read_json(path, 'measurement'))
+            for path in sorted(glob.glob(os.path.join(folder, 'speed',
+                                                      '*.json')))
+            if os.path.basename(path) not in build_time]
+
+
+def render_other(records):
+    """The 'Other speed measurements' section: one row per file."""
+    if not records:
+        return ''
+    lines = [
+        '## Other speed measurements (benchmarks/speed/)', '',
+        'Results of the other scripts in benchmarks/speed/; docs/speed.md '
+        'gives their numbers and what each measures.', '',
+        '| file | date, commit | command |', '| --- | --- | --- |']
+    for name, r in records:
+        command = r.get('command') or r.get('script')
+        lines.append(f'| {_cell(name)} | {r.get("date") or "-"}, '
+                     f'{r.get("commit") or "-"} | '
+                     + (f'`{_cell(command)}`' if command else '-') + ' |')
+    return '\n'.join(lines) + '\n'
 
 
 def render_speed(records):
@@ -204,9 +236,10 @@ def main(argv):
         raise errors.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
     runs = load_results(FLAGS.results)
     text = render(runs)
-    speed = render_speed(load_speed(FLAGS.results))
-    if speed:
-        text = text.rstrip('\n') + '\n\n' + speed
+    for section in (render_speed(load_speed(FLAGS.results)),
+                    render_other(load_other(FLAGS.results))):
+        if section:
+            text = text.rstrip('\n') + '\n\n' + section
     with open(FLAGS.output, 'w') as f:
         f.write(text)
     print(f'wrote {FLAGS.output} from {len(runs)} result file(s)')
