@@ -236,3 +236,43 @@ def test_one_seed_compares_both_budgets_end_to_end(tiny_budget_search,
     assert rewritten['command'] == data['command'] == \
         'python tools/budget_compare.py ' + ' '.join(args)
     assert rewritten['started'] == data['started'] is not None
+
+
+def test_committed_fashion_mnist_comparison_is_the_tools_output(tmp_path):
+    """docs/multi_budget.md holds the table of the committed
+    docs/budget_comparison_fashion_mnist.json: every cell of its five
+    seeds written back as the tool's result files, the summary recomputed
+    from them (scipy's paired tests) equals the committed one, and the
+    page's rows and verdicts are the tool's own lines."""
+    data = jsonio.read_json(os.path.join(
+        REPO, 'docs', 'budget_comparison_fashion_mnist.json'), 'comparison')
+    assert data['command'].startswith(
+        'python tools/budget_compare.py --flagfile=configs/'
+        'fashion_mnist_budgets.flags ')
+    assert len(data['seeds']) >= 5
+    flagfile = open(os.path.join(REPO, 'configs',
+                                 'fashion_mnist_budgets.flags')).read()
+    [spec] = [line.split('=', 1)[1] for line in flagfile.splitlines()
+              if line.startswith('--budgets=')]
+    budgets = budgets_lib.parse_budgets(spec)
+    c = bc.BudgetComparisonConfig(
+        output_dir=str(tmp_path / 'cmp'), seeds=tuple(data['seeds']),
+        search=config_lib.preset('demo', budgets=budgets,
+                                 targets=dict(budgets[0].targets)))
+    assert sorted(data['cells']) == sorted(f'{r}:{s}'
+                                           for r, s in bc.cells(c))
+    for key, result in data['cells'].items():
+        row, seed = key.split(':')
+        folder = bc.cell_dir(c, row, int(seed))
+        os.makedirs(folder)
+        jsonio.write_json(os.path.join(folder, bc.RESULT_FILE), result)
+    summary = bc.summarize(c)
+    # As written to JSON (seed keys become strings).
+    assert json.loads(json.dumps(summary)) == {k: data[k] for k in summary}
+    page = bc.table_markdown(summary, c, data['command'], data['written'])
+    doc = open(os.path.join(REPO, 'docs', 'multi_budget.md')).read()
+    lines = [line for line in page.splitlines()
+             if line.startswith(('| ', '- '))]
+    assert len(lines) == 1 + len(budgets) + 2  # header, rows, verdicts
+    for line in lines:
+        assert line in doc, line
