@@ -330,6 +330,15 @@ MUTATIONS = (
                'row_and_rewrites_its_table',),
         why='best-of-k retrains the candidate the supernet scores lowest',
         large=True),
+    Mutation(
+        name='both-lanes-unordered',
+        path='tests/conftest.py',
+        old='        items[:] = large_first(items)\n',
+        new='',
+        tests=('tests/test_lanes.py::test_both_lanes_run_every_test_once_'
+               'with_the_large_ones_first',),
+        why='with both lanes in one session the large tests no longer '
+            'start first (one worker would idle behind the last of them)'),
 )
 
 
