@@ -119,8 +119,9 @@ def large_first(items):
 
     With both lanes in one session, pytest-xdist's load scheduling (one
     test at a time: `--maxschedchunk=1`) then starts every long test while
-    the short ones remain to fill in behind them, so neither worker idles
-    at the end; the shared searches (`tiny_search`, ...) run once for both
+    the short ones remain to fill in behind them, so the tests that run
+    last are short ones and neither worker waits long for the other at the
+    end; the shared searches (`tiny_search`, ...) run once for both
     lanes."""
     return sorted(items, key=lambda item: not item.get_closest_marker(
         'large'))
