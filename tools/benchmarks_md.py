@@ -160,34 +160,35 @@ SPEED_COLUMNS = ('trace_cpu_s', 'first_call_cpu_s', 'first_step_cpu_s',
                  'step_cpu_s')
 
 
-def load_speed(folder):
-    """[(file name, record)] of `folder`/speed/*.json, the JSON of
-    `tools/build_time.py --json=...` runs, sorted by name. A file with
-    none of their keys is another script's measurement (`load_other`); one
-    with some but not all is refused."""
-    out = []
+def speed_files(folder):
+    """(build_time, other): the `folder`/speed/*.json files, each read
+    once and sorted by name, as [(file name, record)]. `build_time` holds
+    the `tools/build_time.py --json=...` results; `other` the files with
+    none of their keys (measurements of the other scripts in
+    benchmarks/speed/). A file with some but not all of them is refused."""
+    build_time, other = [], []
+    keys = SPEED_COLUMNS + ('space', 'stage')
     for path in sorted(glob.glob(os.path.join(folder, 'speed', '*.json'))):
         data = jsonio.read_json(path, 'build-time result')
-        keys = SPEED_COLUMNS + ('space', 'stage')
         missing = [k for k in keys if k not in data]
         if len(missing) == len(keys):
-            continue  # another script's measurement
+            other.append((os.path.basename(path), data))
+            continue
         if missing:
             raise errors.UserError(f'{path}: not a tools/build_time.py '
                                    f'result (no {missing[0]!r})')
-        out.append((os.path.basename(path), data))
-    return out
+        build_time.append((os.path.basename(path), data))
+    return build_time, other
+
+
+def load_speed(folder):
+    """The `tools/build_time.py` results of `speed_files(folder)`."""
+    return speed_files(folder)[0]
 
 
 def load_other(folder):
-    """[(file name, record)] of the `folder`/speed/*.json files that are
-    not `tools/build_time.py` results (measurements of the scripts in
-    benchmarks/speed/), sorted by name."""
-    build_time = {name for name, _ in load_speed(folder)}
-    return [(os.path.basename(path), jsonio.read_json(path, 'measurement'))
-            for path in sorted(glob.glob(os.path.join(folder, 'speed',
-                                                      '*.json')))
-            if os.path.basename(path) not in build_time]
+    """The other scripts' measurements of `speed_files(folder)`."""
+    return speed_files(folder)[1]
 
 
 def render_other(records):
@@ -236,8 +237,8 @@ def main(argv):
         raise errors.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
     runs = load_results(FLAGS.results)
     text = render(runs)
-    for section in (render_speed(load_speed(FLAGS.results)),
-                    render_other(load_other(FLAGS.results))):
+    build_time, other = speed_files(FLAGS.results)
+    for section in (render_speed(build_time), render_other(other)):
         if section:
             text = text.rstrip('\n') + '\n\n' + section
     with open(FLAGS.output, 'w') as f:
