@@ -245,6 +245,62 @@ def test_figure_h_judges_the_budgets_wall_ratio():
     assert h['met'] is False and 'bad flag' in h['note']
 
 
+def _demo_case(walls, accuracy=0.97, within=True, runs=True):
+    result = {'wall': float(np.median(walls)), 'cpu': 150.0,
+              'loadavg': [0.2, 0.2, 0.2]}
+    if runs:
+        result['runs'] = [{'wall': w, 'cpu': 150.0,
+                           'loadavg_before': [0.1, 0.1, 0.1],
+                           'stage2_accuracy': accuracy,
+                           'within_tolerance': within} for w in walls]
+    return {'kind': 'demo_search', 'status': 'ok', 'params': {},
+            'result': result}
+
+
+def test_demo_figure_needs_the_time_the_curve_and_the_budget():
+    d, = _by(figures.figures({'d': _demo_case([110.0, 125.0, 118.0])}), 'd')
+    assert d['value'] == 118.0 and d['met'] is True
+    assert d['note'].startswith('median of 3 runs') and '125 s' in d['note']
+    d, = _by(figures.figures({'d': _demo_case([121.0, 130.0, 118.0])}), 'd')
+    assert d['met'] is False and 'cause' in d['note']
+    d, = _by(figures.figures({'d': _demo_case([100.0], accuracy=0.94)}), 'd')
+    assert d['met'] is False and 'below 0.95' in d['note']
+    d, = _by(figures.figures({'d': _demo_case([100.0], within=False)}), 'd')
+    assert d['met'] is False and 'NOT within' in d['note']
+    d, = _by(figures.figures({'d': _demo_case([100.0], runs=False)}), 'd')
+    assert d['met'] is False and 'no run outcome' in d['note']
+
+
+@pytest.mark.large
+def test_demo_case_reads_each_runs_outcome(tiny_search, tmp_path,
+                                           monkeypatch):
+    """`case_demo_search` runs the search `repeats` times (here the shared
+    tiny search stands in for each run) and reads each run's stage-2
+    accuracy and budget from its files."""
+    out, _ = tiny_search
+    (tmp_path / 'run').symlink_to(out)
+    calls = []
+
+    def one_search(named_args, quiet=True):
+        calls.append((named_args, quiet))
+        return {'demo': {'wall': 100.0 + len(calls), 'cpu': 90.0,
+                         'started': 0.0, 'output_dir': str(tmp_path)}}
+
+    monkeypatch.setattr(tool, 'run_searches', one_search)
+    r = tool.case_demo_search({'repeats': 3})
+    # The command's own flags: no --verbose=0, no other argument.
+    assert calls == [({'demo': []}, False)] * 3
+    assert r['wall'] == 102.0 and len(r['runs']) == 3
+    history = [json.loads(line) for line in
+               (out / 'history.jsonl').read_text().splitlines()]
+    last = [h for h in history if h['stage'] == 'nonvital'][-1]
+    arch = json.loads((out / 'arch.json').read_text())['search']
+    for run in r['runs']:
+        assert run['stage2_accuracy'] == last['accuracy']
+        assert run['within_tolerance'] is arch['within_tolerance']
+        assert run['search_seconds'] == arch['seconds']['total']
+
+
 def test_a_failing_search_of_a_case_is_named():
     with pytest.raises(RuntimeError, match='search bad failed: .*error:'):
         tool.run_searches({'bad': ['--image_size=-1']})

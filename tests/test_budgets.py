@@ -363,6 +363,21 @@ def test_search_with_two_budgets_writes_one_network_each(tiny_budget_search,
         assert arch.to_string() == r['architecture']
         assert (out / 'budgets' / r['budget'] /
                 'arch.weights.h5').stat().st_size > 10_000
+    # The top-level arch.json is the first budget's network, its weights
+    # file the same arrays.
+    import h5py
+
+    with h5py.File(out / 'arch.weights.h5') as top, h5py.File(
+            out / 'budgets' / 'small' / 'arch.weights.h5') as small:
+        names = [[], []]
+        for f, found in zip((top, small), names):
+            f.visititems(lambda n, x, found=found: found.append(n)
+                         if isinstance(x, h5py.Dataset) else None)
+        assert names[0] == names[1] and len(names[0]) > 10
+        for name in names[0]:
+            np.testing.assert_array_equal(top[name][()], small[name][()])
+    assert (load_architecture(str(out / 'arch.json')).to_string()
+            == rows[0]['architecture'])
     # The cheaper budget's network is the cheaper one.
     assert rows[0]['achieved']['macs'] < rows[1]['achieved']['macs']
     assert 'id="budgets"' in (out / 'report.html').read_text()

@@ -328,6 +328,16 @@ def test_search_end_to_end_on_digits(tiny_search):
     model = hournas_tf.build_model(arch)
     model.load_weights(str(out / 'arch.weights.h5'))
     assert isinstance(model, keras.Model)
+    # arch.weights.h5 holds the supernet's weights of arch.json's network
+    # (the best member's file, copied).
+    from hournas_tf.nas import derive
+    from hournas_tf.nas import restore
+
+    inherited = derive.standalone_model(restore.load_supernet(str(out)),
+                                        arch)
+    assert len(model.weights) == len(inherited.weights)
+    for got, want in zip(model.weights, inherited.weights):
+        assert (got.numpy() == want.numpy()).all(), got.path
     # Plots decode to real images.
     for name in ('ops_vital.png', 'ops_nonvital.png', 'proposals_stage2.png',
                  'proposals_searched.png'):

@@ -25,6 +25,7 @@ so the round robin goes on with the budget it stopped at.
 
 import dataclasses
 import os
+import shutil
 import time
 
 import numpy as np
@@ -37,8 +38,8 @@ from hournas_tf.nas.search_lib import ProposalsResult
 from hournas_tf.nas.search_lib import SearchRun
 from hournas_tf.nas.search_lib import _config_json
 from hournas_tf.nas.search_lib import _write_json
-from hournas_tf.nas.search_lib import save_derived
 from hournas_tf.nas.search_lib import untrained_plan
+from hournas_tf.nas.search_lib import weights_path
 from hournas_tf.nas.search_lib import write_report
 from hournas_tf.resources import counting
 from hournas_tf.resources import tables
@@ -216,7 +217,7 @@ class BudgetSearchRun(SearchRun):
             path = budgets_lib.arch_path(config.output_dir, name)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             model = derive_lib.standalone_model(net, d.arch)
-            model.save_weights(path[:-len('.json')] + '.weights.h5')
+            model.save_weights(weights_path(path))
             accuracies[name] = inherited_accuracy(model,
                                                   self.env.search_data)
             d.arch.save(path, {'search': {
@@ -248,8 +249,13 @@ class BudgetSearchRun(SearchRun):
             'derive': config.derive, 'sampler': config.sampler,
             'vital_sampler': config.vital_sampler,
             'vital_first': config.vital_first, 'seconds': seconds}
-        save_derived(net, derive_lib.Derived(first.arch, summary),
-                     self.path('arch.json'))
+        # The first budget's network: a copy of its weights file, as
+        # `SearchRun.write` does for the best family member.
+        first.arch.save(self.path('arch.json'), {'search': summary})
+        shutil.copyfile(
+            weights_path(budgets_lib.arch_path(config.output_dir,
+                                               first.entry['budget'])),
+            weights_path(self.path('arch.json')))
         from hournas_tf.nas import restore
 
         restore.save_supernet(net, config.output_dir)

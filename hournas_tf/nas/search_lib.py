@@ -43,6 +43,7 @@ distribution.
 
 import dataclasses
 import os
+import shutil
 import time
 
 import numpy as np
@@ -668,8 +669,13 @@ class SearchRun:
         arch = dataclasses.replace(derived.family[stage2.best].arch,
                                    name=f'{space.name}_hournas')
         summary = self._summary(stage2, proposals, derived, entry)
-        save_derived(stage2.supernet, derive_lib.Derived(arch, summary),
-                     self.path('arch.json'))
+        # arch.json's network is the best member's: its weights file is a
+        # copy (Keras names arrays by layer class and position, not by the
+        # model's name), not a ninth standalone model built and saved.
+        arch.save(self.path('arch.json'), {'search': summary})
+        shutil.copyfile(
+            weights_path(self.path('family', f'proposal{stage2.best}.json')),
+            weights_path(self.path('arch.json')))
         _write_json(self.path('family', 'family.json'),
                     [m.entry for m in derived.family])
         # The whole stage-2 supernet: inherited weights for any architecture
@@ -860,7 +866,12 @@ def save_derived(supernet, derived, path):
     supernet's weights for it (`<path stem>.weights.h5`)."""
     derived.arch.save(path, {'search': derived.entry})
     model = derive_lib.standalone_model(supernet, derived.arch)
-    model.save_weights(path[:-len('.json')] + '.weights.h5')
+    model.save_weights(weights_path(path))
+
+
+def weights_path(arch_path):
+    """`<stem>.weights.h5` next to the architecture JSON `<stem>.json`."""
+    return arch_path[:-len('.json')] + '.weights.h5'
 
 
 def write_report(run_dir):
