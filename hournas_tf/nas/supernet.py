@@ -83,6 +83,7 @@ from hournas_tf.nas import arch_params as params_lib
 from hournas_tf.nas import budget as budget_lib
 from hournas_tf.nas import config as rules
 from hournas_tf.nas import sampling
+from hournas_tf.nas.fused_sgd import FusedMomentumSGD
 from hournas_tf.nas.mixed import MixedLayer
 
 
@@ -449,7 +450,7 @@ class SuperNet(keras.Model):
         if weight_optimizer is None:
             schedule = keras.optimizers.schedules.CosineDecay(
                 config.weight_lr, config.total_steps)
-            weight_optimizer = keras.optimizers.SGD(
+            weight_optimizer = FusedMomentumSGD(
                 schedule, momentum=config.weight_momentum,
                 name='weight_sgd')
         if arch_optimizer is None:
