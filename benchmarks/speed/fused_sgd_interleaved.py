@@ -26,6 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from hournas_tf.benchmarking import steps as bm
 from hournas_tf.common import provenance
 from hournas_tf.nas import supernet as supernet_lib
 from tools import build_time
@@ -37,13 +38,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(
 def main(space, width, stage, output):
     tf.config.optimizer.set_experimental_options(
         {'disable_meta_optimizer': True})  # as run_search does
-    rng = np.random.default_rng(0)
-
-    def split():
-        x = rng.normal(size=(64, 32, 32, 3)).astype('float32')
-        return tf.constant(x), tf.constant(rng.integers(0, 10, 64))
-
-    data = (split(), split())
+    data = None
     steps, first, variables = {}, {}, {}
     fused = supernet_lib.FusedMomentumSGD
     for name, optimizer in (('keras', keras.optimizers.SGD),
@@ -54,6 +49,7 @@ def main(space, width, stage, output):
         supernet_lib.FusedMomentumSGD = fused
         assert type(net.optimizer) is optimizer
         variables[name] = len(net.weight_variables)
+        data = data or bm.synthetic_batches(net.space, 64)
         steps[name] = tf.function(net.train_step, autograph=False)
         start = time.process_time()
         float(steps[name](data)['loss'])
