@@ -68,7 +68,9 @@ def fake_cells(c, accuracy=ACCURACY):
             'row': row, 'seed': seed, 'budgets': {
                 name: {'test_accuracy': acc,
                        'before_repair_within_tolerance': seed != 2}
-                for name, acc in values.items()}})
+                for name, acc in values.items()},
+            'search_seconds': 100.0 * (seed + 1) + (50 if row == 'shared'
+                                                    else 0)})
 
 
 def test_progress_estimates_each_cell_by_its_kind(tmp_path):
@@ -113,6 +115,30 @@ def test_summary_pairs_each_budget_by_seed(tmp_path):
     assert summary['single_rises_with_budget'] is True
     # Both intervals reach 0 or above.
     assert summary['shared_not_worse'] is True
+    # Highest minus lowest budget by seed, the precision and the times.
+    rise = summary['highest_minus_lowest']
+    assert rise['shared']['by_seed'] == pytest.approx(
+        {0: 0.05, 1: 0.08, 2: 0.02})
+    assert rise['shared']['mean'] == pytest.approx(0.05)
+    assert rise['single']['by_seed'] == pytest.approx(
+        {0: 0.04, 1: 0.04, 2: 0.04})
+    assert rise['shared']['negative'] == rise['single']['negative'] == 0
+    p = summary['precision_and_time']
+    assert (p['shared']['within_before_repair'],
+            p['shared']['architectures']) == (4, 6)
+    assert (p['single']['within_before_repair'],
+            p['single']['architectures']) == (4, 6)
+    assert p['shared']['search_seconds_mean'] == pytest.approx(250.0)
+    assert (p['single']['search_seconds_min'],
+            p['single']['search_seconds_max']) == (100.0, 300.0)
+    page = bc.table_markdown(summary, c, 'CMD', 'NOW')
+    assert ('- large minus small budget, mean over the seeds: shared '
+            'search +5.00 points (negative in 0 of 3 seeds); single '
+            'searches +4.00 points (negative in 0 of 3 seeds)') in page
+    assert ('- Within 3% of every target before any repair: shared search '
+            '4 of 6 architectures; single searches 4 of 6') in page
+    assert ('- Search time: shared search 250 s on average (150-350 s); '
+            'single searches 200 s on average (100-300 s)') in page
 
 
 def test_a_worse_shared_search_and_a_falling_curve_are_said(tmp_path):
@@ -273,6 +299,7 @@ def test_committed_fashion_mnist_comparison_is_the_tools_output(tmp_path):
     doc = open(os.path.join(REPO, 'docs', 'multi_budget.md')).read()
     lines = [line for line in page.splitlines()
              if line.startswith(('| ', '- '))]
-    assert len(lines) == 1 + len(budgets) + 2  # header, rows, verdicts
+    # header, rows, 2 verdicts, high minus low, precision, search time
+    assert len(lines) == 1 + len(budgets) + 5
     for line in lines:
         assert line in doc, line

@@ -282,7 +282,47 @@ def summarize(config):
     verdicts['shared_not_worse'] = (
         False if False in not_worse else
         None if None in not_worse or not table else True)
-    return {'budgets': table, **verdicts}
+    return {'budgets': table, **verdicts,
+            'highest_minus_lowest': _highest_minus_lowest(table),
+            'precision_and_time': _precision_and_time(config)}
+
+
+def _highest_minus_lowest(table):
+    """Per row kind: the highest budget's accuracy minus the lowest's,
+    by seed (the seeds with both), their mean and how many are negative."""
+    out = {}
+    for side in ('shared', 'single'):
+        low, high = (table[0][side], table[-1][side]) if table else ({}, {})
+        diffs = {s: high[s] - low[s] for s in sorted(low) if s in high}
+        out[side] = {'by_seed': diffs, 'mean': _mean(diffs.values()),
+                     'negative': sum(d < 0 for d in diffs.values()),
+                     'seeds': len(diffs)}
+    return out
+
+
+def _precision_and_time(config):
+    """Per row kind: architectures within tolerance before any repair
+    (of all finished), and each search's seconds (mean, min, max)."""
+    out = {'tolerance': config.search.tolerance}
+    for side in ('shared', 'single'):
+        within = total = 0
+        seconds = []
+        for row, seed in cells(config):
+            result = result_of(config, row, seed)
+            if result is None or (row == SHARED) != (side == 'shared'):
+                continue
+            budgets = ([b.name for b in config.search.budgets]
+                       if row == SHARED else [budget_of(config, row).name])
+            for name in budgets:
+                total += 1
+                within += bool(result['budgets'][name]
+                               ['before_repair_within_tolerance'])
+            seconds.append(result['search_seconds'])
+        out[side] = {'within_before_repair': within, 'architectures': total,
+                     'search_seconds_mean': _mean(seconds),
+                     'search_seconds_min': min(seconds, default=None),
+                     'search_seconds_max': max(seconds, default=None)}
+    return out
 
 
 def _mean(values):
@@ -345,12 +385,52 @@ def table_markdown(summary, config, command, written, started=None):
         f'- Accuracy rises with the budget, shared search: '
         f'**{said[summary["shared_rises_with_budget"]]}**; single '
         f'searches: **{said[summary["single_rises_with_budget"]]}**',
+        _highest_minus_lowest_line(summary['highest_minus_lowest'],
+                                   summary['budgets']),
+        _precision_line(summary['precision_and_time']),
+        _time_line(summary['precision_and_time']),
         '',
         f'Command: `{command}`; '
         + (f'started {started}, ' if started else '')
         + f'written {written}; {provenance_line()}.',
         '']
     return '\n'.join(lines)
+
+
+def _highest_minus_lowest_line(diffs, table):
+    names = (table[-1]['budget'], table[0]['budget']) if table else ('-', '-')
+    parts = []
+    for side, label in (('shared', 'shared search'),
+                        ('single', 'single searches')):
+        d = diffs[side]
+        mean = ('-' if d['mean'] is None
+                else f'{d["mean"] * 100:+.2f} points')
+        parts.append(f'{label} {mean} (negative in {d["negative"]} of '
+                     f'{d["seeds"]} seeds)')
+    return (f'- {names[0]} minus {names[1]} budget, mean over the seeds: '
+            + '; '.join(parts))
+
+
+def _precision_line(p):
+    return (f'- Within {p["tolerance"]:.0%} of every target before any '
+            'repair: shared search '
+            f'{p["shared"]["within_before_repair"]} of '
+            f'{p["shared"]["architectures"]} architectures; single searches '
+            f'{p["single"]["within_before_repair"]} of '
+            f'{p["single"]["architectures"]}')
+
+
+def _time_line(p):
+    def one(q):
+        if q['search_seconds_mean'] is None:
+            return '-'
+        return (f'{q["search_seconds_mean"]:.0f} s on average '
+                f'({q["search_seconds_min"]:.0f}-'
+                f'{q["search_seconds_max"]:.0f} s)')
+
+    return (f'- Search time: shared search {one(p["shared"])}; single '
+            f'searches {one(p["single"])} (cells run side by side on a '
+            'shared machine: the cost ratio is measured apart)')
 
 
 def provenance_line():
