@@ -19,6 +19,14 @@ import time
 import pytest
 
 os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
+# One intra-op and one inter-op thread in each test process and in every
+# process a test starts (TensorFlow's runtime reads these variables): with
+# two pytest workers on two cores, TensorFlow's default pools (one thread
+# per core each) contend for the cores; one thread each was 10% faster for
+# two retrainings side by side (benchmarks/speed/worker_threads.py) and
+# shortened the CI session (docs/testing.md). Set them to run otherwise.
+for _pool in ('TF_NUM_INTRAOP_THREADS', 'TF_NUM_INTEROP_THREADS'):
+    os.environ.setdefault(_pool, '1')
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

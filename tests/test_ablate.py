@@ -13,6 +13,7 @@ from scipy import stats as scipy_stats
 
 from hournas_tf.common import errors as ablate_errors
 from hournas_tf.common import jsonio
+from hournas_tf.common import threads
 from hournas_tf.experiments import ablation as ablate
 from hournas_tf.experiments import ablation_report
 from hournas_tf.experiments import paired as paired_lib
@@ -239,8 +240,7 @@ def test_work_runs_each_cell_as_a_child_and_skips_a_failed_one(
     monkeypatch.setattr(ablate.subprocess, 'run', fake_run)
     ablate.work(c, ['--output_dir=x'])  # returns: the cell failed once
     assert len(calls) == 1
-    assert calls[0][-3:] == ['--output_dir=x', '--workers=1',
-                             '--cell=random:0']
+    assert calls[0][-2:] == ['--output_dir=x', '--cell=random:0']
     out = capsys.readouterr().out
     assert 'random seed 0: failed (exit 3); see' in out
     log = os.path.join(str(tmp_path), 'random', 'seed0', 'job.log')
@@ -609,6 +609,12 @@ def test_quick_mode_runs_every_searched_row_and_rewrites_its_table(
                 'arch', 'arch_name', 'output_dir')} == {
                 k: v for k, v in configs[0].items() if k not in (
                     'arch', 'arch_name', 'output_dir')}
+    # Each child gave TensorFlow's pools its share of the cores.
+    share = threads.share(2)
+    for variant, seed in [(v, s) for v in rows for s in (0, 1)]:
+        log = (out / variant / f'seed{seed}' / 'job.log').read_text()
+        assert f'{share} thread(s) per TensorFlow pool (2 cell(s) at a ' \
+            'time' in log, (variant, seed)
     assert data['evaluated_on'].startswith('held-out validation split')
     table = (out / 'ablation.md').read_text()
     assert 'not the test split' in table and table in res.stdout

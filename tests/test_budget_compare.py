@@ -13,6 +13,7 @@ from conftest import TWO_BUDGETS
 from conftest import run_python
 
 from hournas_tf.common import jsonio
+from hournas_tf.common import threads
 from hournas_tf.experiments import budget_comparison as bc
 from hournas_tf.experiments import paired
 from hournas_tf.fuzzing import check_refused
@@ -250,6 +251,12 @@ def test_one_seed_compares_both_budgets_end_to_end(tiny_budget_search,
         assert metrics['num_train'] == 128 and metrics['epochs'] == 1
         assert metrics['architecture'] == shared['budgets'][b.name][
             'architecture']
+    # Each child gave TensorFlow's pools its share of the cores.
+    share = threads.share(2)
+    for row in ('shared', *(f'single_{b.name}' for b in BUDGETS)):
+        log = open(os.path.join(bc.cell_dir(c, row, 0), 'job.log')).read()
+        assert f'{share} thread(s) per TensorFlow pool (2 cell(s) at a ' \
+            'time' in log, row
     page = (out / bc.TABLE_FILE).read_text()
     assert page in res.stdout
     assert '3/3 cells done' in res.stdout

@@ -71,7 +71,7 @@ def main(argv):
     config = config_from_flags(f)
     if f.cell:
         row, _, seed = f.cell.rpartition(':')
-        budget_comparison.run_cell(config, row, int(seed))
+        budget_comparison.run_one_cell(config, row, int(seed))
         return
     from hournas_tf.nas import search_lib
 

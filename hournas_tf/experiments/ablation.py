@@ -52,6 +52,7 @@ import time
 
 from hournas_tf.common import jsonio
 from hournas_tf.common import runner
+from hournas_tf.common import threads
 from hournas_tf.nas import config as config_lib
 
 DEFAULT = 'hournas'
@@ -500,14 +501,26 @@ def release(config, variant, seed):
 
 
 def run_one_cell(config, variant, seed):
-    """Runs one cell in this process (the child a worker starts)."""
+    """Runs one cell in this process (the child a worker starts), with
+    its share of the cores for TensorFlow's thread pools."""
     import tensorflow as tf
 
+    limit_threads(config.workers)
     # Every job of the table runs with the same graph settings: the
     # search's (Grappler off), also for the retraining.
     tf.config.optimizer.set_experimental_options(
         {'disable_meta_optimizer': True})
     return run_cell(config, variant, seed)
+
+
+def limit_threads(workers):
+    """In a cell's child: TensorFlow's pools get 1 / `workers` of the
+    cores each (two default pools per process contend when two cells
+    share two cores; benchmarks/speed/worker_threads.py)."""
+    count = threads.share(workers)
+    threads.limit(count)
+    log(f'{count} thread(s) per TensorFlow pool ({workers} cell(s) at a '
+        f'time on {threads.cores()} core(s))')
 
 
 def progress(config):
@@ -551,7 +564,7 @@ def _run_child(config, variant, seed, command, default=None):
         os.makedirs(os.path.dirname(logfile), exist_ok=True)
         with open(logfile, 'a') as f:
             proc = subprocess.run(
-                [*command, '--workers=1', f'--cell={variant}:{seed}'],
+                [*command, f'--cell={variant}:{seed}'],
                 stdout=f, stderr=subprocess.STDOUT)
         if proc.returncode or not is_done(config, variant, seed):
             log(f'{variant} seed {seed}: failed (exit {proc.returncode}); '

@@ -126,6 +126,15 @@ def _ablation_config(config):
         train_examples=config.train_examples)
 
 
+def run_one_cell(config, row, seed):
+    """Runs one cell in this process (the child a worker starts), with
+    its share of the cores for TensorFlow's thread pools."""
+    from hournas_tf.experiments import ablation
+
+    ablation.limit_threads(config.workers)
+    return run_cell(config, row, seed)
+
+
 def run_cell(config, row, seed):
     """Searches (skipped when done), retrains each architecture (resumed
     or skipped when done) and writes the cell's result.json."""
