@@ -9,6 +9,7 @@ from conftest import run_python
 from scipy import stats as scipy_stats
 
 from hournas_tf.common import jsonio
+from hournas_tf.common import threads
 from hournas_tf.experiments import ablation
 from hournas_tf.experiments import recipe_length
 from hournas_tf.fuzzing import check_refused
@@ -160,6 +161,10 @@ def test_recipe_lengths_retrain_finished_cells_on_the_validation_split(
     res = run_python('tools/ablate.py', *args, timeout=1800)
     assert res.returncode == 0, res.stderr[-3000:]
     assert '4/4 done' in res.stdout
+    # Each retraining's process gave TensorFlow's pools its share.
+    assert res.stdout.count(
+        f'{threads.share(2)} thread(s) per TensorFlow pool (2 cell(s) at a '
+        'time') == 4, res.stdout
     for variant, arch in zip(('hournas', 'random'), archs):
         for epochs in (1, 2):
             metrics = recipe_length.metrics_of(c, variant, 0, epochs)

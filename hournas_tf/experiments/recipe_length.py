@@ -104,7 +104,9 @@ def retrain(config, source_dir, variant, seed, epochs):
     from hournas_tf.experiments import ablation
     from hournas_tf.training import train_lib
 
-    # The ablation's graph settings (`ablation.run_one_cell`).
+    # The ablation's thread share and graph settings
+    # (`ablation.run_one_cell`).
+    ablation.limit_threads(config.workers)
     tf.config.optimizer.set_experimental_options(
         {'disable_meta_optimizer': True})
     arch = source_architecture(source_dir, variant, seed)
