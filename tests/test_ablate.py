@@ -611,10 +611,11 @@ def test_quick_mode_runs_every_searched_row_and_rewrites_its_table(
                     'arch', 'arch_name', 'output_dir')}
     # Each child gave TensorFlow's pools its share of the cores.
     share = threads.share(2)
-    for variant, seed in [(v, s) for v in rows for s in (0, 1)]:
-        log = (out / variant / f'seed{seed}' / 'job.log').read_text()
-        assert f'{share} thread(s) per TensorFlow pool (2 cell(s) at a ' \
-            'time' in log, (variant, seed)
+    for variant in rows:
+        for seed in (0, 1):
+            log = (out / variant / f'seed{seed}' / 'job.log').read_text()
+            assert f'{share} thread(s) per TensorFlow pool (2 cell(s) at ' \
+                'a time' in log, (variant, seed)
     assert data['evaluated_on'].startswith('held-out validation split')
     table = (out / 'ablation.md').read_text()
     assert 'not the test split' in table and table in res.stdout

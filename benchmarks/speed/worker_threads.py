@@ -2,7 +2,7 @@
 workers run them: TensorFlow's default thread pools in each process
 against one intra-op and one inter-op thread per process.
 
-    PYTHONPATH=. python benchmarks/speed/worker_threads.py 3000 4 \
+    PYTHONPATH=. python benchmarks/speed/worker_threads.py 2000 4 \
         benchmarks/speed/37-worker-threads.json
 
 Arguments: training examples per run (Fashion-MNIST, 1 epoch, batch 64),
@@ -66,15 +66,15 @@ def run_pair(arch, examples, setting):
 def main(examples, rounds, output):
     from hournas_tf.common import provenance
 
+    examples, rounds = int(examples), int(rounds)
     with open(os.path.join(REPO, 'docs',
                            'ablation_fashion_mnist_results.json')) as f:
         arch = json.load(f)['results']['hournas'][0]['architecture']
     pairs = {name: [] for name in SETTINGS}
-    rounds = int(rounds)
     for r in range(rounds):
         order = list(SETTINGS) if r % 2 == 0 else list(SETTINGS)[::-1]
         for name in order:
-            wall, each = run_pair(arch, int(examples), name)
+            wall, each = run_pair(arch, examples, name)
             pairs[name].append({'pair_wall_seconds': wall,
                                 'child_wall_seconds': each})
             print(f'round {r}, {name}: pair {wall:.1f} s '
@@ -86,8 +86,8 @@ def main(examples, rounds, output):
           f'{medians["one_thread"]:.1f} s; ratio {ratio:.3f}')
     record = {'what': 'two concurrent retrainings, default thread pools '
                       'against one intra-op and one inter-op thread each',
-              'architecture': arch, 'train_examples': int(examples),
-              'epochs': 1, 'rounds': int(rounds), 'runs': pairs,
+              'architecture': arch, 'train_examples': examples,
+              'epochs': 1, 'rounds': rounds, 'runs': pairs,
               'median_pair_wall_seconds': medians,
               'ratio_one_thread_over_default': ratio,
               'date': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
