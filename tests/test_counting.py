@@ -65,12 +65,12 @@ def _check_against_keras(arch):
     assert counted.trainable_params == cost.params, arch.to_string()
     assert counted.total_params == cost.keras_params, arch.to_string()
     assert counted.macs == cost.macs, arch.to_string()
-    keras.backend.clear_session()
 
 
 @pytest.mark.parametrize('name', spaces.REFERENCE_NAMES)
 def test_reference_counts_equal_the_built_keras_model(name):
     _check_against_keras(spaces.get_reference(name))
+    keras.backend.clear_session()
 
 
 def random_arch(space_name, rng, **params):
@@ -89,6 +89,11 @@ def _check_random_architectures(space_name, start, stop):
         arch = random_arch(space_name, rng, **settings[k % 3])
         if k >= start:
             _check_against_keras(arch)
+        # Every 10 models, not after each: a clear_session took 40% of a
+        # check (0.84 against 0.50 s per fbnet model), and the models are
+        # freed without it.
+        if k % 10 == 9:
+            keras.backend.clear_session()
 
 
 @pytest.mark.parametrize('space_name', spaces.SPACE_NAMES)

@@ -256,9 +256,9 @@ MUTATIONS = (
         old='        return int(supernet.step.numpy())\n',
         new='        return 0\n',
         tests=('tests/test_distribute.py::test_mirrored_search_killed_in_'
-               'stage_2_resumes',),
-        why='a resumed search restores stage 2 but runs it again from its '
-            'first step (two replicas)', large=True),
+               'stage_1_resumes',),
+        why='a resumed search restores its stage but runs it again from '
+            'its first step (two replicas, stage 1)', large=True),
     Mutation(
         name='search-resume-restarts-stage-sigkill',
         path='hournas_tf/nas/checkpointing.py',

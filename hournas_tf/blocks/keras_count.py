@@ -9,6 +9,7 @@ k_h * k_w * c * multiplier * H_out * W_out; dense: in * out) per image.
 """
 
 import dataclasses
+import math
 
 import keras
 
@@ -49,6 +50,6 @@ def layer_macs(layer):
 def count(model):
     """MACs per image and parameter counts of a built Keras model."""
     macs = sum(layer_macs(layer) for layer in _all_layers(model))
-    trainable = sum(int(v.numpy().size) for v in model.trainable_variables)
+    trainable = sum(math.prod(v.shape) for v in model.trainable_variables)
     return KerasCount(macs=macs, trainable_params=trainable,
                       total_params=model.count_params())

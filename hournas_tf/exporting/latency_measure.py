@@ -69,9 +69,7 @@ def block_tflite(space, block, mode, seed=0):
     import keras
 
     keras.utils.set_random_seed(seed)
-    data = to_tflite(block_model(space, block), mode, seed)
-    keras.backend.clear_session()
-    return data
+    return to_tflite(block_model(space, block), mode, seed)
 
 
 def arch_tflite(arch, mode, seed=0):
@@ -81,9 +79,7 @@ def arch_tflite(arch, mode, seed=0):
     from hournas_tf.blocks.model import build_model
 
     keras.utils.set_random_seed(seed)
-    data = to_tflite(build_model(arch), mode, seed)
-    keras.backend.clear_session()
-    return data
+    return to_tflite(build_model(arch), mode, seed)
 
 
 def time_round_robin(models, threads=1, rounds=7, runs=20, warmup=5,

@@ -148,12 +148,14 @@ def _recalibrate(model, arch, train, config):
     return used
 
 
-def _finish_checkpoints(config, arch, train, evaluation):
+def _finish_checkpoints(config, arch, train, evaluation, model_accuracy):
     """Recalibrated batch-norm statistics in `checkpoints/`: last.keras
     becomes a copy of model.keras; best.keras, the epoch with the lowest
     training loss, is model.keras too when that is the last epoch, or
     else is loaded, recalibrated like the model and saved again. Returns
-    {file name: eval accuracy} of the checkpoints."""
+    {file name: eval accuracy} of the checkpoints: `model_accuracy`
+    (model.keras's) for a copy, which is the same file, and a loaded
+    checkpoint's own score for the other."""
     import keras
 
     from hournas_tf.training import callbacks as callbacks_lib
@@ -172,13 +174,13 @@ def _finish_checkpoints(config, arch, train, evaluation):
         partial = f'{path}.partial.keras'
         if name == 'last.keras' or last_is_best:
             shutil.copyfile(model_file, partial)
+            accuracies[name] = model_accuracy
         else:
             checkpoint = keras.saving.load_model(path)
             _recalibrate(checkpoint, arch, train, config)
             checkpoint.save(partial)
+            accuracies[name] = _evaluate(checkpoint, evaluation)['accuracy']
         os.replace(partial, path)
-        accuracies[name] = _evaluate(
-            keras.saving.load_model(path), evaluation)['accuracy']
     return accuracies
 
 
@@ -361,7 +363,8 @@ def train(config, strategy=None, callbacks=(), sigterm=None):
         with recipes.precision_policy(config.mixed_precision), \
                 strategy.scope():
             checkpoints = _finish_checkpoints(config, arch, train,
-                                              evaluation)
+                                              evaluation,
+                                              scores['accuracy'])
     metrics = _metrics(config, info, scores, history, timer.durations, steps)
     metrics['checkpoint_test_accuracy'] = checkpoints
     metrics.update(bn_recalibration_batches=recalibrated,
