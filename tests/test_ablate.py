@@ -517,14 +517,19 @@ def test_quick_mode_runs_every_searched_row_and_rewrites_its_table(
     the default search, the random baseline, the no-stage-2 control (from
     the default search's stage1.json) and best-of-k (random architectures
     scored by that search's saved supernet); the paper row's settings have
-    a fast test of their own. Retrained on 200 images and evaluated on the
+    a fast test of their own. The searches train no supernet
+    (--search_epochs=0): stage 1, the proposals, stage 2's set-up, the
+    derivation and the saved supernet run, but no train step, whose first
+    call is most of a small search's time (searches that train are
+    tested elsewhere).
+    Retrained on 200 images and evaluated on the
     held-out split; results.json has each row's paired statistics against
     the default; --table_only then rewrites the table from the finished
     cells without running one."""
     out = tmp_path / 'ablation'
     args = [f'--output_dir={out}',
             '--variants=hournas,random,no_stage2,random_best_of_k',
-            '--seeds=2', '--search_epochs=1', '--max_steps_per_epoch=2',
+            '--seeds=2', '--search_epochs=0', '--max_steps_per_epoch=2',
             '--proposal_iters=50', '--train_epochs=1', '--random_k=2',
             '--train_examples=200', '--validation_fraction=0.2']
     res = run_python('tools/ablate.py', *args, timeout=3600)

@@ -57,7 +57,9 @@ def define_flags():
         'with it; the test split serves the final table only).')
     command_flags.define_target_flags(d.targets['macs'], d.targets['params'])
     flags.DEFINE_integer('search_epochs', 2, 'Epochs of each search stage '
-                         '(the demo search runs 5 + 4).', lower_bound=1)
+                         '(the demo search runs 5 + 4; 0 trains no '
+                         'supernet: a quick check of the plumbing).',
+                         lower_bound=0)
     flags.DEFINE_integer('max_steps_per_epoch', None, 'Cap on search steps '
                          'per epoch.', lower_bound=1)
     flags.DEFINE_integer('proposal_iters', d.proposal_iters,
