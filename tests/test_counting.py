@@ -89,9 +89,9 @@ def _check_random_architectures(space_name, start, stop):
         arch = random_arch(space_name, rng, **settings[k % 3])
         if k >= start:
             _check_against_keras(arch)
-        # Every 10 models, not after each: a clear_session took 40% of a
-        # check (0.84 against 0.50 s per fbnet model), and the models are
-        # freed without it.
+        # Every 10 models, not after each: clearing the session (and the
+        # kernel cache the next model refills) was a large share of a check's
+        # time, and the models are freed without it (docs/testing.md).
         if k % 10 == 9:
             keras.backend.clear_session()
 
