@@ -30,3 +30,13 @@ def limit(threads):
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def take_share(workers):
+    """In one of `workers` processes sharing the cores (an experiment
+    tool's cell): gives TensorFlow's pools `share(workers)` threads each
+    (`limit`) and returns the line the cell logs."""
+    count = share(workers)
+    limit(count)
+    return (f'{count} thread(s) per TensorFlow pool ({workers} cell(s) at '
+            f'a time on {cores()} core(s))')

@@ -505,22 +505,14 @@ def run_one_cell(config, variant, seed):
     its share of the cores for TensorFlow's thread pools."""
     import tensorflow as tf
 
-    limit_threads(config.workers)
+    # Two default pools per process contend when two cells share two
+    # cores (benchmarks/speed/worker_threads.py).
+    log(threads.take_share(config.workers))
     # Every job of the table runs with the same graph settings: the
     # search's (Grappler off), also for the retraining.
     tf.config.optimizer.set_experimental_options(
         {'disable_meta_optimizer': True})
     return run_cell(config, variant, seed)
-
-
-def limit_threads(workers):
-    """In a cell's child: TensorFlow's pools get 1 / `workers` of the
-    cores each (two default pools per process contend when two cells
-    share two cores; benchmarks/speed/worker_threads.py)."""
-    count = threads.share(workers)
-    threads.limit(count)
-    log(f'{count} thread(s) per TensorFlow pool ({workers} cell(s) at a '
-        f'time on {threads.cores()} core(s))')
 
 
 def progress(config):

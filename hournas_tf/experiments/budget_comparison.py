@@ -129,9 +129,9 @@ def _ablation_config(config):
 def run_one_cell(config, row, seed):
     """Runs one cell in this process (the child a worker starts), with
     its share of the cores for TensorFlow's thread pools."""
-    from hournas_tf.experiments import ablation
+    from hournas_tf.common import threads
 
-    ablation.limit_threads(config.workers)
+    log(threads.take_share(config.workers))
     return run_cell(config, row, seed)
 
 

@@ -29,6 +29,7 @@ import time
 from hournas_tf.common import jsonio
 from hournas_tf.common import provenance
 from hournas_tf.common import runner
+from hournas_tf.common import threads
 from hournas_tf.common.errors import UserError
 
 RESULTS_FILE = 'recipe_length.json'
@@ -106,7 +107,7 @@ def retrain(config, source_dir, variant, seed, epochs):
 
     # The ablation's thread share and graph settings
     # (`ablation.run_one_cell`).
-    ablation.limit_threads(config.workers)
+    log(threads.take_share(config.workers))
     tf.config.optimizer.set_experimental_options(
         {'disable_meta_optimizer': True})
     arch = source_architecture(source_dir, variant, seed)
