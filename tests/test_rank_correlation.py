@@ -4,6 +4,7 @@ supernet rank architectures?"""
 import dataclasses
 import json
 import os
+import pathlib
 import shutil
 
 import numpy as np
@@ -59,10 +60,37 @@ def test_bootstrap_ci_holds_the_estimate_and_is_seeded():
 
 
 def test_progress_gives_the_time_left():
-    assert rank.progress(2, 5, [60.0, 120.0]) == (
-        '2/5 retrained; about 4.5 min left')
-    assert rank.progress(5, 5, [60.0]) == '5/5 retrained'
-    assert rank.progress(0, 5, []) == '0/5 retrained'
+    assert rank.progress(2, 5, 90.0) == '2/5 retrained; about 4.5 min left'
+    assert rank.progress(5, 5, 60.0) == '5/5 retrained'
+    assert rank.progress(0, 5, None) == '0/5 retrained'
+
+
+def test_retraining_noise_by_hand():
+    """Three architectures 10 points apart, each seed 2 points above the
+    other: noise and spread computed by hand."""
+    a = [[0.80, 0.82], [0.90, 0.92], [0.70, 0.72]]
+    noise = rank.retraining_noise(a, resamples=200)
+    # Each architecture's two seeds: variance 0.02^2 / 2 = 0.0002.
+    assert noise['noise_sd'] == pytest.approx(0.0002 ** 0.5)
+    # The means 0.81, 0.91, 0.71: variance 0.01.
+    assert noise['means_sd'] == pytest.approx(0.1)
+    assert noise['architecture_sd'] == pytest.approx((0.01 - 0.0001) ** 0.5)
+    assert noise['reliability_one'] == pytest.approx(0.0099 / 0.0101)
+    assert noise['reliability_mean'] == pytest.approx(0.99)
+    # F = seeds x var(means) / noise variance = 2 x 0.01 / 0.0002.
+    assert noise['anova_f'] == pytest.approx(100.0)
+    assert noise['anova_df'] == [2, 3]
+    assert noise['anova_p'] < 0.01
+    assert noise['seed_kendall_tau'] == pytest.approx(1.0)
+    assert noise['architectures'] == 3 and noise['seeds'] == 2
+    # Seeds that disagree, architectures alike: nothing to rank.
+    flat = rank.retraining_noise([[0.80, 0.83], [0.83, 0.80], [0.81, 0.82],
+                                  [0.82, 0.81]], resamples=200)
+    assert flat['architecture_sd'] == 0.0
+    assert flat['reliability_one'] == 0.0 and flat['anova_p'] > 0.5
+    assert flat['seed_kendall_tau'] == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match='3 architectures and 2 seeds'):
+        rank.retraining_noise([[0.8], [0.9], [0.7]])
 
 
 def _arch(ops):
@@ -113,10 +141,14 @@ def test_plan_takes_the_family_then_random_archs_of_trained_ops(tmp_path):
 
 
 def _fake_run(tmp_path, accuracies, trained=None):
-    """An output folder with finished architectures: (inherited, test)."""
+    """An output folder with finished architectures: (inherited, test)
+    or (inherited, [test per seed])."""
     tmp_path.mkdir(exist_ok=True)
+    seeds = max(len(t) if isinstance(t, list) else 1
+                for _, t in accuracies)
     config = rank.RankConfig(run_dir='run', output_dir=str(tmp_path),
-                             num_archs=len(accuracies) + 1, bootstrap=200)
+                             num_archs=len(accuracies) + 1, bootstrap=200,
+                             retrain_seeds=seeds)
     trained = trained or [True] * len(accuracies)
     jsonio.write_json(tmp_path / rank.CONFIG_FILE,
                       dataclasses.asdict(config))
@@ -128,14 +160,17 @@ def _fake_run(tmp_path, accuracies, trained=None):
     jsonio.write_json(tmp_path / rank.ARCHS_FILE, {
         'architectures': rows, 'random_share_within_tolerance': 0.1,
         'fixed_ops': {}, 'trained_ops': {}})
-    for k, (inherited, test) in enumerate(accuracies):
-        folder = tmp_path / f'arch{k:02d}' / 'train'
-        folder.mkdir(parents=True)
+    for k, (inherited, tests) in enumerate(accuracies):
+        (tmp_path / f'arch{k:02d}').mkdir()
         jsonio.write_json(tmp_path / f'arch{k:02d}' / rank.ESTIMATE_FILE,
                           {'inherited_accuracy': inherited})
-        jsonio.write_json(folder / 'metrics.json', {
-            'test_accuracy': test, 'wall_seconds': 3.0, 'eval_split': 'test',
-            'num_train': 64})
+        tests = tests if isinstance(tests, list) else [tests]
+        for seed, test in zip(rank.seeds(config), tests):
+            folder = pathlib.Path(rank.train_dir(config, k, seed))
+            folder.mkdir()
+            jsonio.write_json(folder / 'metrics.json', {
+                'test_accuracy': test, 'wall_seconds': 3.0,
+                'eval_split': 'test', 'num_train': 64})
     return config
 
 
@@ -160,20 +195,66 @@ def test_collect_uses_finished_rows_whose_ops_were_trained(tmp_path,
     assert rank.finished(config) == results
 
 
+def test_collect_takes_the_mean_of_the_seeds_and_their_noise(tmp_path):
+    accuracies = [(0.5, [0.80, 0.82]), (0.6, [0.90, 0.92]),
+                  (0.55, [0.70, 0.72]), (0.7, [0.60])]  # the last unfinished
+    config = _fake_run(tmp_path, accuracies)
+    results = rank.collect(config)
+    rows = results['architectures']
+    assert [r['test_accuracies'] for r in rows] == [
+        [0.80, 0.82], [0.90, 0.92], [0.70, 0.72]]
+    assert [r['test_accuracy'] for r in rows] == pytest.approx(
+        [0.81, 0.91, 0.71])
+    assert results['statistics']['kendall_tau'] == pytest.approx(
+        stats.kendalltau([0.5, 0.6, 0.55], [0.81, 0.91, 0.71])[0])
+    assert results['retraining_noise'] == rank.retraining_noise(
+        [r['test_accuracies'] for r in rows], 200, 0)
+    assert os.path.isfile(tmp_path / 'arch01' / 'train_seed1' /
+                          'metrics.json')
+    one = rank.collect(_fake_run(tmp_path / 'one', [
+        (0.5, 0.8), (0.6, 0.85), (0.55, 0.9)]))
+    assert one['retraining_noise'] is None
+
+
+def _reported(config):
+    """`collect`'s results with the provenance `write_report` adds."""
+    return dict(rank.collect(config), command='python -m tools.x',
+                date='2026-12-03T19:00:00+00:00', commit='abc1234',
+                machine={'cpu': 'CPU', 'cpu_count': 2, 'python': '3.11',
+                         'tensorflow': '2.21', 'keras': '3.15',
+                         'numpy': '2.0', 'scipy': '1.17'})
+
+
 def test_summary_and_scatter_show_every_number(tmp_path):
     config = _fake_run(tmp_path, [(0.5, 0.8), (0.6, 0.85), (0.55, 0.9),
                                   (0.7, 0.95)])
-    results = dict(rank.collect(config), command='python -m tools.x',
-                   date='2026-12-03T19:00:00+00:00', commit='abc1234',
-                   machine={'cpu': 'CPU', 'cpu_count': 2, 'python': '3.11',
-                            'tensorflow': '2.21', 'keras': '3.15',
-                            'numpy': '2.0', 'scipy': '1.17'})
+    results = _reported(config)
     text = rank.summary(results)
     s = results['statistics']
     for value in (f'{s["kendall_tau"]:.3f}', f'{s["spearman_rho"]:.3f}',
                   f'{s["kendall_ci"][0]:.2f}', '`python -m tools.x`',
                   '2026-12-03', 'abc1234', 'TensorFlow 2.21', '55.00%',
                   '95.00%', 'arch03_family'):
+        assert value in text, value
+    path = tmp_path / 'scatter.png'
+    rank.scatter(results, str(path))
+    assert path.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert 'Retraining noise' not in text and 'per seed' not in text
+
+
+def test_summary_with_seeds_shows_the_noise(tmp_path):
+    config = _fake_run(tmp_path, [(0.5, [0.80, 0.82]), (0.6, [0.90, 0.93]),
+                                  (0.55, [0.70, 0.71])])
+    results = _reported(config)
+    text = rank.summary(results)
+    n = results['retraining_noise']
+    for value in ('2 seed(s) each', '3 architectures x 2 seeds',
+                  f'{100 * n["noise_sd"]:.2f} points',
+                  f'{100 * n["architecture_sd"]:.2f} points',
+                  f'{n["reliability_one"]:.2f}', 'F(2, 3)',
+                  f'{n["anova_f"]:.2f}', f'{n["seed_kendall_tau"]:.3f}',
+                  '| retrained, per seed |', '90.00%, 93.00%',
+                  '| arch01_family | family | yes | 60.00% | 91.50% |'):
         assert value in text, value
     path = tmp_path / 'scatter.png'
     rank.scatter(results, str(path))
@@ -187,6 +268,14 @@ def test_check_output_resumes_the_same_run_only(tmp_path):
     with pytest.raises(UserError, match='holds a run with num_archs=20, '
                        'not 8; use another --output_dir'):
         rank.check_output(dataclasses.replace(config, num_archs=8))
+    with pytest.raises(UserError, match='retrain_seeds=1, not 2'):
+        rank.check_output(dataclasses.replace(config, retrain_seeds=2))
+    rank.check_output(dataclasses.replace(config, workers=2))  # free
+    # A run started before retrain_seeds existed: it had one seed.
+    stored = jsonio.read_json(tmp_path / 'o' / rank.CONFIG_FILE, 'config')
+    del stored['retrain_seeds'], stored['workers']
+    jsonio.write_json(tmp_path / 'o' / rank.CONFIG_FILE, stored)
+    rank.check_output(config)
     (tmp_path / 'other').mkdir()
     (tmp_path / 'other' / 'x').write_text('')
     with pytest.raises(UserError, match='exists and is not a rank'):
@@ -211,13 +300,13 @@ def test_bad_input_is_refused_in_one_line(tmp_path, args, expect):
 
 @pytest.mark.large
 def test_rank_correlation_end_to_end_and_resumed(tiny_search, tmp_path):
-    """4 architectures of the tiny search, 1 epoch on 64 images; a rerun
-    retrains nothing."""
+    """3 architectures of the tiny search, 2 seeds each, 2 at a time, 1
+    epoch on 64 images; a rerun retrains nothing."""
     run = tmp_path / 'run'
     shutil.copytree(tiny_search[0], run)
-    args = [str(run), f'--output_dir={tmp_path / "rank"}', '--num_archs=4',
+    args = [str(run), f'--output_dir={tmp_path / "rank"}', '--num_archs=3',
             '--epochs=1', '--train_examples=64', '--estimate_batches=2',
-            '--bootstrap=200']
+            '--bootstrap=200', '--retrain_seeds=2', '--workers=2']
     too_many = run_module('tools.rank_correlation', *args[:2],
                           '--train_examples=100000', timeout=900)
     check_refused(too_many, 'train_examples 100000 is more than')
@@ -226,27 +315,38 @@ def test_rank_correlation_end_to_end_and_resumed(tiny_search, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     out = tmp_path / 'rank'
     results = json.loads((out / rank.RESULTS_FILE).read_text())
-    assert len(results['architectures']) == 4
+    assert len(results['architectures']) == 3
     sources = [r['source'] for r in results['architectures']]
     assert 'family' in sources
     for row in results['architectures']:
         assert 0 <= row['inherited_accuracy'] <= 1
-        assert 0 <= row['test_accuracy'] <= 1
+        assert len(row['test_accuracies']) == 2
+        assert row['test_accuracy'] == pytest.approx(
+            sum(row['test_accuracies']) / 2)
         assert row['num_train'] == 64 and row['eval_split'] == 'test'
-        assert os.path.isfile(out / f'arch{row["index"]:02d}' / 'train' /
-                              'model.keras')
+        folder = out / f'arch{row["index"]:02d}'
+        assert os.path.isfile(folder / 'train' / 'model.keras')
+        assert os.path.isfile(folder / 'train_seed1' / 'model.keras')
+        # The second seed is another retraining, not a copy.
+        first = json.loads((folder / 'train' / 'train_config.json')
+                           .read_text())
+        second = json.loads((folder / 'train_seed1' / 'train_config.json')
+                            .read_text())
+        assert (first['seed'], second['seed']) == (0, 1)
     scored = [r for r in results['architectures'] if r['all_ops_trained']]
     assert results['num_scored'] == len(scored)
-    if len(scored) >= 3:
-        assert results['statistics']['n'] == len(scored)
-    assert '4/4 retrained' in res.stdout
+    if len(scored) == 3:
+        assert results['statistics']['n'] == 3
+        assert results['retraining_noise']['seeds'] == 2
+    assert '6/6 retrained' in res.stdout
+    assert 'thread(s) per TensorFlow pool (2 cell(s)' in res.stdout
     assert (out / rank.SCATTER_FILE).stat().st_size > 1000
     text = (out / rank.SUMMARY_FILE).read_text()
     assert results['commit'] in text and 'python -m tools.rank_correlation' \
         in text
-    again = run_module('tools.rank_correlation', *args, timeout=900)
+    again = run_module('tools.rank_correlation', *args[:-1], timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert '4 retrained before' in again.stdout
+    assert '6 retrained before' in again.stdout
     assert 'retrained;' not in again.stdout
 
 

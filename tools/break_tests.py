@@ -102,6 +102,24 @@ MUTATIONS = (
                'optimizations'),
         why='repair reports its changes but returns the unrepaired columns'),
     Mutation(
+        name='retraining-noise-unremoved',
+        path='hournas_tf/experiments/rank_correlation.py',
+        old='    true_var = max(0.0, means_var - noise_var / seeds)\n',
+        new='    true_var = means_var\n',
+        tests=('tests/test_rank_correlation.py::test_retraining_noise_by_'
+               'hand',),
+        why="the architectures' spread keeps the retraining noise in it"),
+    Mutation(
+        name='rank-second-seed-is-the-first',
+        path='hournas_tf/experiments/rank_correlation.py',
+        old=("    name = 'train' if seed == config.seed else "
+             "f'train_seed{seed}'\n"),
+        new="    name = 'train'\n",
+        tests=('tests/test_rank_correlation.py::test_collect_takes_the_mean_'
+               'of_the_seeds_and_their_noise',),
+        why='every retraining seed reads and writes the first seed\'s '
+            'folder'),
+    Mutation(
         name='kept-share-formula',
         path='hournas_tf/nas/proposal_report.py',
         old='    return float(1.0 - (1.0 - share) ** budget_draws)\n',

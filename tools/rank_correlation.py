@@ -9,7 +9,8 @@ output folder): its family and uniform random architectures within its
 budget, `--num_archs` in all, each scored by the run's supernet
 (inherited weights, batch-norm recalibration, accuracy on the search's
 architecture split: training images, never the test split) and
-retrained (`--epochs`, `--train_examples`) to its test accuracy. Random
+retrained (`--epochs`, `--train_examples`, `--retrain_seeds` seeds,
+`--workers` at a time) to its test accuracy. Random
 architectures use only ops the supernet trained (the others keep their
 initial weights). Writes Kendall's tau and Spearman's rho with bootstrap
 95% intervals to `results.json`, `scatter.png` and `summary.md`.
@@ -45,6 +46,14 @@ def define_flags():
                          'the retraining and the bootstrap.', lower_bound=0)
     flags.DEFINE_integer('bootstrap', 2000, 'Bootstrap resamples of the '
                          'confidence intervals.', lower_bound=100)
+    flags.DEFINE_integer('retrain_seeds', 1, 'Retrain every architecture '
+                         'with this many seeds (--seed, --seed + 1, ...): '
+                         'its accuracy is their mean, and with 2 or more '
+                         'the retraining\'s own noise is measured.',
+                         lower_bound=1)
+    flags.DEFINE_integer('workers', 1, 'Retrainings at a time, each in its '
+                         'own process with its share of the cores (a '
+                         'rerun may change it).', lower_bound=1)
     flags.DEFINE_bool('report_only', False, 'Write results.json, '
                       'scatter.png and summary.md from the architectures '
                       'finished so far; run nothing.')
@@ -62,7 +71,8 @@ def main(argv):
         run_dir=argv[1], output_dir=f.output_dir, num_archs=f.num_archs,
         train_epochs=f.epochs, train_examples=f.train_examples,
         estimate_batches=f.estimate_batches, seed=f.seed,
-        bootstrap=f.bootstrap)
+        bootstrap=f.bootstrap, retrain_seeds=f.retrain_seeds,
+        workers=f.workers)
     if f.report_only:
         results = rank_correlation.finished(config)
     else:
@@ -80,6 +90,13 @@ def main(argv):
                 f'{stats["kendall_ci"]}, Spearman rho '
                 f'{stats["spearman_rho"]:.3f} {stats["spearman_ci"]} over '
                 f'{stats["n"]} architectures; ' + line)
+    noise = results['retraining_noise']
+    if noise:
+        rank_correlation.log(
+            f'retraining noise: seed-to-seed sd '
+            f'{100 * noise["noise_sd"]:.2f} points, between architectures '
+            f'{100 * noise["architecture_sd"]:.2f}; Kendall tau of one seed '
+            f'against another {noise["seed_kendall_tau"]:.3f}')
     rank_correlation.log(line)
 
 

@@ -12,7 +12,14 @@ vital ops, `num_archs` in all. Each gets
   training, part of the training images; never the test split)
   (`ablation.estimate`, the random best-of-k row's scorer);
 - its retrained test accuracy (`ablation.train_config`, the ablation's
-  recipe, with `epochs` and an optional training subset).
+  recipe, with `epochs` and an optional training subset), with
+  `retrain_seeds` seeds (the mean is the architecture's accuracy).
+
+With two seeds or more, the retraining's own noise is measured too
+(`retraining_noise`): how far the seeds of one architecture spread
+against how far the architectures do, and how well one retraining ranks
+the architectures against another. A supernet cannot rank architectures
+better than retraining ranks them against itself.
 
 Ops no draw picked keep their initial weights (batch-norm gamma 0 with
 `zero_init_residual`: the identity), so a score through them means
@@ -24,9 +31,10 @@ correlations use the rows whose ops were all trained.
 Kendall's tau and Spearman's rho (scipy.stats) come with percentile
 bootstrap 95% intervals (pairs resampled, numpy, seeded). Resumable: each
 architecture has a folder `archNN/` with `estimate.json` and
-`train/metrics.json`; a rerun skips what is done. The supernet work runs
-in one child process, each retraining in its own (TensorFlow keeps every
-traced graph of a process alive).
+`train/metrics.json` (`train_seed<s>/` for the further seeds); a rerun
+skips what is done. The supernet work runs in one child process, each
+retraining in its own (TensorFlow keeps every traced graph of a process
+alive), `workers` at a time.
 """
 
 import concurrent.futures
@@ -59,7 +67,9 @@ LEVEL = 0.95
 class RankConfig:
     """What the experiment runs (the tool fills it from flags).
     `train_examples` 0 retrains on all training images (as in
-    `data.DataConfig`)."""
+    `data.DataConfig`); each architecture is retrained with the seeds
+    `seed`, `seed + 1`, ... (`retrain_seeds` of them); `workers`
+    retrainings run at a time (it changes no result)."""
 
     run_dir: str
     output_dir: str
@@ -69,6 +79,12 @@ class RankConfig:
     estimate_batches: int = 10
     seed: int = 0
     bootstrap: int = 2000
+    retrain_seeds: int = 1
+    workers: int = 1
+
+
+# Settings a rerun may change: they change no result.
+FREE_SETTINGS = ('output_dir', 'workers')
 
 
 def log(message):
@@ -130,11 +146,66 @@ def correlations(x, y, resamples=2000, seed=0):
     }
 
 
+def retraining_noise(accuracies, resamples=2000, seed=0):
+    """The retraining's noise from `accuracies[a][k]` (architecture a,
+    retraining seed k; at least 3 architectures and 2 seeds): the
+    seed-to-seed standard deviation (pooled within architectures), the
+    spread of the architectures' means, the part of it the noise cannot
+    explain (one-way random effects: var(means) - noise^2 / seeds, at
+    least 0), the reliability of one retraining and of the mean (the
+    share of their variance the architectures explain), the one-way
+    ANOVA F-test (scipy) of "the architectures differ", and Kendall's tau
+    of the first seed's accuracies against the second's, with its
+    bootstrap interval: how well retraining ranks against itself."""
+    from scipy import stats
+
+    a = np.asarray(accuracies, float)
+    n, seeds = a.shape
+    if n < 3 or seeds < 2:
+        raise ValueError(f'need at least 3 architectures and 2 seeds, got '
+                         f'{n} and {seeds}')
+    noise_var = float(np.mean(np.var(a, axis=1, ddof=1)))
+    means_var = float(np.var(a.mean(axis=1), ddof=1))
+    true_var = max(0.0, means_var - noise_var / seeds)
+    anova = stats.f_oneway(*a)
+    tau = stats.kendalltau(a[:, 0], a[:, 1])
+
+    def share(total):
+        return true_var / total if total > 0 else float('nan')
+
+    return {
+        'architectures': n, 'seeds': seeds,
+        'noise_sd': noise_var ** 0.5,
+        'means_sd': means_var ** 0.5,
+        'architecture_sd': true_var ** 0.5,
+        'reliability_one': share(true_var + noise_var),
+        'reliability_mean': share(means_var),
+        'anova_f': float(anova.statistic), 'anova_p': float(anova.pvalue),
+        'anova_df': [n - 1, n * (seeds - 1)],
+        'seed_kendall_tau': float(tau.statistic),
+        'seed_kendall_p': float(tau.pvalue),
+        'seed_kendall_ci': bootstrap_ci(a[:, 0], a[:, 1], kendall,
+                                        resamples, seed),
+    }
+
+
 # --- The architectures --------------------------------------------------------
 
 
 def arch_dir(config, index):
     return os.path.join(config.output_dir, f'arch{index:02d}')
+
+
+def seeds(config):
+    """The retraining seeds of every architecture."""
+    return [config.seed + k for k in range(config.retrain_seeds)]
+
+
+def train_dir(config, index, seed):
+    """The retraining folder of architecture `index` with `seed`:
+    `train/` for the first seed, `train_seed<s>/` for the others."""
+    name = 'train' if seed == config.seed else f'train_seed{seed}'
+    return os.path.join(arch_dir(config, index), name)
 
 
 def run_search_config(run_dir):
@@ -262,32 +333,47 @@ def prepare(config):
         f'{seconds * len(todo):.0f}s')
 
 
-def retrain(config, index):
-    """Child process: retrains architecture `index` (resumed when
-    interrupted); returns its metrics."""
+def retrain(config, index, seed):
+    """Child process: retrains architecture `index` with `seed` (resumed
+    when interrupted); returns its metrics."""
+    import tensorflow as tf
+
+    from hournas_tf.common import threads
     from hournas_tf.experiments import ablation
     from hournas_tf.spaces.architecture import Architecture
     from hournas_tf.training import train_lib
 
+    # The ablation's thread share and graph settings
+    # (`ablation.run_one_cell`).
+    log(threads.take_share(config.workers))
+    tf.config.optimizer.set_experimental_options(
+        {'disable_meta_optimizer': True})
     search = run_search_config(config.run_dir)
     row = jsonio.read_json(os.path.join(config.output_dir, ARCHS_FILE),
                            'architecture list')['architectures'][index]
     arch = dataclasses.replace(Architecture.from_string(row['architecture']),
                                name=row['name'])
-    folder = os.path.join(arch_dir(config, index), 'train')
     train = dataclasses.replace(
-        ablation.train_config(ablation_config(config, search), arch,
-                              config.seed, folder),
+        ablation.train_config(ablation_config(config, search), arch, seed,
+                              train_dir(config, index, seed)),
         train_examples=config.train_examples)
     train_lib.run_training(train)
-    return metrics_of(config, index)
+    return metrics_of(config, index, seed)
 
 
-def metrics_of(config, index):
-    """The retraining metrics of architecture `index`, or None."""
-    path = os.path.join(arch_dir(config, index), 'train', 'metrics.json')
+def metrics_of(config, index, seed):
+    """The metrics of architecture `index` retrained with `seed`, or
+    None."""
+    path = os.path.join(train_dir(config, index, seed), 'metrics.json')
     return jsonio.read_json(path, 'metrics') if os.path.isfile(path) \
         else None
+
+
+def all_metrics(config, index):
+    """The metrics of architecture `index` for every seed, or None while
+    one is unfinished."""
+    found = [metrics_of(config, index, s) for s in seeds(config)]
+    return None if None in found else found
 
 
 # --- Running ------------------------------------------------------------------
@@ -299,9 +385,12 @@ def check_output(config):
     path = os.path.join(config.output_dir, CONFIG_FILE)
     here = dataclasses.asdict(config)
     if os.path.isfile(path):
-        stored = jsonio.read_json(path, 'rank config')
+        # Settings added after a run started have their default there.
+        defaults = dataclasses.asdict(RankConfig(run_dir='', output_dir=''))
+        stored = dict(defaults, **jsonio.read_json(path, 'rank config'))
         for name in sorted(set(here) | set(stored)):
-            if name != 'output_dir' and here.get(name) != stored.get(name):
+            if name not in FREE_SETTINGS and here.get(name) != stored.get(
+                    name):
                 raise UserError(
                     f'{config.output_dir} holds a run with {name}='
                     f'{stored.get(name)!r}, not {here.get(name)!r}; use '
@@ -323,11 +412,12 @@ def _in_child(function, *args):
         return pool.submit(function, *args).result()
 
 
-def progress(done, total, seconds):
-    """'k/n retrained; about m min left' from this run's mean time."""
+def progress(done, total, seconds_each):
+    """'k/n retrained; about m min left' from this run's wall time per
+    finished retraining so far (None before the first)."""
     line = f'{done}/{total} retrained'
-    if seconds and done < total:
-        left = statistics.fmean(seconds) * (total - done)
+    if seconds_each and done < total:
+        left = seconds_each * (total - done)
         line += f'; about {left / 60:.1f} min left'
     return line
 
@@ -345,25 +435,35 @@ def run(config):
         raise
     rows = jsonio.read_json(os.path.join(config.output_dir, ARCHS_FILE),
                             'architecture list')['architectures']
-    todo = [r['index'] for r in rows if metrics_of(config, r['index'])
-            is None]
-    log(f'{len(rows)} architectures in {config.output_dir}; '
-        f'{len(rows) - len(todo)} retrained before')
-    seconds = []
-    for index in todo:
-        start = time.perf_counter()
-        metrics = _in_child(retrain, config, index)
-        if metrics is None:
-            raise RuntimeError(f'retraining architecture {index} stopped '
-                               'before it finished; rerun to resume it')
-        seconds.append(time.perf_counter() - start)
-        estimate = jsonio.read_json(os.path.join(
-            arch_dir(config, index), ESTIMATE_FILE), 'estimate')
-        done = sum(metrics_of(config, r['index']) is not None for r in rows)
-        log(f'{rows[index]["name"]}: inherited '
-            f'{estimate["inherited_accuracy"]:.4f}, test '
-            f'{metrics["test_accuracy"]:.4f} in {seconds[-1]:.0f}s; '
-            f'{progress(done, len(rows), seconds)}')
+    todo = [(r['index'], s) for r in rows for s in seeds(config)
+            if metrics_of(config, r['index'], s) is None]
+    total = len(rows) * config.retrain_seeds
+    done = total - len(todo)
+    log(f'{len(rows)} architectures x {config.retrain_seeds} seed(s) in '
+        f'{config.output_dir}; {done} retrained before')
+    start, finished_here = time.perf_counter(), 0
+    context = multiprocessing.get_context('spawn')
+    with concurrent.futures.ProcessPoolExecutor(
+            config.workers, mp_context=context,
+            max_tasks_per_child=1) as pool:
+        futures = {pool.submit(retrain, config, *job): job for job in todo}
+        for future in concurrent.futures.as_completed(futures):
+            index, seed = futures[future]
+            metrics = future.result()
+            if metrics is None:
+                raise RuntimeError(f'retraining architecture {index} (seed '
+                                   f'{seed}) stopped before it finished; '
+                                   'rerun to resume it')
+            done += 1
+            finished_here += 1
+            each = (time.perf_counter() - start) / finished_here
+            estimate = jsonio.read_json(os.path.join(
+                arch_dir(config, index), ESTIMATE_FILE), 'estimate')
+            log(f'{rows[index]["name"]} seed {seed}: inherited '
+                f'{estimate["inherited_accuracy"]:.4f}, test '
+                f'{metrics["test_accuracy"]:.4f} in '
+                f'{metrics["wall_seconds"]:.0f}s; '
+                f'{progress(done, total, each)}')
     return collect(config)
 
 
@@ -382,28 +482,36 @@ def finished(config):
 
 
 def collect(config):
-    """Every finished architecture's numbers and the correlations over
-    those whose ops were all trained (None below 3 of them)."""
+    """Every finished architecture's numbers (its test accuracy: the mean
+    over its seeds), the correlations over those whose ops were all
+    trained (None below 3 of them) and, with two seeds or more, the
+    retraining's noise over the same ones."""
     listing = jsonio.read_json(os.path.join(config.output_dir, ARCHS_FILE),
                                'architecture list')
     rows = []
     for row in listing['architectures']:
-        metrics = metrics_of(config, row['index'])
+        metrics = all_metrics(config, row['index'])
         path = os.path.join(arch_dir(config, row['index']), ESTIMATE_FILE)
         if metrics is None or not os.path.isfile(path):
             continue
+        tests = [m['test_accuracy'] for m in metrics]
         rows.append(dict(
             row, inherited_accuracy=jsonio.read_json(
                 path, 'estimate')['inherited_accuracy'],
-            test_accuracy=metrics['test_accuracy'],
-            train_wall_seconds=metrics['wall_seconds'],
-            eval_split=metrics['eval_split'], num_train=metrics['num_train']))
+            test_accuracy=statistics.fmean(tests), test_accuracies=tests,
+            train_wall_seconds=statistics.fmean(
+                m['wall_seconds'] for m in metrics),
+            eval_split=metrics[0]['eval_split'],
+            num_train=metrics[0]['num_train']))
     scored = [r for r in rows if r['all_ops_trained']]
-    stats = None
+    stats = noise = None
     if len(scored) >= 3:
         stats = correlations([r['inherited_accuracy'] for r in scored],
                              [r['test_accuracy'] for r in scored],
                              config.bootstrap, config.seed)
+        if config.retrain_seeds >= 2:
+            noise = retraining_noise([r['test_accuracies'] for r in scored],
+                                     config.bootstrap, config.seed)
     inherited = [r['inherited_accuracy'] for r in scored]
     return {
         'config': dataclasses.asdict(config),
@@ -416,12 +524,14 @@ def collect(config):
         'inherited_range': [min(inherited), max(inherited)]
         if inherited else None,
         'statistics': stats,
+        'retraining_noise': noise,
     }
 
 
 def scatter(results, path):
-    """The scatter plot PNG: retrained test accuracy against inherited
-    accuracy, family and random marked."""
+    """The scatter plot PNG: retrained test accuracy (the seeds' mean, a
+    bar from their lowest to their highest) against inherited accuracy,
+    family and random marked."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(5.5, 4.2), layout='constrained')
@@ -430,9 +540,15 @@ def scatter(results, path):
         rows = [r for r in results['architectures'] if r['source'] == source]
         if not rows:
             continue
-        ax.scatter([100 * r['inherited_accuracy'] for r in rows],
-                   [100 * r['test_accuracy'] for r in rows], marker=marker,
-                   label=f'{source} ({len(rows)})',
+        x = [100 * r['inherited_accuracy'] for r in rows]
+        y = [100 * r['test_accuracy'] for r in rows]
+        spread = [[100 * min(r.get('test_accuracies', [0])) for r in rows],
+                  [100 * max(r.get('test_accuracies', [0])) for r in rows]]
+        if any(len(r.get('test_accuracies', ())) > 1 for r in rows):
+            ax.errorbar(x, y, yerr=[np.subtract(y, spread[0]),
+                                    np.subtract(spread[1], y)],
+                        fmt='none', ecolor='0.6', elinewidth=0.8)
+        ax.scatter(x, y, marker=marker, label=f'{source} ({len(rows)})',
                    edgecolors=['k' if r['all_ops_trained'] else 'r'
                                for r in rows])
     stats = results['statistics']
@@ -452,9 +568,37 @@ def _interval(stats, name):
     return f'[{low:.2f}, {high:.2f}]'
 
 
+def noise_lines(noise):
+    """The summary's table of the retraining's noise (`retraining_noise`)
+    and the sentence that reads it."""
+    low, high = noise['seed_kendall_ci']
+    df1, df2 = noise['anova_df']
+    return [
+        f'Retraining noise, {noise["architectures"]} architectures x '
+        f'{noise["seeds"]} seeds:', '',
+        '| quantity | value |', '|---|---:|',
+        f'| seed-to-seed sd (pooled) | {100 * noise["noise_sd"]:.2f} '
+        'points |',
+        f'| sd of the architectures\' means | '
+        f'{100 * noise["means_sd"]:.2f} points |',
+        f'| sd between architectures, noise removed | '
+        f'{100 * noise["architecture_sd"]:.2f} points |',
+        f'| reliability of one retraining | '
+        f'{noise["reliability_one"]:.2f} |',
+        f'| reliability of the mean of {noise["seeds"]} | '
+        f'{noise["reliability_mean"]:.2f} |',
+        f'| ANOVA F({df1}, {df2}), architectures differ | '
+        f'{noise["anova_f"]:.2f} (p = {noise["anova_p"]:.3g}) |',
+        '| Kendall tau, first seed against second | '
+        f'{noise["seed_kendall_tau"]:.3f} [{low:.2f}, {high:.2f}] '
+        f'(p = {noise["seed_kendall_p"]:.3g}) |', '']
+
+
 def summary(results):
     """The markdown summary of `results` (with their provenance)."""
     config, stats = results['config'], results['statistics']
+    noise = results.get('retraining_noise')
+    many = config.get('retrain_seeds', 1) > 1
     machine = results['machine']
     lines = [
         f'# Supernet ranking: {config["run_dir"]}', '',
@@ -468,7 +612,8 @@ def summary(results):
         f'architectures finished, {results["num_scored"]} with every op '
         f'trained by the supernet (the correlations use these); retrained '
         f'{config["train_epochs"]} epochs on '
-        f'{config["train_examples"] or "all"} training images.', '']
+        f'{config["train_examples"] or "all"} training images with '
+        f'{config.get("retrain_seeds", 1)} seed(s) each.', '']
     if stats:
         lines += [
             '| statistic | value | 95% bootstrap interval | p |',
@@ -481,13 +626,21 @@ def summary(results):
         low, high = results['inherited_range']
         lines += [f'Inherited-weight accuracies span {100 * low:.2f}% to '
                   f'{100 * high:.2f}%.', '']
+    if noise:
+        lines += noise_lines(noise)
+    seeds_head = ' | retrained, per seed' if many else ''
     lines += ['| architecture | source | all ops trained | inherited '
-              '(validation) | retrained (test) |', '|---|---|---|---:|---:|']
-    lines += [f'| {r["name"]} | {r["source"]} | '
-              f'{"yes" if r["all_ops_trained"] else "no"} | '
-              f'{100 * r["inherited_accuracy"]:.2f}% | '
-              f'{100 * r["test_accuracy"]:.2f}% |'
-              for r in results['architectures']]
+              f'(validation) | retrained (test){seeds_head} |',
+              '|---|---|---|---:|---:|' + ('---|' if many else '')]
+    for r in results['architectures']:
+        per_seed = ''
+        if many:
+            per_seed = ' | ' + ', '.join(
+                f'{100 * a:.2f}%' for a in r['test_accuracies'])
+        lines.append(f'| {r["name"]} | {r["source"]} | '
+                     f'{"yes" if r["all_ops_trained"] else "no"} | '
+                     f'{100 * r["inherited_accuracy"]:.2f}% | '
+                     f'{100 * r["test_accuracy"]:.2f}%{per_seed} |')
     return '\n'.join(lines) + '\n'
 
 
