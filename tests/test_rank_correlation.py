@@ -66,28 +66,32 @@ def test_progress_gives_the_time_left():
 
 
 def test_retraining_noise_by_hand():
-    """Three architectures 10 points apart, each seed 2 points above the
-    other: noise and spread computed by hand."""
-    a = [[0.80, 0.82], [0.90, 0.92], [0.70, 0.72]]
+    """Three architectures about 10 points apart, the second seed about 2
+    points above the first for each: noise, seed effect and spread by
+    hand (architecture + seed + residual)."""
+    a = [[0.80, 0.83], [0.90, 0.91], [0.70, 0.72]]
     noise = rank.retraining_noise(a, resamples=200)
-    # Each architecture's two seeds: variance 0.02^2 / 2 = 0.0002.
-    assert noise['noise_sd'] == pytest.approx(0.0002 ** 0.5)
-    # The means 0.81, 0.91, 0.71: variance 0.01.
-    assert noise['means_sd'] == pytest.approx(0.1)
-    assert noise['architecture_sd'] == pytest.approx((0.01 - 0.0001) ** 0.5)
-    assert noise['reliability_one'] == pytest.approx(0.0099 / 0.0101)
-    assert noise['reliability_mean'] == pytest.approx(0.99)
-    # F = seeds x var(means) / noise variance = 2 x 0.01 / 0.0002.
-    assert noise['anova_f'] == pytest.approx(100.0)
-    assert noise['anova_df'] == [2, 3]
-    assert noise['anova_p'] < 0.01
+    # Means: architectures .815 .905 .71, seeds .80 .82, all .81; the
+    # residuals -.005 .005 / .005 -.005 / 0 0 over (3-1)(2-1) = 2 df.
+    assert noise['noise_sd'] == pytest.approx(0.00005 ** 0.5)
+    assert noise['seed_effect_sd'] == pytest.approx(0.0002 ** 0.5)
+    assert noise['means_sd'] == pytest.approx(0.009525 ** 0.5)
+    assert noise['architecture_sd'] == pytest.approx(0.0095 ** 0.5)
+    assert noise['reliability_one'] == pytest.approx(0.0095 / 0.00955)
+    assert noise['reliability_mean'] == pytest.approx(0.0095 / 0.009525)
+    # F = seeds x var(means) / noise variance = 2 x 0.009525 / 0.00005.
+    assert noise['f'] == pytest.approx(381.0)
+    assert noise['f_df'] == [2, 2]
+    assert noise['f_p'] == pytest.approx(1 / 382)  # F(2, 2): 1 / (1 + F)
     assert noise['seed_kendall_tau'] == pytest.approx(1.0)
     assert noise['architectures'] == 3 and noise['seeds'] == 2
     # Seeds that disagree, architectures alike: nothing to rank.
     flat = rank.retraining_noise([[0.80, 0.83], [0.83, 0.80], [0.81, 0.82],
                                   [0.82, 0.81]], resamples=200)
+    assert flat['noise_sd'] == pytest.approx((0.001 / 3) ** 0.5)
+    assert flat['seed_effect_sd'] == 0.0
     assert flat['architecture_sd'] == 0.0
-    assert flat['reliability_one'] == 0.0 and flat['anova_p'] > 0.5
+    assert flat['reliability_one'] == 0.0 and flat['f_p'] == 1.0
     assert flat['seed_kendall_tau'] == pytest.approx(-1.0)
     with pytest.raises(ValueError, match='3 architectures and 2 seeds'):
         rank.retraining_noise([[0.8], [0.9], [0.7]])
@@ -250,9 +254,10 @@ def test_summary_with_seeds_shows_the_noise(tmp_path):
     n = results['retraining_noise']
     for value in ('2 seed(s) each', '3 architectures x 2 seeds',
                   f'{100 * n["noise_sd"]:.2f} points',
+                  f'{100 * n["seed_effect_sd"]:.2f} points',
                   f'{100 * n["architecture_sd"]:.2f} points',
-                  f'{n["reliability_one"]:.2f}', 'F(2, 3)',
-                  f'{n["anova_f"]:.2f}', f'{n["seed_kendall_tau"]:.3f}',
+                  f'{n["reliability_one"]:.2f}', 'F(2, 2)',
+                  f'{n["f"]:.2f}', f'{n["seed_kendall_tau"]:.3f}',
                   '| retrained, per seed |', '90.00%, 93.00%',
                   '| arch01_family | family | yes | 60.00% | 91.50% |'):
         assert value in text, value

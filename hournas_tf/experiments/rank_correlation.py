@@ -148,13 +148,16 @@ def correlations(x, y, resamples=2000, seed=0):
 
 def retraining_noise(accuracies, resamples=2000, seed=0):
     """The retraining's noise from `accuracies[a][k]` (architecture a,
-    retraining seed k; at least 3 architectures and 2 seeds): the
-    seed-to-seed standard deviation (pooled within architectures), the
-    spread of the architectures' means, the part of it the noise cannot
-    explain (one-way random effects: var(means) - noise^2 / seeds, at
-    least 0), the reliability of one retraining and of the mean (the
-    share of their variance the architectures explain), the one-way
-    ANOVA F-test (scipy) of "the architectures differ", and Kendall's tau
+    retraining seed k; at least 3 architectures and 2 seeds), as a
+    two-way analysis without replication (architecture + seed + noise):
+    a seed's common effect on every architecture (its data order; the
+    ablation's rows are paired by seed, which removes it) apart from the
+    noise that pairing leaves (the residual). Returns the noise's standard
+    deviation, the seeds' common effect, the spread of the architectures'
+    means and the part of it the noise cannot explain (var(means) -
+    noise^2 / seeds, at least 0), the reliability of one retraining and
+    of the mean (the share of their variance the architectures explain),
+    the F-test of "the architectures differ" (scipy), and Kendall's tau
     of the first seed's accuracies against the second's, with its
     bootstrap interval: how well retraining ranks against itself."""
     from scipy import stats
@@ -164,10 +167,14 @@ def retraining_noise(accuracies, resamples=2000, seed=0):
     if n < 3 or seeds < 2:
         raise ValueError(f'need at least 3 architectures and 2 seeds, got '
                          f'{n} and {seeds}')
-    noise_var = float(np.mean(np.var(a, axis=1, ddof=1)))
-    means_var = float(np.var(a.mean(axis=1), ddof=1))
+    arch_means, seed_means = a.mean(axis=1), a.mean(axis=0)
+    residual = a - arch_means[:, None] - seed_means[None, :] + a.mean()
+    df_arch, df_noise = n - 1, (n - 1) * (seeds - 1)
+    noise_var = float(np.sum(residual ** 2) / df_noise)
+    means_var = float(np.var(arch_means, ddof=1))
     true_var = max(0.0, means_var - noise_var / seeds)
-    anova = stats.f_oneway(*a)
+    f_value = seeds * means_var / noise_var if noise_var > 0 else \
+        float('inf')
     tau = stats.kendalltau(a[:, 0], a[:, 1])
 
     def share(total):
@@ -176,12 +183,14 @@ def retraining_noise(accuracies, resamples=2000, seed=0):
     return {
         'architectures': n, 'seeds': seeds,
         'noise_sd': noise_var ** 0.5,
+        'seed_effect_sd': float(np.std(seed_means, ddof=1)),
         'means_sd': means_var ** 0.5,
         'architecture_sd': true_var ** 0.5,
         'reliability_one': share(true_var + noise_var),
         'reliability_mean': share(means_var),
-        'anova_f': float(anova.statistic), 'anova_p': float(anova.pvalue),
-        'anova_df': [n - 1, n * (seeds - 1)],
+        'f': float(f_value),
+        'f_p': float(stats.f.sf(f_value, df_arch, df_noise)),
+        'f_df': [df_arch, df_noise],
         'seed_kendall_tau': float(tau.statistic),
         'seed_kendall_p': float(tau.pvalue),
         'seed_kendall_ci': bootstrap_ci(a[:, 0], a[:, 1], kendall,
@@ -569,16 +578,18 @@ def _interval(stats, name):
 
 
 def noise_lines(noise):
-    """The summary's table of the retraining's noise (`retraining_noise`)
-    and the sentence that reads it."""
+    """The summary's table of the retraining's noise
+    (`retraining_noise`)."""
     low, high = noise['seed_kendall_ci']
-    df1, df2 = noise['anova_df']
+    df1, df2 = noise['f_df']
     return [
         f'Retraining noise, {noise["architectures"]} architectures x '
-        f'{noise["seeds"]} seeds:', '',
+        f'{noise["seeds"]} seeds (architecture + seed + noise):', '',
         '| quantity | value |', '|---|---:|',
-        f'| seed-to-seed sd (pooled) | {100 * noise["noise_sd"]:.2f} '
-        'points |',
+        f'| noise sd, one retraining, seeds paired | '
+        f'{100 * noise["noise_sd"]:.2f} points |',
+        f'| sd of the seeds\' common effect | '
+        f'{100 * noise["seed_effect_sd"]:.2f} points |',
         f'| sd of the architectures\' means | '
         f'{100 * noise["means_sd"]:.2f} points |',
         f'| sd between architectures, noise removed | '
@@ -587,8 +598,8 @@ def noise_lines(noise):
         f'{noise["reliability_one"]:.2f} |',
         f'| reliability of the mean of {noise["seeds"]} | '
         f'{noise["reliability_mean"]:.2f} |',
-        f'| ANOVA F({df1}, {df2}), architectures differ | '
-        f'{noise["anova_f"]:.2f} (p = {noise["anova_p"]:.3g}) |',
+        f'| F({df1}, {df2}), architectures differ | '
+        f'{noise["f"]:.2f} (p = {noise["f_p"]:.3g}) |',
         '| Kendall tau, first seed against second | '
         f'{noise["seed_kendall_tau"]:.3f} [{low:.2f}, {high:.2f}] '
         f'(p = {noise["seed_kendall_p"]:.3g}) |', '']
