@@ -104,7 +104,7 @@ MUTATIONS = (
     Mutation(
         name='retraining-noise-unremoved',
         path='hournas_tf/experiments/rank_correlation.py',
-        old='    true_var = max(0.0, means_var - noise_var / seeds)\n',
+        old='    true_var = max(0.0, means_var - noise_var / num_seeds)\n',
         new='    true_var = means_var\n',
         tests=('tests/test_rank_correlation.py::test_retraining_noise_by_'
                'hand',),

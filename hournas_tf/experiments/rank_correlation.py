@@ -18,8 +18,8 @@ vital ops, `num_archs` in all. Each gets
 With two seeds or more, the retraining's own noise is measured too
 (`retraining_noise`): how far the seeds of one architecture spread
 against how far the architectures do, and how well one retraining ranks
-the architectures against another. A supernet cannot rank architectures
-better than retraining ranks them against itself.
+the architectures against another: a bound on how well any estimate can
+be seen to rank them.
 
 Ops no draw picked keep their initial weights (batch-norm gamma 0 with
 `zero_init_residual`: the identity), so a score through them means
@@ -163,17 +163,17 @@ def retraining_noise(accuracies, resamples=2000, seed=0):
     from scipy import stats
 
     a = np.asarray(accuracies, float)
-    n, seeds = a.shape
-    if n < 3 or seeds < 2:
+    n, num_seeds = a.shape
+    if n < 3 or num_seeds < 2:
         raise ValueError(f'need at least 3 architectures and 2 seeds, got '
-                         f'{n} and {seeds}')
+                         f'{n} and {num_seeds}')
     arch_means, seed_means = a.mean(axis=1), a.mean(axis=0)
     residual = a - arch_means[:, None] - seed_means[None, :] + a.mean()
-    df_arch, df_noise = n - 1, (n - 1) * (seeds - 1)
+    df_arch, df_noise = n - 1, (n - 1) * (num_seeds - 1)
     noise_var = float(np.sum(residual ** 2) / df_noise)
     means_var = float(np.var(arch_means, ddof=1))
-    true_var = max(0.0, means_var - noise_var / seeds)
-    f_value = seeds * means_var / noise_var if noise_var > 0 else \
+    true_var = max(0.0, means_var - noise_var / num_seeds)
+    f_value = num_seeds * means_var / noise_var if noise_var > 0 else \
         float('inf')
     tau = stats.kendalltau(a[:, 0], a[:, 1])
 
@@ -181,7 +181,7 @@ def retraining_noise(accuracies, resamples=2000, seed=0):
         return true_var / total if total > 0 else float('nan')
 
     return {
-        'architectures': n, 'seeds': seeds,
+        'architectures': n, 'seeds': num_seeds,
         'noise_sd': noise_var ** 0.5,
         'seed_effect_sd': float(np.std(seed_means, ddof=1)),
         'means_sd': means_var ** 0.5,
@@ -551,11 +551,10 @@ def scatter(results, path):
             continue
         x = [100 * r['inherited_accuracy'] for r in rows]
         y = [100 * r['test_accuracy'] for r in rows]
-        spread = [[100 * min(r.get('test_accuracies', [0])) for r in rows],
-                  [100 * max(r.get('test_accuracies', [0])) for r in rows]]
-        if any(len(r.get('test_accuracies', ())) > 1 for r in rows):
-            ax.errorbar(x, y, yerr=[np.subtract(y, spread[0]),
-                                    np.subtract(spread[1], y)],
+        if len(rows[0].get('test_accuracies', ())) > 1:  # several seeds
+            seen = [[100 * a for a in r['test_accuracies']] for r in rows]
+            ax.errorbar(x, y, yerr=[np.subtract(y, [min(a) for a in seen]),
+                                    np.subtract([max(a) for a in seen], y)],
                         fmt='none', ecolor='0.6', elinewidth=0.8)
         ax.scatter(x, y, marker=marker, label=f'{source} ({len(rows)})',
                    edgecolors=['k' if r['all_ops_trained'] else 'r'
