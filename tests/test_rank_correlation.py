@@ -355,14 +355,15 @@ def test_rank_correlation_end_to_end_and_resumed(tiny_search, tmp_path):
     assert 'retrained;' not in again.stdout
 
 
-def test_committed_fashion_mnist_ranking_is_the_tools_output():
-    """docs/rank_correlation.md holds the Fashion-MNIST ranking of the
-    committed docs/rank_correlation_fashion_mnist.json: both statistics
-    recomputed with scipy from its accuracies, and the page's table and
-    range are the tool's own summary lines."""
+@pytest.mark.parametrize('name', ['rank_correlation_fashion_mnist.json',
+                                  'rank_noise_fashion_mnist.json'])
+def test_committed_fashion_mnist_ranking_is_the_tools_output(name):
+    """docs/rank_correlation.md holds the Fashion-MNIST rankings of the
+    committed JSON files: the statistics recomputed with scipy from their
+    accuracies (and the retraining noise from every seed's), and the
+    page's tables and range are the tool's own summary lines."""
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    data = jsonio.read_json(os.path.join(
-        repo, 'docs', 'rank_correlation_fashion_mnist.json'), 'ranking')
+    data = jsonio.read_json(os.path.join(repo, 'docs', name), 'ranking')
     assert data['command'].startswith('python -m tools.rank_correlation ')
     assert '--train_examples=12000' in data['command']
     scored = [r for r in data['architectures'] if r['all_ops_trained']]
@@ -374,10 +375,25 @@ def test_committed_fashion_mnist_ranking_is_the_tools_output():
     assert s['kendall_tau'] == pytest.approx(stats.kendalltau(x, y)[0])
     assert s['spearman_rho'] == pytest.approx(stats.spearmanr(x, y)[0])
     assert data['inherited_range'] == [min(x), max(x)]
+    noise = data.get('retraining_noise')
+    if data['config'].get('retrain_seeds', 1) > 1:
+        seen = [r['test_accuracies'] for r in scored]
+        assert all(len(a) == data['config']['retrain_seeds'] for a in seen)
+        assert y == pytest.approx([np.mean(a) for a in seen])
+        again = rank.retraining_noise(seen, data['config']['bootstrap'],
+                                      data['config']['seed'])
+        assert set(again) == set(noise)
+        for key, value in again.items():
+            assert np.asarray(noise[key]) == pytest.approx(
+                np.asarray(value)), key
+    else:
+        assert noise is None
     doc = open(os.path.join(repo, 'docs', 'rank_correlation.md')).read()
     lines = [line for line in rank.summary(data).splitlines()
-             if line.startswith(('| Kendall', '| Spearman', 'Inherited',
-                                 '| arch'))]
-    assert len(lines) == 4 + len(data['architectures'])  # with the header
+             if line.startswith(('|', 'Inherited', 'Retraining noise'))]
+    # The statistics (4 lines with the header), the architectures' table
+    # (2 + one per architecture) and the noise table (3 + 8 rows).
+    assert len(lines) == 4 + 1 + 2 + len(data['architectures']) + (
+        11 if noise else 0)
     for line in lines:
         assert line in doc, line
