@@ -356,7 +356,8 @@ def test_rank_correlation_end_to_end_and_resumed(tiny_search, tmp_path):
 
 
 @pytest.mark.parametrize('name', ['rank_correlation_fashion_mnist.json',
-                                  'rank_noise_fashion_mnist.json'])
+                                  'rank_noise_fashion_mnist.json',
+                                  'rank_noise_fashion_mnist_e4.json'])
 def test_committed_fashion_mnist_ranking_is_the_tools_output(name):
     """docs/rank_correlation.md holds the Fashion-MNIST rankings of the
     committed JSON files: the statistics recomputed with scipy from their
