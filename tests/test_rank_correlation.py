@@ -294,6 +294,10 @@ def test_check_output_resumes_the_same_run_only(tmp_path):
     (['.'], '--output_dir is required'),
     ([], 'give one search output folder'),
     (['.', '--output_dir=o', '--num_archs=2'], 'num_archs'),
+    (['.', '--output_dir=o', '--retrain_seeds=0'],
+     '--retrain_seeds=0: 0 is not a positive integer'),
+    (['.', '--output_dir=o', '--workers=0'],
+     '--workers=0: 0 is not a positive integer'),
     (['.', '--output_dir=o', '--report_only'], 'has no supernet.json'),
 ])
 def test_bad_input_is_refused_in_one_line(tmp_path, args, expect):
