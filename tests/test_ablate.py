@@ -637,3 +637,21 @@ def test_quick_mode_runs_every_searched_row_and_rewrites_its_table(
     assert rewritten.split('Command:')[0] == table.split('Command:')[0]
     assert f'started {data["started"]}' in rewritten
     assert 'TensorFlow 2.' in rewritten and 'commit ' in rewritten
+
+
+def test_set_up_cell_takes_the_share_and_turns_grappler_off():
+    """A cell's child: its share of the cores for both pools and the
+    search's graph settings, in a fresh process."""
+    res = run_python('-c', (
+        'from hournas_tf.experiments import ablation\n'
+        'print(ablation.set_up_cell(1000))\n'
+        'import tensorflow as tf\n'
+        'tf.constant(1.0) + 1.0\n'
+        'print(tf.config.threading.get_intra_op_parallelism_threads(),'
+        ' tf.config.threading.get_inter_op_parallelism_threads(),'
+        ' tf.config.optimizer.get_experimental_options()'
+        "['disable_meta_optimizer'])\n"), timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.split('\n')[:2] == [
+        '1 thread(s) per TensorFlow pool (1000 cell(s) at a time on '
+        f'{threads.cores()} core(s))', '1 1 True']

@@ -500,18 +500,25 @@ def release(config, variant, seed):
                                f'{variant}-seed{seed}.lock'))
 
 
+def set_up_cell(workers):
+    """In a cell's child process (this table's, or a retraining of the
+    recipe-length and rank-correlation runs): TensorFlow's pools get the
+    cell's share of the cores (two default pools per process contend when
+    two cells share two cores; benchmarks/speed/worker_threads.py), and
+    every job runs with the same graph settings, the search's (Grappler
+    off), also for a retraining. Returns the line the cell logs."""
+    import tensorflow as tf
+
+    line = threads.take_share(workers)
+    tf.config.optimizer.set_experimental_options(
+        {'disable_meta_optimizer': True})
+    return line
+
+
 def run_one_cell(config, variant, seed):
     """Runs one cell in this process (the child a worker starts), with
     its share of the cores for TensorFlow's thread pools."""
-    import tensorflow as tf
-
-    # Two default pools per process contend when two cells share two
-    # cores (benchmarks/speed/worker_threads.py).
-    log(threads.take_share(config.workers))
-    # Every job of the table runs with the same graph settings: the
-    # search's (Grappler off), also for the retraining.
-    tf.config.optimizer.set_experimental_options(
-        {'disable_meta_optimizer': True})
+    log(set_up_cell(config.workers))
     return run_cell(config, variant, seed)
 
 

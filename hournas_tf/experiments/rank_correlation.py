@@ -345,18 +345,12 @@ def prepare(config):
 def retrain(config, index, seed):
     """Child process: retrains architecture `index` with `seed` (resumed
     when interrupted); returns its metrics."""
-    import tensorflow as tf
 
-    from hournas_tf.common import threads
     from hournas_tf.experiments import ablation
     from hournas_tf.spaces.architecture import Architecture
     from hournas_tf.training import train_lib
 
-    # The ablation's thread share and graph settings
-    # (`ablation.run_one_cell`).
-    log(threads.take_share(config.workers))
-    tf.config.optimizer.set_experimental_options(
-        {'disable_meta_optimizer': True})
+    log(ablation.set_up_cell(config.workers))
     search = run_search_config(config.run_dir)
     row = jsonio.read_json(os.path.join(config.output_dir, ARCHS_FILE),
                            'architecture list')['architectures'][index]

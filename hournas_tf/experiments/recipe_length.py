@@ -29,7 +29,6 @@ import time
 from hournas_tf.common import jsonio
 from hournas_tf.common import provenance
 from hournas_tf.common import runner
-from hournas_tf.common import threads
 from hournas_tf.common.errors import UserError
 
 RESULTS_FILE = 'recipe_length.json'
@@ -100,16 +99,11 @@ def metrics_of(config, variant, seed, epochs):
 def retrain(config, source_dir, variant, seed, epochs):
     """Child process: one retraining (resumed when interrupted); returns
     its metrics."""
-    import tensorflow as tf
 
     from hournas_tf.experiments import ablation
     from hournas_tf.training import train_lib
 
-    # The ablation's thread share and graph settings
-    # (`ablation.run_one_cell`).
-    log(threads.take_share(config.workers))
-    tf.config.optimizer.set_experimental_options(
-        {'disable_meta_optimizer': True})
+    log(ablation.set_up_cell(config.workers))
     arch = source_architecture(source_dir, variant, seed)
     train = ablation.train_config(
         dataclasses.replace(config, train_epochs=epochs), arch, seed,
