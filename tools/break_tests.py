@@ -102,6 +102,14 @@ MUTATIONS = (
                'optimizations'),
         why='repair reports its changes but returns the unrepaired columns'),
     Mutation(
+        name='vital-agreement-unpaired',
+        path='hournas_tf/experiments/vital_agreement.py',
+        old='    y = np.asarray([b[s] for s in common])\n',
+        new='    y = np.asarray([b[s] for s in reversed(common)])\n',
+        tests=('tests/test_vital_agreement.py::test_same_seed_pairs_the_'
+               'seeds',),
+        why="two rows' vital ops compared across different seeds"),
+    Mutation(
         name='retraining-noise-unremoved',
         path='hournas_tf/experiments/rank_correlation.py',
         old='    true_var = max(0.0, means_var - noise_var / num_seeds)\n',

@@ -14,6 +14,7 @@ from hournas_tf.common import jsonio
 from hournas_tf.common import provenance
 from hournas_tf.experiments import ablation_restore
 from hournas_tf.experiments import paired
+from hournas_tf.experiments import vital_agreement
 from hournas_tf.experiments.ablation import BASELINES
 from hournas_tf.experiments.ablation import DEFAULT
 from hournas_tf.experiments.ablation import OTHER_VARIANTS
@@ -180,10 +181,13 @@ def conclusion(stats):
 
 
 def analyze(results, targets):
-    """{'rows', 'statistics', 'conclusion'} of the cells' `results`."""
+    """{'rows', 'statistics', 'conclusion', 'vital_agreement'} of the
+    cells' `results` (`vital_agreement.analyze`: do the rows' stage 1
+    agree on the vital ops?)."""
     stats = statistics(results)
     return {'rows': summarize(results, targets), 'statistics': stats,
-            'conclusion': conclusion(stats)}
+            'conclusion': conclusion(stats),
+            'vital_agreement': vital_agreement.analyze(results, DEFAULT)}
 
 
 def markdown(config, data):
@@ -193,6 +197,13 @@ def markdown(config, data):
         md += [f'Accuracies on the {data["evaluated_on"]}, not the test '
                'split: for choosing settings, not a final result.', '']
     md += [f'- {line}' for line in data['conclusion']]
+    agreement = vital_agreement.lines(
+        data.get('vital_agreement', {}),
+        {v: _label(v)[0] for v in data['results']})
+    if agreement:
+        md += ['', 'Do the searches agree on the vital ops stage 1 fixes? '
+               '(the random row draws them at random):', '']
+        md += [f'- {line}' for line in agreement]
     elapsed = (datetime.datetime.fromisoformat(data['written'])
                - datetime.datetime.fromisoformat(data['started']))
     m = data['machine']
