@@ -339,6 +339,8 @@ def test_committed_fashion_mnist_table_is_the_tools_output(tmp_path):
     assert analysis['statistics'] == json.loads(json.dumps(
         data['statistics']))
     assert analysis['conclusion'] == data['conclusion']
+    assert analysis['vital_agreement'] == json.loads(json.dumps(
+        data['vital_agreement']))
     seeds = {v: sorted(r['seed'] for r in rows)
              for v, rows in data['results'].items()}
     # Issue 19's rows, each with the same 10 or more paired seeds.
