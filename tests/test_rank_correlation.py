@@ -266,6 +266,24 @@ def test_summary_with_seeds_shows_the_noise(tmp_path):
     assert path.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
 
+def test_the_labels_name_the_split_the_retraining_was_scored_on(tmp_path):
+    config = _fake_run(tmp_path, [(0.5, 0.8), (0.6, 0.85), (0.55, 0.9)])
+    results = _reported(config)
+    assert rank.eval_label(results) == 'test'
+    assert '| inherited (validation) | retrained (test) |' in \
+        rank.summary(results)
+    held = dict(results, architectures=[
+        dict(r, eval_split='train[54000:60000]')
+        for r in results['architectures']])
+    assert rank.eval_label(held) == 'held-out train[54000:60000]'
+    assert '| retrained (held-out train[54000:60000]) |' in \
+        rank.summary(held)
+    mixed = dict(held, architectures=held['architectures'][:1]
+                 + results['architectures'][1:])
+    assert rank.eval_label(mixed) == ('mixed splits: test, '
+                                      'train[54000:60000]')
+
+
 def test_check_output_resumes_the_same_run_only(tmp_path):
     config = rank.RankConfig(run_dir='run', output_dir=str(tmp_path / 'o'))
     rank.check_output(config)

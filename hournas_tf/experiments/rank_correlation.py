@@ -531,6 +531,17 @@ def collect(config):
     }
 
 
+def eval_label(results):
+    """The retrained accuracies' split, for labels: 'test', or the
+    held-out part of the training split (a search run with
+    --validation_fraction)."""
+    splits = sorted({r['eval_split'] for r in results['architectures']})
+    if len(splits) > 1:
+        return 'mixed splits: ' + ', '.join(splits)
+    split = splits[0] if splits else 'test'
+    return split if split == 'test' else f'held-out {split}'
+
+
 def scatter(results, path):
     """The scatter plot PNG: retrained test accuracy (the seeds' mean, a
     bar from their lowest to their highest) against inherited accuracy,
@@ -560,7 +571,7 @@ def scatter(results, path):
                  f'{stats["spearman_rho"]:.2f} (n={stats["n"]})')
     ax.set_title(title, fontsize=10)
     ax.set_xlabel('inherited-weight accuracy, validation (%)')
-    ax.set_ylabel('retrained test accuracy (%)')
+    ax.set_ylabel(f'retrained accuracy, {eval_label(results)} (%)')
     ax.legend(fontsize=8)
     fig.savefig(path, dpi=110)
 
@@ -634,7 +645,8 @@ def summary(results):
         lines += noise_lines(noise)
     seeds_head = ' | retrained, per seed' if many else ''
     lines += ['| architecture | source | all ops trained | inherited '
-              f'(validation) | retrained (test){seeds_head} |',
+              f'(validation) | retrained ({eval_label(results)})'
+              f'{seeds_head} |',
               '|---|---|---|---:|---:|' + ('---|' if many else '')]
     for r in results['architectures']:
         per_seed = ''
