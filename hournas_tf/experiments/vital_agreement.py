@@ -1,5 +1,5 @@
 """Does stage 1 choose its vital ops for a reason? Measured on an
-ablation's cells (numpy only).
+ablation's cells (numpy, no TensorFlow).
 
 If the vital ops stage 1 fixes were decided by the problem, searches of
 the same problem would agree on them. Two measures, per row that runs
