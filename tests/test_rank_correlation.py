@@ -218,6 +218,12 @@ def test_collect_takes_the_mean_of_the_seeds_and_their_noise(tmp_path):
     one = rank.collect(_fake_run(tmp_path / 'one', [
         (0.5, 0.8), (0.6, 0.85), (0.55, 0.9)]))
     assert one['retraining_noise'] is None
+    # An untrained op leaves the row out of the correlations only: the
+    # retraining's noise does not depend on the supernet.
+    partly = rank.collect(_fake_run(tmp_path / 'partly', accuracies[:3],
+                                    [True, True, False]))
+    assert partly['statistics'] is None and partly['num_scored'] == 2
+    assert partly['retraining_noise'] == results['retraining_noise']
 
 
 def _reported(config):
@@ -400,9 +406,10 @@ def test_committed_fashion_mnist_ranking_is_the_tools_output(name):
     assert data['inherited_range'] == [min(x), max(x)]
     noise = data.get('retraining_noise')
     if data['config'].get('retrain_seeds', 1) > 1:
-        seen = [r['test_accuracies'] for r in scored]
+        assert y == pytest.approx([np.mean(r['test_accuracies'])
+                                   for r in scored])
+        seen = [r['test_accuracies'] for r in data['architectures']]
         assert all(len(a) == data['config']['retrain_seeds'] for a in seen)
-        assert y == pytest.approx([np.mean(a) for a in seen])
         again = rank.retraining_noise(seen, data['config']['bootstrap'],
                                       data['config']['seed'])
         assert set(again) == set(noise)

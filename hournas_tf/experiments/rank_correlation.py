@@ -488,7 +488,7 @@ def collect(config):
     """Every finished architecture's numbers (its test accuracy: the mean
     over its seeds), the correlations over those whose ops were all
     trained (None below 3 of them) and, with two seeds or more, the
-    retraining's noise over the same ones."""
+    retraining's noise over every finished one (3 or more)."""
     listing = jsonio.read_json(os.path.join(config.output_dir, ARCHS_FILE),
                                'architecture list')
     rows = []
@@ -512,9 +512,11 @@ def collect(config):
         stats = correlations([r['inherited_accuracy'] for r in scored],
                              [r['test_accuracy'] for r in scored],
                              config.bootstrap, config.seed)
-        if config.retrain_seeds >= 2:
-            noise = retraining_noise([r['test_accuracies'] for r in scored],
-                                     config.bootstrap, config.seed)
+    if config.retrain_seeds >= 2 and len(rows) >= 3:
+        # The retraining's noise does not depend on the supernet: every
+        # retrained architecture counts, an untrained op or not.
+        noise = retraining_noise([r['test_accuracies'] for r in rows],
+                                 config.bootstrap, config.seed)
     inherited = [r['inherited_accuracy'] for r in scored]
     return {
         'config': dataclasses.asdict(config),
