@@ -229,6 +229,44 @@ def test_search_summary_reads_history_and_arch(tmp_path):
                         '| vital 103 s, total 498 s |')
 
 
+def test_search_summary_says_how_often_the_runs_agree_on_the_vital_ops(
+        tmp_path):
+    """Three finished runs: the first two fixed the same vital ops, the
+    third others in 3 of the 7 layers; a run without stage1.json is left
+    out of the count."""
+    space = spaces.get_space('efficientnet', image_size=32, num_classes=10,
+                             width_multiplier=0.5)
+    vital = space.vital_layers
+    cands = [space.layers[i].candidates for i in vital]
+    picks = [[c[0] for c in cands], [c[0] for c in cands],
+             [c[1] if j < 3 else c[0] for j, c in enumerate(cands)], None]
+    runs = []
+    for k, pick in enumerate(picks):
+        run = tmp_path / f's{k}'
+        run.mkdir()
+        runs.append(run)
+        (run / 'history.jsonl').write_text(json.dumps({
+            'stage': 'nonvital', 'epoch': 1, 'accuracy': 0.5,
+            'arch_accuracy': 0.5,
+            'op_probabilities': {'2': {'a': 1.0}}}) + '\n')
+        ops = [layer.candidates[0] for layer in space.layers]
+        (run / 'arch.json').write_text(json.dumps({
+            'string': 'efficientnet[image_size=32,num_classes=10,'
+                      'width_multiplier=0.5]:' + ','.join(ops),
+            'search': {'relative_error': {'macs': 0.0}}}))
+        if pick:
+            (run / 'stage1.json').write_text(json.dumps({'vital_ops': {
+                str(i): op for i, op in zip(vital, pick)}}))
+    out = run_tool('search_summary.py', *map(str, runs))
+    assert out.returncode == 0, out.stderr
+    # Pairs: (0, 1) agree on 7 layers, (0, 2) and (1, 2) on 4: 15 of 21.
+    assert out.stdout.splitlines()[-1].startswith(
+        'Vital ops stage 1 fixed, across these 3 runs: 71% of (run pair, '
+        'vital layer) share the op (uniform picks: 25%; p = ')
+    one = run_tool('search_summary.py', str(runs[0]), str(runs[3]))
+    assert 'Vital ops stage 1 fixed' not in one.stdout
+
+
 def test_search_summary_puts_several_runs_side_by_side(tmp_path):
     """Two finished runs and one without arch.json: each run's epoch
     table under its own heading, in the order given, then one result row

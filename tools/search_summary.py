@@ -13,7 +13,10 @@ probabilities, and in stage 2 the proposals' mean top probability and
 since the stage started). Then one row per run (from `arch.json`): the
 derived architecture, its relative errors before and after repair, the
 repaired layers, stage 2's start (share of draws within tolerance, mean
-top probability), the rows changed, and the stage times.
+top probability), the rows changed, and the stage times. With two or
+more finished runs, a last line says how often they agree on the vital
+ops stage 1 fixed (`experiments.vital_agreement`: the share of (run
+pair, vital layer) with the same op, against uniform picks).
 """
 
 import json
@@ -23,6 +26,8 @@ import statistics
 from hournas_tf.common import errors
 from hournas_tf.common import jsonio
 from hournas_tf.common import runner
+from hournas_tf.experiments import vital_agreement
+from hournas_tf.spaces.architecture import Architecture
 
 
 def read_history(run_dir):
@@ -102,6 +107,33 @@ def result_row(run_dir):
             f'| {times} |')
 
 
+def vital_line(run_dirs):
+    """How often the finished runs among `run_dirs` agree on the vital
+    ops their stage 1 fixed (`stage1.json`), or None below two runs."""
+    ops, candidates = {}, None
+    for run_dir in run_dirs:
+        paths = [os.path.join(run_dir, name)
+                 for name in ('stage1.json', 'arch.json')]
+        if not all(os.path.isfile(p) for p in paths):
+            continue
+        vital = jsonio.read_json(paths[0], 'stage-1 result')['vital_ops']
+        if not vital:
+            continue
+        space = Architecture.from_string(jsonio.read_json(
+            paths[1], 'architecture file')['string']).search_space()
+        layers = sorted(int(i) for i in vital)
+        ops[run_dir] = tuple(vital[str(i)] for i in layers)
+        candidates = tuple(len(space.layers[i].candidates) for i in layers)
+    if len(ops) < 2:
+        return None
+    s = vital_agreement.across_seeds(ops, candidates)
+    return (f'Vital ops stage 1 fixed, across these {s["seeds"]} runs: '
+            f'{s["agreement"]:.0%} of (run pair, vital layer) share the op '
+            f'(uniform picks: {s["chance"]:.0%}; p = {s["p"]:.3g} under '
+            'uniform picks); the most frequent op of a layer is picked by '
+            f'{s["modal_share"]:.0%} of the runs on average.')
+
+
 def summary(run_dirs):
     """The whole markdown text for `run_dirs`."""
     parts = []
@@ -113,6 +145,9 @@ def summary(run_dirs):
               'top probability | rows changed | time |',
               '|---|---|---|---|---|---|---|---|']
     parts += [result_row(d) for d in run_dirs]
+    line = vital_line(run_dirs)
+    if line:
+        parts += ['', line]
     return '\n'.join(parts)
 
 
