@@ -312,6 +312,24 @@ def test_check_output_resumes_the_same_run_only(tmp_path):
             config, output_dir=str(tmp_path / 'other')))
 
 
+def test_report_only_takes_the_settings_the_run_started_with(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(rank, 'run_search_config', lambda run_dir: None)
+    out = str(tmp_path / 'o')
+    started = rank.RankConfig(run_dir='run', output_dir=out, num_archs=12,
+                              train_epochs=2, retrain_seeds=2, workers=2)
+    rank.check_output(started)
+    stored = jsonio.read_json(tmp_path / 'o' / rank.CONFIG_FILE, 'config')
+    del stored['workers']  # a run started before the setting existed
+    stored['from_a_later_version'] = 1
+    jsonio.write_json(tmp_path / 'o' / rank.CONFIG_FILE, stored)
+    again = rank.stored_config('run', out)
+    assert again == dataclasses.replace(started, workers=1)
+    rank.check_output(again)  # the report's settings are the run's
+    with pytest.raises(UserError, match='holds no started rank-correlation'):
+        rank.stored_config('run', str(tmp_path / 'none'))
+
+
 @pytest.mark.parametrize('args, expect', [
     (['nowhere', '--output_dir=o'], "search run 'nowhere' is not a folder"),
     (['.', '--output_dir=o'], 'has no supernet.json'),

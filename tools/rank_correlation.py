@@ -56,7 +56,8 @@ def define_flags():
                          'rerun may change it).', lower_bound=1)
     flags.DEFINE_bool('report_only', False, 'Write results.json, '
                       'scatter.png and summary.md from the architectures '
-                      'finished so far; run nothing.')
+                      'finished so far, with the settings the run in '
+                      '--output_dir started with; run nothing.')
 
 
 def main(argv):
@@ -74,6 +75,8 @@ def main(argv):
         bootstrap=f.bootstrap, retrain_seeds=f.retrain_seeds,
         workers=f.workers)
     if f.report_only:
+        # The run's own settings: the report needs no flag repeated.
+        config = rank_correlation.stored_config(argv[1], f.output_dir)
         results = rank_correlation.finished(config)
     else:
         results = rank_correlation.run(config)

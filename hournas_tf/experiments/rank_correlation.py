@@ -382,15 +382,35 @@ def all_metrics(config, index):
 # --- Running ------------------------------------------------------------------
 
 
+def _stored(path):
+    """A rank_config.json's settings; settings added after the run
+    started have their default."""
+    defaults = dataclasses.asdict(RankConfig(run_dir='', output_dir=''))
+    stored = jsonio.read_json(path, 'rank config')
+    return dict(defaults, **{k: v for k, v in stored.items()
+                             if k in defaults})
+
+
+def stored_config(run_dir, output_dir):
+    """The settings of the run started in `output_dir` (for
+    --report_only: no flag needs repeating), with `run_dir` and
+    `output_dir` as given; UserError for a folder without a run."""
+    run_search_config(run_dir)
+    path = os.path.join(output_dir, CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise UserError(f'{output_dir} holds no started rank-correlation '
+                        'run; run without --report_only')
+    return RankConfig(**dict(_stored(path), run_dir=run_dir,
+                             output_dir=output_dir))
+
+
 def check_output(config):
     """Writes rank_config.json, or checks that the folder's run has the
     same settings (a rerun resumes it)."""
     path = os.path.join(config.output_dir, CONFIG_FILE)
     here = dataclasses.asdict(config)
     if os.path.isfile(path):
-        # Settings added after a run started have their default there.
-        defaults = dataclasses.asdict(RankConfig(run_dir='', output_dir=''))
-        stored = dict(defaults, **jsonio.read_json(path, 'rank config'))
+        stored = _stored(path)
         for name in sorted(set(here) | set(stored)):
             if name not in FREE_SETTINGS and here.get(name) != stored.get(
                     name):
