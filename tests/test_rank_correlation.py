@@ -399,6 +399,13 @@ def test_rank_correlation_end_to_end_and_resumed(tiny_search, tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert '6 retrained before' in again.stdout
     assert 'retrained;' not in again.stdout
+    # --report_only needs none of the run's flags: it reads them.
+    report = run_module('tools.rank_correlation', *args[:2],
+                        '--report_only', timeout=900)
+    assert report.returncode == 0, report.stderr[-3000:]
+    rewritten = json.loads((out / rank.RESULTS_FILE).read_text())
+    assert rewritten['config'] == results['config']
+    assert rewritten['statistics'] == results['statistics']
 
 
 @pytest.mark.parametrize('name', ['rank_correlation_fashion_mnist.json',
