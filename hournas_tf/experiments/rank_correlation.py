@@ -345,7 +345,6 @@ def prepare(config):
 def retrain(config, index, seed):
     """Child process: retrains architecture `index` with `seed` (resumed
     when interrupted); returns its metrics."""
-
     from hournas_tf.experiments import ablation
     from hournas_tf.spaces.architecture import Architecture
     from hournas_tf.training import train_lib

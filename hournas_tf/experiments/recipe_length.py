@@ -99,7 +99,6 @@ def metrics_of(config, variant, seed, epochs):
 def retrain(config, source_dir, variant, seed, epochs):
     """Child process: one retraining (resumed when interrupted); returns
     its metrics."""
-
     from hournas_tf.experiments import ablation
     from hournas_tf.training import train_lib
 
